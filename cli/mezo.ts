@@ -1,0 +1,30 @@
+/**
+ * The `mezo` command line. Each subcommand lives in its own module and is registered here.
+ */
+import { readFileSync } from 'node:fs';
+import { Command } from 'commander';
+import { registerInfoCommand } from './info-command.js';
+
+function packageVersion(): string {
+  for (const rel of ['../package.json', '../../package.json']) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'mezo-fleet' && typeof pkg.version === 'string') return pkg.version;
+    } catch {
+      // Try the next location: the source tree and dist/ sit at different depths.
+    }
+  }
+  return '0.0.0';
+}
+
+export function buildProgram(): Command {
+  const program = new Command('mezo')
+    .description('Federated, backprop-free (MeZO) fine-tuning of ONNX models on fleets of memory-constrained devices')
+    .version(packageVersion(), '-V, --version', 'print the mezo-fleet version')
+    .showHelpAfterError()
+    .configureHelp({ sortSubcommands: true });
+  registerInfoCommand(program);
+  return program;
+}
+
+await buildProgram().parseAsync(process.argv);

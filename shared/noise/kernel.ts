@@ -1,0 +1,43 @@
+/**
+ * The low-level noise kernel that both implementations provide. Arguments are already validated by the engine
+ * (engine.ts); the native addon re-checks them at the C++ boundary because it must never trust its caller.
+ */
+
+export const DIST_GAUSSIAN = 0;
+export const DIST_RADEMACHER = 1;
+export type DistributionCode = typeof DIST_GAUSSIAN | typeof DIST_RADEMACHER;
+
+export interface NoiseKernel {
+  readonly kind: 'native' | 'js';
+  /** Vector instruction set the kernel dispatched to ('avx2', 'generic'), or 'none' for TypeScript. */
+  readonly simd: string;
+  /** One Philox4x32-10 block: out = philox(counter[0..3], key[0..1]). */
+  philox(out: Uint32Array, counter: Uint32Array, key: Uint32Array): void;
+  /** slab[i] = f32(slab[i] + f32(scale · z(key, offset + i))) for start ≤ i < end. */
+  perturb(
+    slab: Float32Array,
+    k0: number,
+    k1: number,
+    scale: number,
+    offset: number,
+    start: number,
+    end: number,
+    distribution: DistributionCode,
+  ): void;
+  /**
+   * Applies entries k = 0..K−1 in order, as K perturbs would, in one pass over [start, end).
+   * keys holds (k0, k1) pairs: keys.length === 2·coeffs.length.
+   */
+  accumulate(
+    slab: Float32Array,
+    keys: Uint32Array,
+    coeffs: Float32Array,
+    offset: number,
+    start: number,
+    end: number,
+    distribution: DistributionCode,
+  ): void;
+  /** Worker threads for large slabs (native only; the TypeScript kernel always uses the calling thread). */
+  setThreads(threads: number): void;
+  getThreads(): number;
+}
