@@ -128,7 +128,8 @@ function perturbRademacher(
   start: number,
   end: number,
 ): void {
-  const negative = -scale;
+  // Branch-free sign: scale − 2·scale·bit is exactly ±scale in a double (random bits defeat branch prediction).
+  const twice = 2 * scale;
   let i = start;
   while (i < end) {
     const g = offset + i;
@@ -138,9 +139,10 @@ function perturbRademacher(
     while (lane < RADEMACHER_PER_BLOCK && i < end) {
       const word = words[lane >>> 5]!;
       // A set bit means −1: slab[i] = f32(slab[i] ± scale).
-      slab[i] = slab[i]! + ((word >>> (lane & 31)) & 1 ? negative : scale);
-      lane++;
-      i++;
+      let bit = lane & 31;
+      const stop = Math.min(32, bit + (end - i));
+      for (; bit < stop; bit++, i++) slab[i] = slab[i]! + (scale - twice * ((word >>> bit) & 1));
+      lane = (lane | 31) + 1;
     }
   }
 }

@@ -65,3 +65,15 @@ export function loadNativeKernel(): NoiseKernel {
     getThreads: () => binding.getThreads(),
   };
 }
+
+/**
+ * The addon's plain in-place read+write loop (slab[i] += value), the memory floor that benchmarks compare the
+ * noise kernels against; undefined when the addon is not built.
+ */
+export function loadNativeFloor(): ((slab: Float32Array, value: number) => void) | undefined {
+  const require = createRequire(import.meta.url);
+  const path = CANDIDATES.map((rel) => fileURLToPath(new URL(rel, import.meta.url))).find((p) => existsSync(p));
+  if (path === undefined) return undefined;
+  const binding = require(path) as { addScalar?: (slab: Float32Array, value: number) => void };
+  return binding.addScalar;
+}

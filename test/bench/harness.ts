@@ -1,0 +1,89 @@
+/**
+ * Shared benchmark plumbing: timing by repeated runs (median, with min and max kept), host facts, and the
+ * JSON + table output every suite uses. Benchmarks report; they never assert — targets are shown as ratios.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
+
+export interface Timing {
+  /** Median wall time of one call, in milliseconds. */
+  medianMs: number;
+  minMs: number;
+  maxMs: number;
+  repetitions: number;
+}
+
+/** Times `run` `repetitions` times after `warmup` untimed calls; `reset` runs before each call, untimed. */
+export function time(run: () => void, options: { repetitions?: number; warmup?: number; reset?: () => void } = {}): Timing {
+  const repetitions = options.repetitions ?? 7;
+  for (let i = 0; i < (options.warmup ?? 1); i++) {
+    options.reset?.();
+    run();
+  }
+  const samples: number[] = [];
+  for (let i = 0; i < repetitions; i++) {
+    options.reset?.();
+    const started = process.hrtime.bigint();
+    run();
+    samples.push(Number(process.hrtime.bigint() - started) / 1e6);
+  }
+  samples.sort((a, b) => a - b);
+  return {
+    medianMs: samples[Math.floor(samples.length / 2)]!,
+    minMs: samples[0]!,
+    maxMs: samples[samples.length - 1]!,
+    repetitions,
+  };
+}
+
+export function hostInfo(): Record<string, unknown> {
+  const cpu = cpus();
+  return {
+    cpuModel: cpu[0]?.model ?? 'unknown',
+    cores: cpu.length,
+    memoryGiB: Math.round((totalmem() / 2 ** 30) * 10) / 10,
+    node: process.versions.node,
+    platform: `${process.platform}-${process.arch}`,
+  };
+}
+
+export interface SuiteResult {
+  suite: string;
+  date: string;
+  host: Record<string, unknown>;
+  /** Rows for the printed table: every value already formatted or a number. */
+  table: Array<Record<string, string | number>>;
+  [key: string]: unknown;
+}
+
+/** Writes bench-results/<suite>.json (latest) and a dated copy, and prints the table. */
+export function report(result: SuiteResult, directory = 'bench-results'): string {
+  mkdirSync(directory, { recursive: true });
+  const latest = join(directory, `${result.suite}.json`);
+  const json = `${JSON.stringify(result, null, 2)}\n`;
+  writeFileSync(latest, json);
+  writeFileSync(join(directory, `${result.suite}-${result.date.replace(/[:.]/g, '-')}.json`), json);
+  printTable(result.suite, result.table);
+  return latest;
+}
+
+export function printTable(title: string, rows: Array<Record<string, string | number>>): void {
+  if (rows.length === 0) return;
+  const columns = [...new Set(rows.flatMap((row) => Object.keys(row)))];
+  const cell = (value: string | number | undefined): string =>
+    value === undefined ? '' : typeof value === 'number' ? formatNumber(value) : value;
+  const widths = columns.map((c) => Math.max(c.length, ...rows.map((row) => cell(row[c]).length)));
+  const line = (values: string[]): string =>
+    values.map((v, i) => (i === 0 ? v.padEnd(widths[i]!) : v.padStart(widths[i]!))).join('  ');
+  process.stdout.write(`\n${title}\n${line(columns)}\n${widths.map((w) => '-'.repeat(w)).join('  ')}\n`);
+  for (const row of rows) process.stdout.write(`${line(columns.map((c) => cell(row[c])))}\n`);
+}
+
+function formatNumber(value: number): string {
+  if (Number.isInteger(value)) return String(value);
+  const magnitude = Math.abs(value);
+  if (magnitude >= 100) return value.toFixed(1);
+  if (magnitude >= 1) return value.toFixed(2);
+  return value.toPrecision(3);
+}

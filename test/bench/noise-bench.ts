@@ -1,0 +1,117 @@
+/**
+ * Noise engine benchmark (issue targets, as ratios to the memory floor measured in the same process):
+ *   native Gaussian perturb ≥ 0.15× the floor's speed, single thread; native Rademacher ≥ 0.8×;
+ *   accumulate with 8 entries no slower per entry than one perturb. TypeScript figures are reported.
+ */
+import { createNoiseEngine, jsKernel, NoiseEngine, PackedEntries } from '../../shared/noise/index.js';
+import { measureRestoreDrift } from '../../shared/noise/drift.js';
+import { loadNativeFloor } from '../../shared/noise/native-binding.js';
+import { hostInfo, time, type SuiteResult, type Timing } from './harness.js';
+
+interface Row {
+  name: string;
+  implementation: string;
+  threads: number;
+  timing: Timing;
+  /** Elements × entries processed per call. */
+  elementUpdates: number;
+}
+
+/** The memory floor: one in-place read + write of every element, the least any perturbation can cost. */
+function floorLoop(slab: Float32Array): void {
+  for (let i = 0; i < slab.length; i++) slab[i] = slab[i]! + 1e-9;
+}
+
+export async function benchNoise(options: { elements?: number; repetitions?: number } = {}): Promise<SuiteResult> {
+  const elements = options.elements ?? 16 * 2 ** 20;
+  const repetitions = options.repetitions ?? 7;
+  const slab = new Float32Array(elements);
+  const js = new NoiseEngine(jsKernel);
+  let native: NoiseEngine | undefined;
+  try {
+    native = createNoiseEngine('native');
+  } catch (err) {
+    process.stderr.write(`native addon unavailable, reporting TypeScript only: ${(err as Error).message}\n`);
+  }
+  const entries8 = PackedEntries.from(Array.from({ length: 8 }, (_, k) => ({ seed: BigInt(1000 + k), coeff: 1e-6 })));
+  const rows: Row[] = [];
+  const add = (name: string, implementation: string, threads: number, run: () => void, updates = elements, reps = repetitions): void => {
+    slab.fill(0.01);
+    rows.push({ name, implementation, threads, timing: time(run, { repetitions: reps }), elementUpdates: updates });
+  };
+
+  add('floor: read+write loop', 'js', 1, () => floorLoop(slab));
+  const nativeFloor = native ? loadNativeFloor() : undefined;
+  if (nativeFloor) add('floor: read+write loop', 'native', 1, () => nativeFloor(slab, 1e-9));
+
+  if (native) {
+    native.setThreads(1);
+    add('perturb gaussian', 'native', 1, () => native.perturb(slab, 42n, 1e-3));
+    add('perturb rademacher', 'native', 1, () => native.perturb(slab, 42n, 1e-3, { distribution: 'rademacher' }));
+    add('accumulate 8 gaussian', 'native', 1, () => native.accumulate(slab, entries8), elements * 8);
+    add('accumulate 8 rademacher', 'native', 1, () => native.accumulate(slab, entries8, { distribution: 'rademacher' }), elements * 8);
+    native.setThreads(2);
+    add('perturb gaussian', 'native', 2, () => native.perturb(slab, 42n, 1e-3));
+    add('accumulate 8 gaussian', 'native', 2, () => native.accumulate(slab, entries8), elements * 8);
+    native.setThreads(1);
+  }
+  const jsReps = Math.max(3, Math.floor(repetitions / 2));
+  add('perturb gaussian', 'js', 1, () => js.perturb(slab, 42n, 1e-3), elements, jsReps);
+  add('perturb rademacher', 'js', 1, () => js.perturb(slab, 42n, 1e-3, { distribution: 'rademacher' }), elements, jsReps);
+  add('accumulate 8 gaussian', 'js', 1, () => js.accumulate(slab, entries8), elements * 8, 3);
+
+  // The floor is the fastest read+write loop measured: a ratio is floor time / operation time per element.
+  const floorNs = Math.min(
+    ...rows.filter((r) => r.name.startsWith('floor')).map((r) => (r.timing.medianMs * 1e6) / r.elementUpdates),
+  );
+  const nsPer = (r: Row): number => (r.timing.medianMs * 1e6) / r.elementUpdates;
+  const find = (name: string, implementation: string, threads = 1): Row | undefined =>
+    rows.find((r) => r.name === name && r.implementation === implementation && r.threads === threads);
+
+  const targets: Array<{ target: string; value: number; goal: string; met: boolean }> = [];
+  const gaussian = find('perturb gaussian', 'native');
+  const rademacher = find('perturb rademacher', 'native');
+  const accumulate8 = find('accumulate 8 gaussian', 'native');
+  if (gaussian) {
+    const ratio = floorNs / nsPer(gaussian);
+    targets.push({ target: 'native gaussian speed / floor speed', value: ratio, goal: '>= 0.15', met: ratio >= 0.15 });
+  }
+  if (rademacher) {
+    const ratio = floorNs / nsPer(rademacher);
+    targets.push({ target: 'native rademacher speed / floor speed', value: ratio, goal: '>= 0.8', met: ratio >= 0.8 });
+  }
+  if (gaussian && accumulate8) {
+    const ratio = nsPer(accumulate8) / nsPer(gaussian);
+    targets.push({ target: 'native accumulate(8) time per entry / perturb time', value: ratio, goal: '<= 1.0', met: ratio <= 1 });
+  }
+
+  const drift = measureRestoreDrift(native ?? js, randomWeights(native ?? js), 31337n, 1e-3);
+  const table: Array<Record<string, string | number>> = rows.map((r) => ({
+    operation: r.name,
+    impl: r.implementation,
+    threads: r.threads,
+    'ms/call': r.timing.medianMs,
+    'ns/elem/entry': nsPer(r),
+    'speed vs floor': floorNs / nsPer(r),
+  }));
+  for (const t of targets) table.push({ operation: `TARGET ${t.target}`, impl: t.goal, threads: '', 'ms/call': '', 'ns/elem/entry': '', 'speed vs floor': `${t.value.toFixed(3)} ${t.met ? 'met' : 'MISSED'}` });
+
+  return {
+    suite: 'noise',
+    date: new Date().toISOString(),
+    host: { ...hostInfo(), simd: native?.kernel.simd ?? 'none' },
+    elements,
+    floorNsPerElement: floorNs,
+    rows: rows.map((r) => ({ ...r, nsPerElementUpdate: nsPer(r), speedVsFloor: floorNs / nsPer(r) })),
+    targets,
+    drift: { epsilon: 1e-3, weights: 'N(0, 0.02^2)', ...drift },
+    table,
+  };
+}
+
+function randomWeights(engine: NoiseEngine): Float32Array {
+  const weights = new Float32Array(2 ** 20);
+  engine.sample(weights, 2024n);
+  for (let i = 0; i < weights.length; i++) weights[i] = weights[i]! * 0.02;
+  return weights;
+}
