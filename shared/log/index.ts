@@ -1,0 +1,21 @@
+export {
+  LogFormatError,
+  MAX_TERMS_PER_ENTRY,
+  decodeEntryPayload,
+  encodeEntryPayload,
+  hashPayload,
+  type LogEntry,
+  type UpdateTerm,
+} from './log-entry.js';
+export {
+  LOG_FORMAT,
+  LogCorruptError,
+  UpdateLog,
+  genesisHash,
+  logHeaderSchema,
+  type AppendInput,
+  type LogHeader,
+  type LogHeaderInput,
+  type TailRecovery,
+} from './update-log.js';
+export { replay } from './replay.js';

@@ -1,0 +1,114 @@
+/**
+ * Update-log entries and their canonical binary form. The hash chain is computed over these bytes (not over
+ * JSON, whose number formatting is not a contract), so every replica and language derives the same hashes.
+ *
+ * Record payload, little-endian:
+ *   u8 kind (1 = update) · u64 version · u64 round · 32 B previous hash · f64 learning rate · u32 term count ·
+ *   term count × (u64 seed · f32 coefficient)
+ * hash = SHA-256(payload).
+ */
+import { createHash } from 'node:crypto';
+import { PackedEntries, type Seed } from '../noise/index.js';
+
+export const RECORD_KIND_UPDATE = 1;
+const FIXED_PAYLOAD_BYTES = 1 + 8 + 8 + 32 + 8 + 4;
+const TERM_BYTES = 12;
+/** A corrupt length must not make a reader allocate gigabytes: one entry holds at most this many terms. */
+export const MAX_TERMS_PER_ENTRY = 1 << 20;
+
+/** One (seed, coefficient) term: θ += coeff · z(seed). The coefficient is binary32, as the kernel applies it. */
+export interface UpdateTerm {
+  seed: bigint;
+  coeff: number;
+}
+
+export interface LogEntry {
+  /** 1-based position: the weights at version v are the base plus entries 1..v applied in order. */
+  version: number;
+  /** Training round (or local step) that produced the entry. */
+  round: number;
+  /** Hex SHA-256 of the previous entry (the log's genesis hash for version 1). */
+  prevHash: string;
+  /** Learning rate in force, for the record; the coefficients already include it. */
+  lr: number;
+  terms: UpdateTerm[];
+  /** Hex SHA-256 of this entry's canonical payload. */
+  hash: string;
+}
+
+export type UnsignedLogEntry = Omit<LogEntry, 'hash'>;
+
+export class LogFormatError extends Error {
+  override name = 'LogFormatError';
+}
+
+function checkEntryFields(entry: UnsignedLogEntry): void {
+  if (!Number.isSafeInteger(entry.version) || entry.version < 1) {
+    throw new LogFormatError(`entry.version must be a positive safe integer, got ${entry.version}`);
+  }
+  if (!Number.isSafeInteger(entry.round) || entry.round < 0) {
+    throw new LogFormatError(`entry.round must be a non-negative safe integer, got ${entry.round}`);
+  }
+  if (!/^[0-9a-f]{64}$/.test(entry.prevHash)) {
+    throw new LogFormatError(`entry.prevHash must be 64 lowercase hex digits, got ${JSON.stringify(entry.prevHash)}`);
+  }
+  if (!Number.isFinite(entry.lr)) throw new LogFormatError(`entry.lr must be finite, got ${entry.lr}`);
+  if (!Array.isArray(entry.terms) || entry.terms.length > MAX_TERMS_PER_ENTRY) {
+    throw new LogFormatError(`entry.terms must be an array of at most ${MAX_TERMS_PER_ENTRY} terms`);
+  }
+}
+
+/** Encodes an entry's canonical payload; validates every field (terms through the noise engine's rules). */
+export function encodeEntryPayload(entry: UnsignedLogEntry): Buffer {
+  checkEntryFields(entry);
+  const packed = PackedEntries.from(entry.terms, 'entry.terms');
+  const payload = Buffer.alloc(FIXED_PAYLOAD_BYTES + TERM_BYTES * packed.length);
+  let at = payload.writeUInt8(RECORD_KIND_UPDATE, 0);
+  at = payload.writeBigUInt64LE(BigInt(entry.version), at);
+  at = payload.writeBigUInt64LE(BigInt(entry.round), at);
+  at += payload.write(entry.prevHash, at, 'hex');
+  at = payload.writeDoubleLE(entry.lr, at);
+  at = payload.writeUInt32LE(packed.length, at);
+  for (let k = 0; k < packed.length; k++) {
+    at = payload.writeUInt32LE(packed.keys[2 * k]!, at);
+    at = payload.writeUInt32LE(packed.keys[2 * k + 1]!, at);
+    at = payload.writeFloatLE(packed.coeffs[k]!, at);
+  }
+  return payload;
+}
+
+export function hashPayload(payload: Uint8Array): string {
+  return createHash('sha256').update(payload).digest('hex');
+}
+
+/** Decodes a payload written by encodeEntryPayload; throws LogFormatError on any inconsistency. */
+export function decodeEntryPayload(payload: Buffer): UnsignedLogEntry {
+  if (payload.length < FIXED_PAYLOAD_BYTES) throw new LogFormatError(`record payload too short (${payload.length} bytes)`);
+  const kind = payload.readUInt8(0);
+  if (kind !== RECORD_KIND_UPDATE) throw new LogFormatError(`unknown record kind ${kind}`);
+  const version = Number(payload.readBigUInt64LE(1));
+  const round = Number(payload.readBigUInt64LE(9));
+  const prevHash = payload.toString('hex', 17, 49);
+  const lr = payload.readDoubleLE(49);
+  const count = payload.readUInt32LE(57);
+  if (count > MAX_TERMS_PER_ENTRY || payload.length !== FIXED_PAYLOAD_BYTES + TERM_BYTES * count) {
+    throw new LogFormatError(`record declares ${count} terms but holds ${payload.length} bytes`);
+  }
+  const terms: UpdateTerm[] = new Array(count);
+  for (let k = 0, at = FIXED_PAYLOAD_BYTES; k < count; k++, at += TERM_BYTES) {
+    terms[k] = { seed: payload.readBigUInt64LE(at), coeff: payload.readFloatLE(at + 8) };
+  }
+  const entry = { version, round, prevHash, lr, terms };
+  checkEntryFields(entry);
+  return entry;
+}
+
+/** Normalises caller terms (any Seed form, any finite number) to the stored form (bigint seed, binary32 coeff). */
+export function normaliseTerms(terms: ReadonlyArray<{ seed: Seed; coeff: number }>): UpdateTerm[] {
+  const packed = PackedEntries.from(terms as Array<{ seed: Seed; coeff: number }>, 'terms');
+  return Array.from({ length: packed.length }, (_, k) => ({
+    seed: BigInt(packed.keys[2 * k]!) | (BigInt(packed.keys[2 * k + 1]!) << 32n),
+    coeff: packed.coeffs[k]!,
+  }));
+}
+
