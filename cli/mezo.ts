@@ -4,6 +4,8 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { registerInfoCommand } from './info-command.js';
+import { registerPrepareCommand } from './prepare-command.js';
+import { registerZooCommand } from './zoo-command.js';
 
 function packageVersion(): string {
   for (const rel of ['../package.json', '../../package.json']) {
@@ -24,6 +26,8 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .configureHelp({ sortSubcommands: true });
   registerInfoCommand(program);
+  registerPrepareCommand(program);
+  registerZooCommand(program);
   return program;
 }
 

@@ -3,10 +3,12 @@
  * and prints a table per suite. Figures quoted in docs/benchmarks.md come from these files.
  */
 import { report, type SuiteResult } from './harness.js';
+import { benchModelForward } from './model-forward.js';
 import { benchNoise } from './noise-bench.js';
 
 const suites: Record<string, () => Promise<SuiteResult>> = {
   noise: () => benchNoise(),
+  'model-forward': () => benchModelForward(),
 };
 
 const requested = process.argv.slice(2).filter((a) => !a.startsWith('-'));

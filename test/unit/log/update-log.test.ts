@@ -103,7 +103,7 @@ describe('update log', () => {
       await reread.close();
     }
     const garbled = readFileSync(path);
-    garbled[garbled.length - 1] ^= 0xff;
+    garbled[garbled.length - 1] = garbled[garbled.length - 1]! ^ 0xff;
     writeFileSync(join(dir, 'garbled.log'), garbled);
     const log = await UpdateLog.open(join(dir, 'garbled.log'), header);
     expect(log.version).toBe(3);
@@ -120,7 +120,7 @@ describe('update log', () => {
     // Flip one byte inside the second record's payload (header + first record come before it).
     const headerBytes = 8 + 4 + bytes.readUInt32LE(8) + 32;
     const firstRecord = 4 + bytes.readUInt32LE(headerBytes) + 32;
-    bytes[headerBytes + firstRecord + 10] ^= 0x01;
+    bytes[headerBytes + firstRecord + 10] = bytes[headerBytes + firstRecord + 10]! ^ 0x01;
     writeFileSync(path, bytes);
     await expect(UpdateLog.open(path, header)).rejects.toThrow(/entry 2 at byte \d+ fails its checksum/);
     truncateSync(path, 5);

@@ -1,0 +1,21 @@
+/** What every zoo builder returns: the encoded model and how to feed it. */
+export interface ZooModel {
+  /** ONNX ModelProto bytes. */
+  bytes: Uint8Array;
+  /** The data input and its shape ("batch" is symbolic). */
+  input: { name: string; elemType: 'float32' | 'int64'; shape: Array<number | string> };
+  /** The logits output, [batch, classes]. */
+  output: string;
+  classes: number;
+  parameterCount: number;
+}
+
+/** Options every zoo builder takes. */
+export interface CommonZooOptions {
+  /** Seed of the weight initialisation (default 1). */
+  seed?: bigint | number;
+  /** ai.onnx opset to emit (>= 13). */
+  opset?: number;
+}
+
+export const BATCH = 'batch';

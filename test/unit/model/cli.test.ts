@@ -1,0 +1,91 @@
+import { existsSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { Command } from 'commander';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+import { registerPrepareCommand } from '../../../cli/prepare-command.js';
+import { registerZooCommand } from '../../../cli/zoo-command.js';
+import { loadPrepared } from '../../../shared/model/index.js';
+import { tempDir } from './model-helpers.js';
+
+const root = tempDir('mezo-cli-');
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+/**
+ * Runs `mezo <args>` in-process; returns stdout, stderr, the exit code the command set, and commander's error
+ * (for usage errors, which commander reports itself).
+ */
+async function mezo(...args: string[]): Promise<{ stdout: string; stderr: string; exitCode: number; error?: Error }> {
+  const program = new Command('mezo').exitOverride();
+  let stderr = '';
+  program.configureOutput({ writeErr: (s) => (stderr += s), writeOut: () => undefined });
+  registerPrepareCommand(program);
+  registerZooCommand(program);
+  for (const sub of program.commands) sub.exitOverride().configureOutput({ writeErr: (s) => (stderr += s), writeOut: () => undefined });
+  let stdout = '';
+  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    stdout += String(chunk);
+    return true;
+  });
+  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    stderr += String(chunk);
+    return true;
+  });
+  const exitCode = (): number => {
+    const code = Number(process.exitCode ?? 0);
+    process.exitCode = undefined;
+    return code;
+  };
+  try {
+    await program.parseAsync(['node', 'mezo', ...args]);
+    return { stdout, stderr, exitCode: exitCode() };
+  } catch (error) {
+    return { stdout, stderr, exitCode: exitCode(), error: error as Error };
+  } finally {
+    out.mockRestore();
+    err.mockRestore();
+  }
+}
+
+describe('mezo zoo / mezo prepare', () => {
+  it('builds a zoo model and prepares it, printing what was selected', async () => {
+    const file = join(root, 'mlp.onnx');
+    const zoo = await mezo('zoo', 'mlp', '--out', file, '--sizes', '8,4,3', '--seed', '5');
+    expect(zoo.error).toBeUndefined();
+    expect(zoo.stdout).toMatch(/wrote .*mlp\.onnx: mlp, 51 parameters/);
+
+    const out = join(root, 'prepared');
+    const result = await mezo('prepare', file, '--out', out, '--trainable', 'fc1.*');
+    expect(result.exitCode).toBe(0);
+    expect(result.stdout).toMatch(/selected 2 tensors, 15 parameters, 128 B slab/);
+    expect(result.stdout).toMatch(/kept 2 frozen initializers; cross-entropy loss on logits; opset 13/);
+    const loaded = await loadPrepared(out);
+    expect(loaded.manifest.tensors.map((t) => t.name)).toEqual(['fc1.bias', 'fc1.weight']);
+  });
+
+  it('builds the CNN and transformer with size flags', async () => {
+    const cnn = await mezo('zoo', 'cnn', '--out', join(root, 'cnn.onnx'), '--channels', '2,3', '--hidden', '4', '--classes', '5');
+    expect(cnn.stdout).toMatch(/cnn, 694 parameters/);
+    const tr = await mezo('zoo', 'transformer', '--out', join(root, 't.onnx'), '--vocab', '10', '--dim', '8', '--heads', '2', '--layers', '1', '--seq', '4', '--ffn', '16');
+    expect(tr.error).toBeUndefined();
+    const json = await mezo('prepare', join(root, 't.onnx'), '--out', join(root, 't-prepared'), '--loss', 'mse', '--json');
+    expect(JSON.parse(json.stdout)).toMatchObject({ loss: 'mse', lossOutput: 'logits', opset: 17, warnings: [] });
+  });
+
+  it('reports errors with exit code 1 and leaves no output directory', async () => {
+    const file = join(root, 'small.onnx');
+    await mezo('zoo', 'mlp', '--out', file, '--sizes', '4,2');
+    const out = join(root, 'never');
+    const result = await mezo('prepare', file, '--out', out, '--trainable', 'nothing*');
+    expect(result.exitCode).toBe(1);
+    expect(result.stderr).toMatch(/^error: .*pattern "nothing\*" selects no initializer[^\n]*\n$/);
+    expect(existsSync(out)).toBe(false);
+
+    expect((await mezo('prepare', file, '--out', out, '--loss', 'hinge')).stderr).toMatch(/must be 'cross-entropy', 'mse' or 'none'/);
+    expect((await mezo('zoo', 'rnn', '--out', join(root, 'x.onnx'))).stderr).toMatch(/must be one of mlp, cnn, transformer/);
+    expect((await mezo('zoo', 'mlp', '--out', join(root, 'x.onnx'), '--sizes', '4,x')).stderr).toMatch(/comma-separated positive integers/);
+    const heads = await mezo('zoo', 'transformer', '--out', join(root, 'x.onnx'), '--dim', '10', '--heads', '3');
+    expect(heads.stderr).toMatch(/dim \(10\) must be a multiple of heads \(3\)/);
+    expect(heads.exitCode).toBe(1);
+    expect(existsSync(join(root, 'x.onnx'))).toBe(false);
+  });
+});
