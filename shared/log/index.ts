@@ -18,4 +18,4 @@ export {
   type LogHeaderInput,
   type TailRecovery,
 } from './update-log.js';
-export { replay } from './replay.js';
+export { applyDecay, replay, type ReplayOptions } from './replay.js';

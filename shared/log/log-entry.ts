@@ -3,15 +3,15 @@
  * JSON, whose number formatting is not a contract), so every replica and language derives the same hashes.
  *
  * Record payload, little-endian:
- *   u8 kind (1 = update) · u64 version · u64 round · 32 B previous hash · f64 learning rate · u32 term count ·
- *   term count × (u64 seed · f32 coefficient)
+ *   u8 kind (1 = update) · u64 version · u64 round · 32 B previous hash · f64 learning rate · f32 decay ·
+ *   u32 term count · term count × (u64 seed · f32 coefficient)
  * hash = SHA-256(payload).
  */
 import { createHash } from 'node:crypto';
 import { PackedEntries, type Seed } from '../noise/index.js';
 
 export const RECORD_KIND_UPDATE = 1;
-const FIXED_PAYLOAD_BYTES = 1 + 8 + 8 + 32 + 8 + 4;
+const FIXED_PAYLOAD_BYTES = 1 + 8 + 8 + 32 + 8 + 4 + 4;
 const TERM_BYTES = 12;
 /** A corrupt length must not make a reader allocate gigabytes: one entry holds at most this many terms. */
 export const MAX_TERMS_PER_ENTRY = 1 << 20;
@@ -31,6 +31,11 @@ export interface LogEntry {
   prevHash: string;
   /** Learning rate in force, for the record; the coefficients already include it. */
   lr: number;
+  /**
+   * Weight-decay multiplier (binary32): before the terms, every element in the log header's decay ranges is
+   * multiplied by it. 1 means no decay.
+   */
+  decay: number;
   terms: UpdateTerm[];
   /** Hex SHA-256 of this entry's canonical payload. */
   hash: string;
@@ -53,6 +58,9 @@ function checkEntryFields(entry: UnsignedLogEntry): void {
     throw new LogFormatError(`entry.prevHash must be 64 lowercase hex digits, got ${JSON.stringify(entry.prevHash)}`);
   }
   if (!Number.isFinite(entry.lr)) throw new LogFormatError(`entry.lr must be finite, got ${entry.lr}`);
+  if (typeof entry.decay !== 'number' || Math.fround(entry.decay) !== entry.decay || !(entry.decay > 0 && entry.decay <= 1)) {
+    throw new LogFormatError(`entry.decay must be a binary32 value in (0, 1], got ${entry.decay}`);
+  }
   if (!Array.isArray(entry.terms) || entry.terms.length > MAX_TERMS_PER_ENTRY) {
     throw new LogFormatError(`entry.terms must be an array of at most ${MAX_TERMS_PER_ENTRY} terms`);
   }
@@ -68,6 +76,7 @@ export function encodeEntryPayload(entry: UnsignedLogEntry): Buffer {
   at = payload.writeBigUInt64LE(BigInt(entry.round), at);
   at += payload.write(entry.prevHash, at, 'hex');
   at = payload.writeDoubleLE(entry.lr, at);
+  at = payload.writeFloatLE(entry.decay, at);
   at = payload.writeUInt32LE(packed.length, at);
   for (let k = 0; k < packed.length; k++) {
     at = payload.writeUInt32LE(packed.keys[2 * k]!, at);
@@ -90,7 +99,8 @@ export function decodeEntryPayload(payload: Buffer): UnsignedLogEntry {
   const round = Number(payload.readBigUInt64LE(9));
   const prevHash = payload.toString('hex', 17, 49);
   const lr = payload.readDoubleLE(49);
-  const count = payload.readUInt32LE(57);
+  const decay = payload.readFloatLE(57);
+  const count = payload.readUInt32LE(61);
   if (count > MAX_TERMS_PER_ENTRY || payload.length !== FIXED_PAYLOAD_BYTES + TERM_BYTES * count) {
     throw new LogFormatError(`record declares ${count} terms but holds ${payload.length} bytes`);
   }
@@ -98,7 +108,7 @@ export function decodeEntryPayload(payload: Buffer): UnsignedLogEntry {
   for (let k = 0, at = FIXED_PAYLOAD_BYTES; k < count; k++, at += TERM_BYTES) {
     terms[k] = { seed: payload.readBigUInt64LE(at), coeff: payload.readFloatLE(at + 8) };
   }
-  const entry = { version, round, prevHash, lr, terms };
+  const entry = { version, round, prevHash, lr, decay, terms };
   checkEntryFields(entry);
   return entry;
 }

@@ -10,24 +10,54 @@ import type { LogEntry } from './log-entry.js';
 /** Terms per fused accumulate call: enough to amortise the pass over memory, small enough to stay cheap to pack. */
 const TERMS_PER_PASS = 1024;
 
+export interface ReplayOptions {
+  /** Global index of slab[0] (a shard replays its own part). Default 0. */
+  offset?: number;
+  /** The log header's decay ranges, in global indices; needed when entries carry a decay other than 1. */
+  decayRanges?: ReadonlyArray<readonly [number, number]>;
+}
+
 export function replay(
   engine: NoiseEngine,
   slab: Float32Array,
   entries: readonly LogEntry[],
   distribution: Distribution,
-  options: { offset?: number } = {},
+  options: ReplayOptions = {},
 ): void {
+  const offset = options.offset ?? 0;
   let batch: Array<{ seed: bigint; coeff: number }> = [];
   const flush = (): void => {
     if (batch.length === 0) return;
-    engine.accumulate(slab, PackedEntries.from(batch), { distribution, offset: options.offset ?? 0 });
+    engine.accumulate(slab, PackedEntries.from(batch), { distribution, offset });
     batch = [];
   };
   for (const entry of entries) {
+    if (entry.decay !== 1) {
+      // Decay applies to the weights as they stand before this entry's terms: flush what came earlier first.
+      flush();
+      applyDecay(slab, entry.decay, options.decayRanges ?? [], offset);
+    }
     for (const term of entry.terms) {
       batch.push(term);
       if (batch.length === TERMS_PER_PASS) flush();
     }
   }
   flush();
+}
+
+/** slab[i] = f32(slab[i] · factor) over the decay ranges (given in global indices) that fall inside this slab. */
+export function applyDecay(
+  slab: Float32Array,
+  factor: number,
+  ranges: ReadonlyArray<readonly [number, number]>,
+  offset = 0,
+): void {
+  if (ranges.length === 0) throw new RangeError('applyDecay: the entry decays weights but no decay ranges were given');
+  const f = Math.fround(factor);
+  for (const [start, end] of ranges) {
+    const from = Math.max(start - offset, 0);
+    const to = Math.min(end - offset, slab.length);
+    // A binary32 product is exact in a double; the store rounds it once, as a float multiply would.
+    for (let i = from; i < to; i++) slab[i] = slab[i]! * f;
+  }
 }

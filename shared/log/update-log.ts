@@ -27,7 +27,7 @@ export const LOG_FORMAT = 'mezo-log/1';
 const MAGIC = Buffer.from('MEZOLOG1', 'latin1');
 const HASH_BYTES = 32;
 const MAX_HEADER_BYTES = 64 * 1024;
-const MAX_PAYLOAD_BYTES = 66 + 12 * MAX_TERMS_PER_ENTRY;
+const MAX_PAYLOAD_BYTES = 70 + 12 * MAX_TERMS_PER_ENTRY;
 
 export const logHeaderSchema = z.strictObject({
   format: z.literal(LOG_FORMAT),
@@ -36,9 +36,20 @@ export const logHeaderSchema = z.strictObject({
   /** SHA-256 (hex) of the base slab the entries apply to. */
   baseSha256: z.string().regex(/^[0-9a-f]{64}$/, 'baseSha256 must be 64 lowercase hex digits'),
   distribution: z.enum(['gaussian', 'rademacher']),
+  /**
+   * Slab ranges [start, end) that weight decay applies to (weight matrices; biases and norms are left out).
+   * Sorted, non-overlapping. Empty when the job uses no weight decay.
+   */
+  decayRanges: z
+    .array(z.tuple([z.number().int().nonnegative(), z.number().int().nonnegative()]))
+    .default([])
+    .refine(
+      (ranges) => ranges.every(([start, end], i) => start < end && (i === 0 || ranges[i - 1]![1] <= start)),
+      'decayRanges must be sorted, non-empty, non-overlapping [start, end) pairs',
+    ),
 });
 export type LogHeader = z.infer<typeof logHeaderSchema>;
-export type LogHeaderInput = Omit<LogHeader, 'format'> & { format?: typeof LOG_FORMAT };
+export type LogHeaderInput = Omit<z.input<typeof logHeaderSchema>, 'format'> & { format?: typeof LOG_FORMAT };
 
 export class LogCorruptError extends Error {
   override name = 'LogCorruptError';
@@ -56,13 +67,18 @@ export interface TailRecovery {
 export interface AppendInput {
   round: number;
   lr: number;
+  /** Weight-decay multiplier for the header's decay ranges (default 1: none); stored as binary32. */
+  decay?: number;
   terms: ReadonlyArray<{ seed: Seed; coeff: number }>;
 }
 
 /** The genesis hash: what entry 1's prevHash must be. */
 export function genesisHash(header: LogHeader): string {
   return createHash('sha256')
-    .update(`${header.format}|${header.jobId}|${header.baseSha256}|${header.distribution}`)
+    .update(
+      `${header.format}|${header.jobId}|${header.baseSha256}|${header.distribution}|` +
+        header.decayRanges.map(([start, end]) => `${start}-${end}`).join(','),
+    )
     .digest('hex');
 }
 
@@ -196,6 +212,7 @@ export class UpdateLog {
       round: input.round,
       prevHash: this.headHash,
       lr: input.lr,
+      decay: Math.fround(input.decay ?? 1),
       terms: normaliseTerms(input.terms),
     };
     const payload = encodeEntryPayload(unsigned);

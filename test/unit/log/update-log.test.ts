@@ -42,9 +42,41 @@ describe('update log', () => {
 
   it('pins the canonical encoding with known-answer hashes (computed independently from the byte layout)', async () => {
     const log = UpdateLog.inMemory({ jobId: 'kat', baseSha256: '00'.repeat(32), distribution: 'rademacher' });
-    expect(log.genesisHash).toBe('ccba00c21322cd3b227e45a2ff2e35077b9eff4bd1fd3bfd27d0ce0a81e20f9a');
+    expect(log.genesisHash).toBe('dab1d9f5e93fb03029ac5fa3e2cfcb26d3a816f175582ba52e38f0163fad43df');
     const entry = await log.append({ round: 7, lr: 0.5, terms: [{ seed: 2n ** 64n - 1n, coeff: 0.25 }, { seed: 0, coeff: -2 }] });
-    expect(entry.hash).toBe('6ab02e54b03e556c66c1cd8f124af170479c51d41d89a5af46d085879ef3691a');
+    expect(entry.hash).toBe('5e8a3d15e2157a650efcacd54097eee34beb498d4a6d60afbd98e8baa8d640d4');
+    const decaying = UpdateLog.inMemory({
+      jobId: 'kat',
+      baseSha256: '00'.repeat(32),
+      distribution: 'gaussian',
+      decayRanges: [
+        [0, 10],
+        [20, 30],
+      ],
+    });
+    expect(decaying.genesisHash).toBe('e0c60565de6859aa183d8369aa974462f6c96fdc84b7bcf0d5bec1bc89e19f74');
+    const decayed = await decaying.append({ round: 0, lr: 0.5, decay: 0.99, terms: [{ seed: 5n, coeff: 0.25 }] });
+    expect(decayed.decay).toBe(Math.fround(0.99));
+    expect(decayed.hash).toBe('cb2421bee8470abf1b30ccb4ad4102482652777dc574df70654f4e9553fcf58b');
+  });
+
+  it('validates the header and the decay multiplier, naming the field', async () => {
+    expect(() => UpdateLog.inMemory({ ...header, jobId: 'bad id' })).toThrow(/log header: jobId: jobId must be/);
+    expect(() => UpdateLog.inMemory({ ...header, baseSha256: 'xyz' })).toThrow(/baseSha256/);
+    expect(() => UpdateLog.inMemory({ ...header, decayRanges: [[5, 3]] })).toThrow(/decayRanges must be sorted/);
+    expect(() =>
+      UpdateLog.inMemory({
+        ...header,
+        decayRanges: [
+          [0, 10],
+          [5, 20],
+        ],
+      }),
+    ).toThrow(/decayRanges/);
+    const log = UpdateLog.inMemory(header);
+    await expect(log.append({ round: 0, lr: 1, decay: 1.5, terms: [] })).rejects.toThrow(/entry\.decay must be a binary32 value in \(0, 1\]/);
+    await expect(log.append({ round: 0, lr: 1, decay: 0, terms: [] })).rejects.toThrow(/entry\.decay/);
+    expect(log.version).toBe(0);
   });
 
   it('stores seeds as bigints and coefficients as the float32 the kernel applies', async () => {
@@ -173,6 +205,30 @@ describe('update log', () => {
     expect(log.version).toBeGreaterThanOrEqual(acknowledged + 1);
     expect(log.entries().every((e, i) => e.round === i)).toBe(true);
     await log.close();
+  });
+
+  it('replay applies decay to the decay ranges before the entry terms, in order', async () => {
+    const ranges: Array<[number, number]> = [
+      [100, 2000],
+      [5000, 6000],
+    ];
+    const log = UpdateLog.inMemory({ ...header, decayRanges: ranges });
+    for (let round = 0; round < 20; round++) {
+      await log.append({ round, lr: 1e-3, decay: round % 3 === 0 ? 0.999 : 1, terms: termsFor(round) });
+    }
+    const base = new Float32Array(7000);
+    noise.sample(base, 6n);
+    const replayed = base.slice();
+    replay(noise, replayed, log.entries(), 'gaussian', { decayRanges: ranges });
+    const manual = base.slice();
+    for (const entry of log.entries()) {
+      if (entry.decay !== 1) {
+        for (const [start, end] of ranges) for (let i = start; i < end; i++) manual[i] = Math.fround(manual[i]! * entry.decay);
+      }
+      for (const t of entry.terms) noise.perturb(manual, t.seed, t.coeff);
+    }
+    expectSameBits(replayed, manual, 'replay with decay');
+    expect(() => replay(noise, base.slice(), log.entries(), 'gaussian')).toThrow(/no decay ranges were given/);
   });
 
   it('replay of fused entries equals applying every term as its own perturb', async () => {
