@@ -1,0 +1,211 @@
+/**
+ * Local, centralised MeZO fine-tuning of a prepared model on one device's data (`mezo train`): the reference a
+ * federated run must match. Every step's update is appended to an update log in the coordinator's format, so
+ * base slab + log reproduces the run.
+ */
+import { z } from 'zod';
+import type { FeatureArray, LocalDataset } from '../shared/data/index.js';
+import { rngFor } from '../shared/data/index.js';
+import { UpdateLog } from '../shared/log/index.js';
+import type { TrainableSession } from '../shared/model/index.js';
+import { slabSha256 } from '../shared/model/index.js';
+import type { NoiseEngine } from '../shared/noise/engine.js';
+import { feedsForBatch, checkDatasetFits } from './batch-feeds.js';
+import { scoreDataset, type DatasetScore } from './dataset-evaluation.js';
+import { learningRateAt, lrScheduleSchema } from './lr-schedule.js';
+import { MezoEvaluator, type SeedEvaluation } from './mezo-evaluator.js';
+
+const seedSchema = z.union([
+  z.bigint().nonnegative().lt(1n << 64n),
+  z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+  z.string().regex(/^[0-9]{1,20}$/),
+]);
+
+export const localTrainOptionsSchema = z.strictObject({
+  steps: z.number().int().positive(),
+  batchSize: z.number().int().positive().default(64),
+  /** Perturbation size ε. */
+  epsilon: z.number().positive().finite().default(1e-3),
+  schedule: lrScheduleSchema,
+  /** Perturbations per step (q): each is evaluated at the same weights, then all updates apply together. */
+  perturbations: z.number().int().min(1).max(256).default(1),
+  distribution: z.enum(['gaussian', 'rademacher']).default('gaussian'),
+  /** Clip |g| to this value before it becomes a coefficient. */
+  clip: z.number().positive().finite().optional(),
+  /** Decoupled weight decay on weight matrices (biases and norm parameters — rank-1 tensors — are skipped). */
+  weightDecay: z.number().nonnegative().finite().default(0),
+  /** Evaluate on the held-out set every N steps (0: only before and after training). */
+  evalEvery: z.number().int().nonnegative().default(0),
+  /** Stop when the held-out loss has not improved by minDelta over `patience` evaluations. */
+  earlyStop: z.strictObject({ patience: z.number().int().positive(), minDelta: z.number().nonnegative().default(0) }).optional(),
+  /** Seeds every random choice of the run: perturbation seeds and batch order. */
+  seed: seedSchema.default(0),
+  jobId: z.string().regex(/^[A-Za-z0-9._-]{1,128}$/).default('local'),
+});
+export type LocalTrainOptions = z.output<typeof localTrainOptionsSchema>;
+export type LocalTrainOptionsInput = z.input<typeof localTrainOptionsSchema>;
+
+export interface CurvePoint {
+  step: number;
+  /** Mean of (L₊ + L₋)/2 over the steps since the previous point. */
+  trainLoss: number;
+  eval?: DatasetScore;
+}
+
+export interface LocalTrainReport {
+  steps: number;
+  /** Steps skipped because a loss was not finite (their updates were never applied). */
+  skippedSteps: number;
+  stoppedEarly: boolean;
+  initialEval?: DatasetScore;
+  finalEval?: DatasetScore;
+  curve: CurvePoint[];
+  wallMs: number;
+  logVersion: number;
+  logHeadHash: string;
+  slabSha256: string;
+}
+
+export interface LocalTrainInput {
+  engine: NoiseEngine;
+  session: TrainableSession;
+  train: LocalDataset<FeatureArray>;
+  heldOut?: LocalDataset<FeatureArray>;
+  /** Where the update log goes; in memory when omitted. Must be new or hold this job's earlier entries. */
+  logPath?: string;
+  options: LocalTrainOptionsInput;
+  onProgress?: (progress: { step: number; steps: number; trainLoss: number; eval?: DatasetScore }) => void;
+}
+
+/** Slab ranges of rank ≥ 2 tensors: what weight decay applies to. */
+export function decayRangesOf(session: TrainableSession): Array<[number, number]> {
+  return session.manifest.tensors
+    .filter((t) => t.shape.length >= 2)
+    .map((t): [number, number] => [t.offset, t.offset + t.length])
+    .sort((a, b) => a[0] - b[0]);
+}
+
+/** The perturbation seeds of step t: a pure function of (run seed, t, k), so reruns reproduce them. */
+export function stepSeeds(runSeed: bigint | number | string, step: number, count: number): bigint[] {
+  const rng = rngFor(runSeed, 'mezo-step-seeds', step);
+  return Array.from({ length: count }, () => BigInt(rng.nextUint32()) | (BigInt(rng.nextUint32()) << 32n));
+}
+
+export async function trainLocal(input: LocalTrainInput): Promise<LocalTrainReport> {
+  const parsed = localTrainOptionsSchema.safeParse(input.options);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new RangeError(`train options: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
+  }
+  const options = parsed.data;
+  const { session, train, heldOut, engine } = input;
+  checkDatasetFits(session.manifest, train.featureShape, train.dtype, train.numClasses);
+  if (heldOut) checkDatasetFits(session.manifest, heldOut.featureShape, heldOut.dtype, heldOut.numClasses);
+
+  const decayRanges = options.weightDecay > 0 ? decayRangesOf(session) : [];
+  const header = {
+    jobId: options.jobId,
+    baseSha256: slabSha256(session.slab),
+    distribution: options.distribution,
+    decayRanges,
+  };
+  const log = input.logPath ? await UpdateLog.open(input.logPath, header) : UpdateLog.inMemory(header);
+  if (log.version > 0) {
+    await log.close();
+    throw new RangeError(`train: the update log at ${input.logPath} already holds ${log.version} entries; start from a fresh log`);
+  }
+  const evaluator = new MezoEvaluator(engine, session.slab, options.distribution);
+  const started = performance.now();
+  const curve: CurvePoint[] = [];
+  let skippedSteps = 0;
+  let stoppedEarly = false;
+  let lossSinceLastPoint = 0;
+  let stepsSinceLastPoint = 0;
+  let bestEval = Infinity;
+  let evalsWithoutImprovement = 0;
+
+  const initialEval = heldOut ? await scoreDataset(session, heldOut) : undefined;
+  if (initialEval) curve.push({ step: 0, trainLoss: Number.NaN, eval: initialEval });
+
+  let epoch = 0;
+  let batches = train.batches(options.batchSize, { seed: options.seed, epoch, dropLast: train.size >= options.batchSize });
+  let step = 0;
+  try {
+    for (; step < options.steps; step++) {
+      let next = batches.next();
+      if (next.done) {
+        epoch++;
+        batches = train.batches(options.batchSize, { seed: options.seed, epoch, dropLast: train.size >= options.batchSize });
+        next = batches.next();
+      }
+      const feeds = feedsForBatch(session.manifest, next.value!);
+      const loss = async (): Promise<number> => (await session.run(feeds)).loss;
+      const lr = learningRateAt(options.schedule, step);
+      const seeds = stepSeeds(options.seed, step, options.perturbations);
+      const coefficient = (e: SeedEvaluation): number => {
+        const g = options.clip === undefined ? e.g : Math.max(-options.clip, Math.min(options.clip, e.g));
+        return (-lr * g) / options.perturbations;
+      };
+      const decay = Math.fround(1 - lr * options.weightDecay);
+      // One perturbation and no decay: fold the update into the restore pass (three passes per step).
+      const fuse = options.perturbations === 1 && decay === 1;
+      const results = await evaluator.evaluate(seeds, options.epsilon, loss, fuse ? coefficient : undefined);
+      const valid = results.filter((r) => r.valid);
+      if (valid.length < results.length) skippedSteps++;
+      const terms = valid.map((r) => ({ seed: r.seed, coeff: coefficient(r) }));
+      if (terms.length > 0) {
+        if (!fuse) await evaluator.apply(terms, { factor: decay, ranges: decayRanges });
+        await log.append({ round: step, lr, decay, terms });
+      }
+      for (const r of valid) {
+        lossSinceLastPoint += (r.lossPlus + r.lossMinus) / 2 / valid.length;
+      }
+      if (valid.length > 0) stepsSinceLastPoint++;
+
+      const isEvalStep = heldOut !== undefined && options.evalEvery > 0 && (step + 1) % options.evalEvery === 0;
+      let score: DatasetScore | undefined;
+      if (isEvalStep) {
+        score = await scoreDataset(session, heldOut!);
+        curve.push({ step: step + 1, trainLoss: lossSinceLastPoint / Math.max(1, stepsSinceLastPoint), eval: score });
+        lossSinceLastPoint = 0;
+        stepsSinceLastPoint = 0;
+        if (score.loss < bestEval - (options.earlyStop?.minDelta ?? 0)) {
+          bestEval = score.loss;
+          evalsWithoutImprovement = 0;
+        } else {
+          evalsWithoutImprovement++;
+        }
+      }
+      input.onProgress?.({
+        step: step + 1,
+        steps: options.steps,
+        trainLoss: valid.length > 0 ? valid.reduce((a, r) => a + (r.lossPlus + r.lossMinus) / 2, 0) / valid.length : Number.NaN,
+        ...(score ? { eval: score } : {}),
+      });
+      if (options.earlyStop && evalsWithoutImprovement >= options.earlyStop.patience) {
+        stoppedEarly = true;
+        step++;
+        break;
+      }
+    }
+  } finally {
+    await log.close();
+  }
+
+  const finalEval = heldOut ? await scoreDataset(session, heldOut) : undefined;
+  if (finalEval && curve.at(-1)?.step !== step) {
+    curve.push({ step, trainLoss: lossSinceLastPoint / Math.max(1, stepsSinceLastPoint), eval: finalEval });
+  }
+  return {
+    steps: step,
+    skippedSteps,
+    stoppedEarly,
+    ...(initialEval ? { initialEval } : {}),
+    ...(finalEval ? { finalEval } : {}),
+    curve,
+    wallMs: performance.now() - started,
+    logVersion: log.version,
+    logHeadHash: log.headHash,
+    slabSha256: slabSha256(session.slab),
+  };
+}
