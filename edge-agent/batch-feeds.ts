@@ -6,12 +6,15 @@ import * as ort from 'onnxruntime-node';
 import type { Batch, FeatureArray } from '../shared/data/index.js';
 import type { Feeds, Manifest } from '../shared/model/index.js';
 
+/** What a loss evaluation needs of a batch (a dataset Batch qualifies; so does one sent to a worker). */
+export type BatchData = Pick<Batch<FeatureArray>, 'features' | 'labels' | 'size' | 'shape'>;
+
 export class BatchShapeError extends Error {
   override name = 'BatchShapeError';
 }
 
 /** The data input's shape for `size` rows: fixed dims as declared, the one free dim (the batch) set to size. */
-function inputShape(manifest: Manifest, batch: Batch<FeatureArray>): number[] {
+function inputShape(manifest: Manifest, batch: BatchData): number[] {
   const input = manifest.dataInputs[0]!;
   const declared = input.shape;
   if (declared === null) return batch.shape;
@@ -24,8 +27,8 @@ function inputShape(manifest: Manifest, batch: Batch<FeatureArray>): number[] {
   const elements = shape.reduce((a, b) => a * b, 1);
   if (free !== 1 || elements !== batch.features.length) {
     throw new BatchShapeError(
-      `batch of ${batch.size} rows × [${batch.shape.slice(1).join(', ')}] does not fit model input ` +
-        `${input.name} [${declared.map(String).join(', ')}]`,
+      `batch of ${batch.size} rows holds ${batch.features.length} values, but model input ${input.name} ` +
+        `[${declared.map(String).join(', ')}] needs ${elements} for ${batch.size} rows`,
     );
   }
   return shape;
@@ -58,7 +61,7 @@ export function checkDatasetFits(manifest: Manifest, featureShape: readonly numb
   }
 }
 
-export function feedsForBatch(manifest: Manifest, batch: Batch<FeatureArray>): Feeds {
+export function feedsForBatch(manifest: Manifest, batch: BatchData): Feeds {
   const input = manifest.dataInputs[0]!;
   const shape = inputShape(manifest, batch);
   const data =

@@ -7,13 +7,12 @@ import { z } from 'zod';
 import type { FeatureArray, LocalDataset } from '../shared/data/index.js';
 import { rngFor } from '../shared/data/index.js';
 import { UpdateLog } from '../shared/log/index.js';
-import type { TrainableSession } from '../shared/model/index.js';
-import { slabSha256 } from '../shared/model/index.js';
-import type { NoiseEngine } from '../shared/noise/engine.js';
-import { feedsForBatch, checkDatasetFits } from './batch-feeds.js';
+import type { Manifest } from '../shared/model/index.js';
+import { checkDatasetFits } from './batch-feeds.js';
 import { scoreDataset, type DatasetScore } from './dataset-evaluation.js';
 import { learningRateAt, lrScheduleSchema } from './lr-schedule.js';
-import { MezoEvaluator, type SeedEvaluation } from './mezo-evaluator.js';
+import type { MezoBackend } from './mezo-backend.js';
+import { coefficientFor, type UpdateRule } from './mezo-evaluator.js';
 
 const seedSchema = z.union([
   z.bigint().nonnegative().lt(1n << 64n),
@@ -67,8 +66,8 @@ export interface LocalTrainReport {
 }
 
 export interface LocalTrainInput {
-  engine: NoiseEngine;
-  session: TrainableSession;
+  /** The model, in process or on a worker thread; its distribution must match options.distribution. */
+  backend: MezoBackend;
   train: LocalDataset<FeatureArray>;
   heldOut?: LocalDataset<FeatureArray>;
   /** Where the update log goes; in memory when omitted. Must be new or hold this job's earlier entries. */
@@ -78,8 +77,8 @@ export interface LocalTrainInput {
 }
 
 /** Slab ranges of rank ≥ 2 tensors: what weight decay applies to. */
-export function decayRangesOf(session: TrainableSession): Array<[number, number]> {
-  return session.manifest.tensors
+export function decayRangesOf(manifest: Manifest): Array<[number, number]> {
+  return manifest.tensors
     .filter((t) => t.shape.length >= 2)
     .map((t): [number, number] => [t.offset, t.offset + t.length])
     .sort((a, b) => a[0] - b[0]);
@@ -98,14 +97,17 @@ export async function trainLocal(input: LocalTrainInput): Promise<LocalTrainRepo
     throw new RangeError(`train options: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
   }
   const options = parsed.data;
-  const { session, train, heldOut, engine } = input;
-  checkDatasetFits(session.manifest, train.featureShape, train.dtype, train.numClasses);
-  if (heldOut) checkDatasetFits(session.manifest, heldOut.featureShape, heldOut.dtype, heldOut.numClasses);
+  const { backend, train, heldOut } = input;
+  if (backend.distribution !== options.distribution) {
+    throw new RangeError(`train options: distribution is '${options.distribution}' but the backend perturbs with '${backend.distribution}'`);
+  }
+  checkDatasetFits(backend.manifest, train.featureShape, train.dtype, train.numClasses);
+  if (heldOut) checkDatasetFits(backend.manifest, heldOut.featureShape, heldOut.dtype, heldOut.numClasses);
 
-  const decayRanges = options.weightDecay > 0 ? decayRangesOf(session) : [];
+  const decayRanges = options.weightDecay > 0 ? decayRangesOf(backend.manifest) : [];
   const header = {
     jobId: options.jobId,
-    baseSha256: slabSha256(session.slab),
+    baseSha256: await backend.sha256(),
     distribution: options.distribution,
     decayRanges,
   };
@@ -114,7 +116,6 @@ export async function trainLocal(input: LocalTrainInput): Promise<LocalTrainRepo
     await log.close();
     throw new RangeError(`train: the update log at ${input.logPath} already holds ${log.version} entries; start from a fresh log`);
   }
-  const evaluator = new MezoEvaluator(engine, session.slab, options.distribution);
   const started = performance.now();
   const curve: CurvePoint[] = [];
   let skippedSteps = 0;
@@ -124,7 +125,7 @@ export async function trainLocal(input: LocalTrainInput): Promise<LocalTrainRepo
   let bestEval = Infinity;
   let evalsWithoutImprovement = 0;
 
-  const initialEval = heldOut ? await scoreDataset(session, heldOut) : undefined;
+  const initialEval = heldOut ? await scoreDataset(backend, heldOut) : undefined;
   if (initialEval) curve.push({ step: 0, trainLoss: Number.NaN, eval: initialEval });
 
   let epoch = 0;
@@ -138,23 +139,18 @@ export async function trainLocal(input: LocalTrainInput): Promise<LocalTrainRepo
         batches = train.batches(options.batchSize, { seed: options.seed, epoch, dropLast: train.size >= options.batchSize });
         next = batches.next();
       }
-      const feeds = feedsForBatch(session.manifest, next.value!);
-      const loss = async (): Promise<number> => (await session.run(feeds)).loss;
       const lr = learningRateAt(options.schedule, step);
       const seeds = stepSeeds(options.seed, step, options.perturbations);
-      const coefficient = (e: SeedEvaluation): number => {
-        const g = options.clip === undefined ? e.g : Math.max(-options.clip, Math.min(options.clip, e.g));
-        return (-lr * g) / options.perturbations;
-      };
+      const rule: UpdateRule = { lr, divisor: options.perturbations, ...(options.clip !== undefined ? { clip: options.clip } : {}) };
       const decay = Math.fround(1 - lr * options.weightDecay);
       // One perturbation and no decay: fold the update into the restore pass (three passes per step).
       const fuse = options.perturbations === 1 && decay === 1;
-      const results = await evaluator.evaluate(seeds, options.epsilon, loss, fuse ? coefficient : undefined);
+      const results = await backend.evaluate(seeds, options.epsilon, next.value!, fuse ? rule : undefined);
       const valid = results.filter((r) => r.valid);
       if (valid.length < results.length) skippedSteps++;
-      const terms = valid.map((r) => ({ seed: r.seed, coeff: coefficient(r) }));
+      const terms = valid.map((r) => ({ seed: r.seed, coeff: coefficientFor(r.g, rule) }));
       if (terms.length > 0) {
-        if (!fuse) await evaluator.apply(terms, { factor: decay, ranges: decayRanges });
+        if (!fuse) await backend.apply(terms, { factor: decay, ranges: decayRanges });
         await log.append({ round: step, lr, decay, terms });
       }
       for (const r of valid) {
@@ -165,7 +161,7 @@ export async function trainLocal(input: LocalTrainInput): Promise<LocalTrainRepo
       const isEvalStep = heldOut !== undefined && options.evalEvery > 0 && (step + 1) % options.evalEvery === 0;
       let score: DatasetScore | undefined;
       if (isEvalStep) {
-        score = await scoreDataset(session, heldOut!);
+        score = await scoreDataset(backend, heldOut!);
         curve.push({ step: step + 1, trainLoss: lossSinceLastPoint / Math.max(1, stepsSinceLastPoint), eval: score });
         lossSinceLastPoint = 0;
         stepsSinceLastPoint = 0;
@@ -192,7 +188,7 @@ export async function trainLocal(input: LocalTrainInput): Promise<LocalTrainRepo
     await log.close();
   }
 
-  const finalEval = heldOut ? await scoreDataset(session, heldOut) : undefined;
+  const finalEval = heldOut ? await scoreDataset(backend, heldOut) : undefined;
   if (finalEval && curve.at(-1)?.step !== step) {
     curve.push({ step, trainLoss: lossSinceLastPoint / Math.max(1, stepsSinceLastPoint), eval: finalEval });
   }
@@ -206,6 +202,6 @@ export async function trainLocal(input: LocalTrainInput): Promise<LocalTrainRepo
     wallMs: performance.now() - started,
     logVersion: log.version,
     logHeadHash: log.headHash,
-    slabSha256: slabSha256(session.slab),
+    slabSha256: await backend.sha256(),
   };
 }

@@ -20,8 +20,22 @@ export interface SeedEvaluation {
   valid: boolean;
 }
 
-/** Returns the coefficient to fold into the restore pass for a seed's result (0: restore only). */
-export type FuseUpdate = (evaluation: SeedEvaluation) => number;
+/**
+ * How a seed's result becomes its update coefficient: coeff = −lr · clip(g) / divisor. Declarative (not a
+ * callback) so the same rule runs inside a worker thread.
+ */
+export interface UpdateRule {
+  lr: number;
+  /** Clip |g| to this bound first. */
+  clip?: number;
+  /** Number of perturbations the step averages over (default 1). */
+  divisor?: number;
+}
+
+export function coefficientFor(g: number, rule: UpdateRule): number {
+  const clipped = rule.clip === undefined ? g : Math.max(-rule.clip, Math.min(rule.clip, g));
+  return (-rule.lr * clipped) / (rule.divisor ?? 1);
+}
 
 export class MezoEvaluator {
   readonly engine: NoiseEngine;
@@ -35,8 +49,11 @@ export class MezoEvaluator {
     this.distribution = distribution;
   }
 
-  /** Runs `work` after everything queued before it: the slab has one writer at a time. */
-  private exclusive<T>(work: () => Promise<T> | T): Promise<T> {
+  /**
+   * Runs `work` after everything queued before it: the slab has one writer at a time, and a plain loss
+   * evaluation queued here never sees perturbed weights.
+   */
+  exclusive<T>(work: () => Promise<T> | T): Promise<T> {
     const result = this.queue.then(work);
     this.queue = result.catch(() => undefined);
     return result;
@@ -45,9 +62,9 @@ export class MezoEvaluator {
   /**
    * Evaluates each seed at the current weights (each restored before the next), with `loss` computing the loss
    * of the current slab on a fixed batch. If `loss` throws, the weights are restored before the error
-   * propagates. `fuse` may return a coefficient that the restore pass adds (local training).
+   * propagates. With `fuse`, the restore pass also applies each valid seed's update (local training).
    */
-  async evaluate(seeds: readonly Seed[], epsilon: number, loss: () => Promise<number>, fuse?: FuseUpdate): Promise<SeedEvaluation[]> {
+  async evaluate(seeds: readonly Seed[], epsilon: number, loss: () => Promise<number>, fuse?: UpdateRule): Promise<SeedEvaluation[]> {
     if (!Number.isFinite(epsilon) || epsilon <= 0) {
       throw new RangeError(`evaluate: epsilon must be a positive finite number, got ${epsilon}`);
     }
@@ -73,7 +90,7 @@ export class MezoEvaluator {
             g: valid ? (lossPlus - lossMinus) / (2 * epsilon) : Number.NaN,
             valid,
           };
-          const coeff = valid && fuse ? fuse(evaluation) : 0;
+          const coeff = valid && fuse ? coefficientFor(evaluation.g, fuse) : 0;
           if (!Number.isFinite(coeff)) throw new RangeError(`evaluate: fused coefficient must be finite, got ${coeff}`);
           this.engine.perturb(this.slab, seed, epsilon + coeff, options);
           position = 0;

@@ -5,7 +5,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { trainLocal, type LocalTrainOptionsInput } from '../../../edge-agent/local-trainer.js';
 import { LocalDataset, loadMnist } from '../../../shared/data/index.js';
 import { UpdateLog, replay } from '../../../shared/log/index.js';
-import { createTrainableSession, prepareModel, slabSha256, type PreparedModel } from '../../../shared/model/index.js';
+import { prepareModel, slabSha256, type PreparedModel } from '../../../shared/model/index.js';
+import { InProcessBackend } from '../../../edge-agent/mezo-backend.js';
+import { WorkerBackend } from '../../../edge-agent/worker-backend.js';
 import { buildMlp } from '../../../shared/model/zoo/index.js';
 import { noise } from '../../../shared/noise/index.js';
 import { float32Ulp } from '../../../shared/noise/drift.js';
@@ -33,20 +35,21 @@ const options: LocalTrainOptionsInput = {
   evalEvery: 10,
 };
 
-async function run(extra: Partial<LocalTrainOptionsInput> = {}, logPath?: string) {
-  const session = await createTrainableSession(prepared, { slab: prepared.slab.slice(), intraOpThreads: 1 });
+async function run(extra: Partial<LocalTrainOptionsInput> = {}, logPath?: string, onWorker = false) {
+  const backend = onWorker
+    ? await WorkerBackend.start(prepared, { intraOpThreads: 1, distribution: extra.distribution ?? 'gaussian' })
+    : await InProcessBackend.create(prepared, noise, { intraOpThreads: 1, distribution: extra.distribution ?? 'gaussian' });
   try {
     const report = await trainLocal({
-      engine: noise,
-      session,
+      backend,
       train,
       heldOut,
       ...(logPath ? { logPath } : {}),
       options: { ...options, ...extra },
     });
-    return { report, slab: session.slab.slice() };
+    return { report, slab: await backend.snapshot() };
   } finally {
-    await session.release();
+    await backend.close();
   }
 }
 
@@ -61,6 +64,12 @@ describe(`local MeZO training (${noise.kind})`, () => {
     expect(a.report.slabSha256).not.toBe(slabSha256(prepared.slab));
     const c = await run({ seed: 43 });
     expect(c.report.logHeadHash).not.toBe(a.report.logHeadHash);
+    // The same run with the model on a worker thread: the same bits.
+    const d = await run({}, undefined, true);
+    expect(d.report.logHeadHash).toBe(a.report.logHeadHash);
+    expect(d.report.slabSha256).toBe(a.report.slabSha256);
+    const rademacher = await run({ distribution: 'rademacher' });
+    expect(rademacher.report.logVersion).toBe(30);
     expect(a.report.curve.map((p) => p.step)).toEqual([0, 10, 20, 30]);
   });
 
@@ -108,26 +117,29 @@ describe(`local MeZO training (${noise.kind})`, () => {
   it('skips steps whose loss is not finite and never applies them', async () => {
     const features = new Float32Array(64 * 784).fill(Number.NaN);
     const poisoned = new LocalDataset({ features, labels: new Int32Array(64), featureShape: [784], numClasses: 10, name: 'nan' });
-    const session = await createTrainableSession(prepared, { slab: prepared.slab.slice(), intraOpThreads: 1 });
-    const report = await trainLocal({ engine: noise, session, train: poisoned, options: { ...options, steps: 4, evalEvery: 0 } });
+    const backend = await InProcessBackend.create(prepared, noise, { intraOpThreads: 1 });
+    const report = await trainLocal({ backend, train: poisoned, options: { ...options, steps: 4, evalEvery: 0 } });
     expect(report.skippedSteps).toBe(4);
     expect(report.logVersion).toBe(0);
-    await session.release();
+    await backend.close();
   });
 
   it('rejects data that does not match the model, and bad options, naming the problem', async () => {
-    const session = await createTrainableSession(prepared, { slab: prepared.slab.slice(), intraOpThreads: 1 });
+    const backend = await InProcessBackend.create(prepared, noise, { intraOpThreads: 1 });
     const narrow = new LocalDataset({ features: new Float32Array(8 * 100), labels: new Int32Array(8), featureShape: [100], numClasses: 10 });
-    await expect(trainLocal({ engine: noise, session, train: narrow, options })).rejects.toThrow(
+    await expect(trainLocal({ backend, train: narrow, options })).rejects.toThrow(
       /data examples have shape \[100\] \(100 values\) but model input input is \[batch, 784\]/,
     );
-    await expect(trainLocal({ engine: noise, session, train, options: { ...options, steps: 0 } })).rejects.toThrow(
+    await expect(trainLocal({ backend, train, options: { ...options, steps: 0 } })).rejects.toThrow(
       /train options: steps/,
     );
     await expect(
-      trainLocal({ engine: noise, session, train, options: { ...options, schedule: { kind: 'cosine', lr: 1 } } }),
+      trainLocal({ backend, train, options: { ...options, schedule: { kind: 'cosine', lr: 1 } } }),
     ).rejects.toThrow(/schedule\.totalSteps: totalSteps is required/);
-    expect(slabSha256(session.slab)).toBe(slabSha256(prepared.slab));
-    await session.release();
+    await expect(trainLocal({ backend, train, options: { ...options, distribution: 'rademacher' } })).rejects.toThrow(
+      /distribution is 'rademacher' but the backend perturbs with 'gaussian'/,
+    );
+    expect(await backend.sha256()).toBe(slabSha256(prepared.slab));
+    await backend.close();
   });
 });

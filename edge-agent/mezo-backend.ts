@@ -1,0 +1,91 @@
+/**
+ * Where a MeZO agent's model lives. The trainer and the agent speak to a backend; the in-process one runs the
+ * model on the calling thread, the worker one (worker-backend.ts) on a worker thread so the caller's event loop
+ * stays free for heartbeats and cancellation while onnxruntime computes.
+ */
+import type { Manifest, PreparedModel, RunResult, TrainableSession } from '../shared/model/index.js';
+import { createTrainableSession, slabSha256 } from '../shared/model/index.js';
+import type { NoiseEngine } from '../shared/noise/engine.js';
+import type { Distribution, Seed } from '../shared/noise/index.js';
+import { feedsForBatch, type BatchData } from './batch-feeds.js';
+import { MezoEvaluator, type SeedEvaluation, type UpdateRule } from './mezo-evaluator.js';
+
+export interface DecayUpdate {
+  factor: number;
+  ranges: ReadonlyArray<readonly [number, number]>;
+}
+
+export interface MezoBackend {
+  readonly manifest: Manifest;
+  readonly distribution: Distribution;
+  /** A copy of the current weights, taken between updates. */
+  snapshot(): Promise<Float32Array>;
+  /** SHA-256 of the current weights (little-endian float32), as replicas and audits compare them. */
+  sha256(): Promise<string>;
+  /** Two perturbed losses per seed on one batch; with `fuse`, each restore also applies the seed's update. */
+  evaluate(seeds: readonly Seed[], epsilon: number, batch: BatchData, fuse?: UpdateRule): Promise<SeedEvaluation[]>;
+  /** Weight decay (optional), then θ += Σ coeff·z(seed) in order, in one pass. */
+  apply(terms: ReadonlyArray<{ seed: Seed; coeff: number }>, decay?: DecayUpdate): Promise<void>;
+  /** Loss (and correct count) of the current weights on a batch. */
+  run(batch: BatchData): Promise<RunResult>;
+  close(): Promise<void>;
+}
+
+export interface BackendOptions {
+  distribution?: Distribution;
+  /** onnxruntime intra-op threads (default: onnxruntime's choice). */
+  intraOpThreads?: number;
+  /** The weights to train in place (default: a copy of the prepared base slab). */
+  slab?: Float32Array;
+}
+
+export class InProcessBackend implements MezoBackend {
+  readonly manifest: Manifest;
+  readonly distribution: Distribution;
+  /** The weights the session reads; change them only through this backend. */
+  readonly slab: Float32Array;
+  private readonly session: TrainableSession;
+  private readonly evaluator: MezoEvaluator;
+
+  private constructor(session: TrainableSession, engine: NoiseEngine, distribution: Distribution) {
+    this.session = session;
+    this.manifest = session.manifest;
+    this.slab = session.slab;
+    this.distribution = distribution;
+    this.evaluator = new MezoEvaluator(engine, session.slab, distribution);
+  }
+
+  static async create(prepared: PreparedModel, engine: NoiseEngine, options: BackendOptions = {}): Promise<InProcessBackend> {
+    const session = await createTrainableSession(prepared, {
+      slab: options.slab ?? prepared.slab.slice(),
+      ...(options.intraOpThreads !== undefined ? { intraOpThreads: options.intraOpThreads } : {}),
+    });
+    return new InProcessBackend(session, engine, options.distribution ?? 'gaussian');
+  }
+
+  async evaluate(seeds: readonly Seed[], epsilon: number, batch: BatchData, fuse?: UpdateRule): Promise<SeedEvaluation[]> {
+    const feeds = feedsForBatch(this.manifest, batch);
+    return this.evaluator.evaluate(seeds, epsilon, async () => (await this.session.run(feeds)).loss, fuse);
+  }
+
+  apply(terms: ReadonlyArray<{ seed: Seed; coeff: number }>, decay?: DecayUpdate): Promise<void> {
+    return this.evaluator.apply(terms, decay);
+  }
+
+  async run(batch: BatchData): Promise<RunResult> {
+    const feeds = feedsForBatch(this.manifest, batch);
+    return this.evaluator.exclusive(() => this.session.run(feeds));
+  }
+
+  snapshot(): Promise<Float32Array> {
+    return this.evaluator.exclusive(() => this.slab.slice());
+  }
+
+  sha256(): Promise<string> {
+    return this.evaluator.exclusive(() => slabSha256(this.slab));
+  }
+
+  close(): Promise<void> {
+    return this.session.release();
+  }
+}

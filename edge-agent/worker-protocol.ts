@@ -1,0 +1,33 @@
+/** Messages between WorkerBackend and its worker thread (structured clone: bigints and typed arrays pass as is). */
+import type { Manifest } from '../shared/model/index.js';
+import type { Distribution, Seed } from '../shared/noise/index.js';
+import type { BatchData } from './batch-feeds.js';
+import type { DecayUpdate } from './mezo-backend.js';
+import type { UpdateRule } from './mezo-evaluator.js';
+
+export interface WorkerInit {
+  model: Uint8Array;
+  manifest: Manifest;
+  slab: Float32Array;
+  distribution: Distribution;
+  noise: string;
+  noiseThreads?: number;
+  intraOpThreads?: number;
+}
+
+export type WorkerCall =
+  | { kind: 'evaluate'; seeds: readonly Seed[]; epsilon: number; batch: BatchData; fuse?: UpdateRule }
+  | { kind: 'apply'; terms: ReadonlyArray<{ seed: Seed; coeff: number }>; decay?: DecayUpdate }
+  | { kind: 'run'; batch: BatchData }
+  | { kind: 'snapshot' }
+  | { kind: 'sha256' }
+  | { kind: 'close' };
+
+export type WorkerRequest = { id: number } & WorkerCall;
+
+export interface WorkerResponse {
+  id: number;
+  ok: boolean;
+  result?: unknown;
+  error?: { name: string; message: string };
+}
