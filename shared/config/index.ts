@@ -1,0 +1,1 @@
+export { ConfigError, resolveConfig, type ConfigLayers, type EnvBinding } from './resolve-config.js';
