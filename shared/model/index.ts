@@ -21,3 +21,4 @@ export type { NamePattern } from './name-pattern.js';
 export { slabSha256 } from './hashing.js';
 export { decodeModel, encodeModel } from './onnx-codec.js';
 export type { ModelProto, GraphProto, NodeProto, TensorProto, ValueInfo } from './onnx-types.js';
+export * from './default-model.js';
