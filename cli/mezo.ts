@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { registerInfoCommand } from './info-command.js';
+import { registerTrainCommand } from './train-command.js';
 import { registerPrepareCommand } from './prepare-command.js';
 import { registerZooCommand } from './zoo-command.js';
 
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .configureHelp({ sortSubcommands: true });
   registerInfoCommand(program);
+  registerTrainCommand(program);
   registerPrepareCommand(program);
   registerZooCommand(program);
   return program;

@@ -9,6 +9,7 @@ export { rngFor, SeededRng } from './rng.js';
 export type { Seed, StreamTag } from './rng.js';
 export { fnv1a, fnv1aUpdate, FNV_OFFSET_BASIS } from './hash.js';
 export { trainTestSplit } from './split.js';
+export { concatDatasets } from './concat.js';
 export type { Split, SplitOptions } from './split.js';
 export * from './formats/index.js';
 export * from './builtin/index.js';

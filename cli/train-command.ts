@@ -1,0 +1,247 @@
+/**
+ * `mezo train`: local, centralised MeZO fine-tuning of a prepared model on local data — by default the embedded
+ * default model on every simulated device's distorted digits, pooled. Writes the update log (the coordinator's
+ * format), the trained slab and a JSON report into --out.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { extname, join } from 'node:path';
+import { InvalidArgumentError, type Command } from 'commander';
+import { z } from 'zod';
+import { resolveConfig, type EnvBinding } from '../shared/config/index.js';
+import { localTrainOptionsSchema, type LocalTrainReport } from '../edge-agent/local-trainer.js';
+import { lrScheduleSchema } from '../edge-agent/lr-schedule.js';
+
+const DEFAULT_STEPS = 2000;
+
+export const trainConfigSchema = z.strictObject({
+  /** Prepared model directory (manifest.json, model.onnx, base.slab); default: the embedded default model. */
+  model: z.string().min(1).optional(),
+  /** Training data file (.jsonl, .csv or .mzds); default: the default task's device data. */
+  data: z.string().min(1).optional(),
+  /** Held-out data file; default: the default task's shifted test set (or none with --data). */
+  heldOut: z.string().min(1).optional(),
+  /** Default task only: how many simulated devices' data to pool. */
+  agents: z.number().int().min(1).max(4500).default(10),
+  out: z.string().min(1).default('mezo-train'),
+  /** Run the model on a worker thread (default) or on the main thread. */
+  worker: z.boolean().default(true),
+  /** onnxruntime intra-op threads (default 1: one core for the model). */
+  threads: z.number().int().min(1).max(256).default(1),
+  noiseThreads: z.number().int().min(1).max(256).default(1),
+  train: z
+    .preprocess(
+      // A linear or cosine schedule decays over the whole run unless totalSteps says otherwise.
+      (value) => {
+        if (value === null || typeof value !== 'object') return value;
+        const train = value as { steps?: unknown; schedule?: { kind?: unknown; totalSteps?: unknown } };
+        if (train.schedule && train.schedule.kind !== undefined && train.schedule.kind !== 'constant' && train.schedule.totalSteps === undefined) {
+          return { ...train, schedule: { ...train.schedule, totalSteps: train.steps ?? DEFAULT_STEPS } };
+        }
+        return value;
+      },
+      localTrainOptionsSchema.extend({
+        steps: z.number().int().positive().default(DEFAULT_STEPS),
+        schedule: lrScheduleSchema.prefault({ lr: 3e-4 }),
+        evalEvery: z.number().int().nonnegative().default(250),
+      }),
+    )
+    .prefault({}),
+});
+export type TrainConfig = z.output<typeof trainConfigSchema>;
+
+const ENV: Record<string, EnvBinding> = {
+  MEZO_TRAIN_MODEL: { path: 'model', type: 'string' },
+  MEZO_TRAIN_DATA: { path: 'data', type: 'string' },
+  MEZO_TRAIN_OUT: { path: 'out', type: 'string' },
+  MEZO_TRAIN_STEPS: { path: 'train.steps', type: 'number' },
+  MEZO_TRAIN_BATCH_SIZE: { path: 'train.batchSize', type: 'number' },
+  MEZO_TRAIN_LR: { path: 'train.schedule.lr', type: 'number' },
+  MEZO_TRAIN_EPSILON: { path: 'train.epsilon', type: 'number' },
+  MEZO_TRAIN_SEED: { path: 'train.seed', type: 'string' },
+  MEZO_TRAIN_THREADS: { path: 'threads', type: 'number' },
+};
+
+/** Command-line option → config path. */
+const FLAGS: Record<string, string> = {
+  model: 'model',
+  data: 'data',
+  heldOut: 'heldOut',
+  agents: 'agents',
+  out: 'out',
+  worker: 'worker',
+  threads: 'threads',
+  noiseThreads: 'noiseThreads',
+  steps: 'train.steps',
+  batchSize: 'train.batchSize',
+  epsilon: 'train.epsilon',
+  lr: 'train.schedule.lr',
+  schedule: 'train.schedule.kind',
+  minLr: 'train.schedule.minLr',
+  warmupSteps: 'train.schedule.warmupSteps',
+  perturbations: 'train.perturbations',
+  distribution: 'train.distribution',
+  clip: 'train.clip',
+  weightDecay: 'train.weightDecay',
+  evalEvery: 'train.evalEvery',
+  patience: 'train.earlyStop.patience',
+  minDelta: 'train.earlyStop.minDelta',
+  seed: 'train.seed',
+  jobId: 'train.jobId',
+};
+
+const kebab = (name: string): string => `--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+
+function number(value: string): number {
+  const parsed = Number(value);
+  if (value.trim() === '' || !Number.isFinite(parsed)) throw new InvalidArgumentError('must be a number');
+  return parsed;
+}
+
+/** Resolves the configuration from defaults, --config, MEZO_TRAIN_* and flags. */
+export function resolveTrainConfig(flags: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): TrainConfig {
+  const layered: Record<string, unknown> = {};
+  const flagNames: Record<string, string> = {};
+  for (const [option, path] of Object.entries(FLAGS)) {
+    if (flags[option] !== undefined) {
+      layered[path] = flags[option];
+      flagNames[path] = kebab(option);
+    }
+  }
+  return resolveConfig(trainConfigSchema, {
+    ...(typeof flags.config === 'string' ? { file: flags.config } : {}),
+    env,
+    envBindings: ENV,
+    flags: layered,
+    flagNames,
+  });
+}
+
+export interface TrainOutcome {
+  config: TrainConfig;
+  report: LocalTrainReport;
+  files: { log: string; slab: string; report: string };
+}
+
+async function loadDataFile(path: string, numClasses: number | null) {
+  const data = await import('../shared/data/index.js');
+  const options = numClasses === null ? {} : { numClasses };
+  switch (extname(path).toLowerCase()) {
+    case '.jsonl':
+      return data.readJsonl(path, options);
+    case '.csv':
+      return data.readCsv(path, options);
+    case '.mzds':
+      return data.readMzds(path);
+    default:
+      throw new InvalidArgumentError(`${path}: unknown data format (expected .jsonl, .csv or .mzds)`);
+  }
+}
+
+export async function runTrain(config: TrainConfig, options: { quiet?: boolean } = {}): Promise<TrainOutcome> {
+  const { loadPrepared, loadDefaultModel, defaultTask, slabSha256 } = await import('../shared/model/index.js');
+  const { concatDatasets } = await import('../shared/data/index.js');
+  const { createNoiseEngine } = await import('../shared/noise/index.js');
+  const { InProcessBackend } = await import('../edge-agent/mezo-backend.js');
+  const { WorkerBackend } = await import('../edge-agent/worker-backend.js');
+  const { trainLocal } = await import('../edge-agent/local-trainer.js');
+  const { createProgress } = await import('../shared/progress.js');
+
+  const prepared = config.model ? await loadPrepared(config.model) : await loadDefaultModel();
+  let train;
+  let heldOut;
+  if (config.data) {
+    train = await loadDataFile(config.data, prepared.manifest.classes);
+    heldOut = config.heldOut ? await loadDataFile(config.heldOut, prepared.manifest.classes) : undefined;
+  } else {
+    if (config.model) throw new InvalidArgumentError('--data is required with --model (the default task fits the default model only)');
+    const task = defaultTask({ numAgents: config.agents, seed: config.train.seed });
+    train = concatDatasets(task.agents, 'default-digits/devices');
+    heldOut = config.heldOut ? await loadDataFile(config.heldOut, prepared.manifest.classes) : task.shiftedTest;
+  }
+
+  mkdirSync(config.out, { recursive: true });
+  const files = { log: join(config.out, 'update.log'), slab: join(config.out, 'trained.slab'), report: join(config.out, 'report.json') };
+  const backendOptions = { distribution: config.train.distribution, intraOpThreads: config.threads };
+  const backend = config.worker
+    ? await WorkerBackend.start(prepared, { ...backendOptions, noiseThreads: config.noiseThreads })
+    : await InProcessBackend.create(prepared, (() => {
+        const engine = createNoiseEngine();
+        engine.setThreads(config.noiseThreads);
+        return engine;
+      })(), backendOptions);
+  const progress = options.quiet ? undefined : createProgress({ label: 'train', total: config.train.steps });
+  let lastAccuracy = '';
+  let report: LocalTrainReport;
+  try {
+    report = await trainLocal({
+      backend,
+      train,
+      ...(heldOut ? { heldOut } : {}),
+      logPath: files.log,
+      options: config.train,
+      onProgress: (p) => {
+        if (p.eval) lastAccuracy = `${(p.eval.accuracy * 100).toFixed(1)}%`;
+        progress?.update(p.step, { loss: p.trainLoss.toFixed(4), ...(lastAccuracy ? { 'held-out acc': lastAccuracy } : {}) });
+      },
+    });
+    const slab = await backend.snapshot();
+    writeFileSync(files.slab, new Uint8Array(slab.buffer, slab.byteOffset, slab.byteLength));
+    if (slabSha256(slab) !== report.slabSha256) throw new Error('trained slab changed while being written');
+  } finally {
+    progress?.stop();
+    await backend.close();
+  }
+  writeFileSync(files.report, `${JSON.stringify({ config, report, files }, (_, v) => (typeof v === 'bigint' ? v.toString() : v), 2)}\n`);
+  return { config, report, files };
+}
+
+export function registerTrainCommand(program: Command): void {
+  program
+    .command('train')
+    .description('fine-tune a prepared model locally with MeZO (default: the embedded default model and task)')
+    .option('--config <file>', 'JSON config file (defaults < file < MEZO_TRAIN_* env < flags)')
+    .option('--model <dir>', 'prepared model directory (default: the embedded default model)')
+    .option('--data <file>', 'training data: .jsonl, .csv or .mzds (default: the default task)')
+    .option('--held-out <file>', 'held-out data for evaluation')
+    .option('--agents <n>', 'default task: number of simulated devices whose data is pooled', number)
+    .option('--out <dir>', 'output directory: update.log, trained.slab, report.json')
+    .option('--steps <n>', 'MeZO steps', number)
+    .option('--batch-size <n>', 'examples per step', number)
+    .option('--epsilon <x>', 'perturbation size ε', number)
+    .option('--lr <x>', 'learning rate', number)
+    .option('--schedule <kind>', 'constant | linear | cosine')
+    .option('--min-lr <x>', 'final learning rate of linear/cosine', number)
+    .option('--warmup-steps <n>', 'linear warm-up steps', number)
+    .option('--perturbations <q>', 'perturbations per step', number)
+    .option('--distribution <kind>', 'gaussian | rademacher')
+    .option('--clip <x>', 'clip |g| to this bound', number)
+    .option('--weight-decay <x>', 'decoupled weight decay on weight matrices', number)
+    .option('--eval-every <n>', 'evaluate on held-out data every n steps (0: only at the end)', number)
+    .option('--patience <n>', 'early stop after n evaluations without improvement', number)
+    .option('--min-delta <x>', 'improvement that counts for early stopping', number)
+    .option('--seed <n>', 'seed of perturbations, batch order and the default task')
+    .option('--job-id <id>', 'job id recorded in the update log')
+    .option('--threads <n>', 'onnxruntime intra-op threads', number)
+    .option('--noise-threads <n>', 'native noise threads', number)
+    .option('--no-worker', 'run the model on the main thread')
+    .option('--json', 'print the report as JSON on stdout')
+    .action(async (flags: Record<string, unknown>) => {
+      const config = resolveTrainConfig({ ...flags, worker: flags.worker === false ? false : undefined });
+      const { report, files } = await runTrain(config);
+      if (flags.json) {
+        process.stdout.write(`${JSON.stringify(report)}\n`);
+        return;
+      }
+      const pct = (x: number | undefined): string => (x === undefined ? 'n/a' : `${(x * 100).toFixed(2)}%`);
+      const lines = [
+        ['steps', `${report.steps}${report.stoppedEarly ? ' (stopped early)' : ''}, ${report.skippedSteps} skipped`],
+        ['wall time', `${(report.wallMs / 1000).toFixed(1)} s`],
+        ['held-out accuracy', `${pct(report.initialEval?.accuracy)} → ${pct(report.finalEval?.accuracy)}`],
+        ['held-out loss', `${report.initialEval?.loss.toFixed(4) ?? 'n/a'} → ${report.finalEval?.loss.toFixed(4) ?? 'n/a'}`],
+        ['update log', `${files.log} (${report.logVersion} entries, head ${report.logHeadHash.slice(0, 16)}…)`],
+        ['trained slab', `${files.slab} (sha256 ${report.slabSha256.slice(0, 16)}…)`],
+        ['report', files.report],
+      ];
+      for (const [key, value] of lines) process.stdout.write(`${key!.padEnd(18)} ${value}\n`);
+    });
+}
