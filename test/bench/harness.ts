@@ -2,7 +2,8 @@
  * Shared benchmark plumbing: timing by repeated runs (median, with min and max kept), host facts, and the
  * JSON + table output every suite uses. Benchmarks report; they never assert — targets are shown as ratios.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { fork } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 
@@ -86,4 +87,41 @@ function formatNumber(value: number): string {
   if (magnitude >= 100) return value.toFixed(1);
   if (magnitude >= 1) return value.toFixed(2);
   return value.toPrecision(3);
+}
+
+/**
+ * Runs one benchmark configuration in a fresh child process (peak RSS is per process) and resolves with what
+ * the child reports over IPC. The child is a compiled module that calls `reportToParent`.
+ */
+export function forkBenchChild<Config, Report>(childPath: string, config: Config): Promise<Report> {
+  if (!existsSync(childPath)) {
+    throw new Error(`${childPath} not found: run benchmarks from the compiled tree (npm run build, then npm run bench)`);
+  }
+  return new Promise((resolvePromise, reject) => {
+    const child = fork(childPath, [JSON.stringify(config)], {
+      execArgv: ['--expose-gc'],
+      env: { ...process.env, MEZO_LOG_LEVEL: 'silent' },
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    let settled = false;
+    child.on('message', (message: { ok: boolean; report?: Report; error?: string }) => {
+      settled = true;
+      if (message.ok) resolvePromise(message.report!);
+      else reject(new Error(`benchmark child failed: ${message.error}`));
+    });
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      if (!settled) reject(new Error(`benchmark child exited with code ${code} before reporting`));
+    });
+  });
+}
+
+/** The child side of forkBenchChild: runs `main` with the parsed config when forked with IPC, and reports. */
+export function reportToParent<Config, Report>(main: (config: Config) => Promise<Report>): void {
+  if (process.send === undefined) return; // imported, not forked: do nothing
+  main(JSON.parse(process.argv[2] ?? '') as Config).then(
+    (report) => process.send!({ ok: true, report }, () => process.exit(0)),
+    (err: unknown) =>
+      process.send!({ ok: false, error: err instanceof Error ? (err.stack ?? err.message) : String(err) }, () => process.exit(1)),
+  );
 }

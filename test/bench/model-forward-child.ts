@@ -4,6 +4,7 @@
  */
 import * as ort from 'onnxruntime-node';
 import { createTrainableSession, loadPrepared } from '../../shared/model/index.js';
+import { reportToParent } from './harness.js';
 
 export interface ChildConfig {
   /** 'initializers': the original model file; 'inputs': a prepared directory (weights fed from the slab). */
@@ -31,8 +32,7 @@ function batchTensor(input: ChildConfig['input']): ort.Tensor {
   return new ort.Tensor('float32', Float32Array.from({ length: count }, (_, i) => Math.sin(i) * 0.5), input.dims);
 }
 
-async function main(): Promise<ChildReport> {
-  const config = JSON.parse(process.argv[2] ?? '') as ChildConfig;
+async function main(config: ChildConfig): Promise<ChildReport> {
   const baselineMaxRssKiB = process.resourceUsage().maxRSS;
   const feeds = { [config.input.name]: batchTensor(config.input) };
   const sessionOptions = {
@@ -67,10 +67,4 @@ async function main(): Promise<ChildReport> {
   };
 }
 
-// Only act when forked with an IPC channel, so importing this module (e.g. by a type check) does nothing.
-if (process.send !== undefined) {
-  main().then(
-    (report) => process.send!({ ok: true, report }, () => process.exit(0)),
-    (err: unknown) => process.send!({ ok: false, error: err instanceof Error ? err.stack ?? err.message : String(err) }, () => process.exit(1)),
-  );
-}
+reportToParent(main);

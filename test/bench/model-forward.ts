@@ -4,15 +4,14 @@
  * at batch 64 and the tiny transformer. Each configuration runs in a child process forked from the compiled
  * sibling model-forward-child.js, because peak RSS is per process.
  */
-import { fork } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { prepareModel, writePrepared } from '../../shared/model/index.js';
 import { buildMlp, buildTransformer, type ZooModel } from '../../shared/model/zoo/index.js';
 import type { ChildConfig, ChildReport } from './model-forward-child.js';
-import { hostInfo, type SuiteResult } from './harness.js';
+import { forkBenchChild, hostInfo, type SuiteResult } from './harness.js';
 
 export interface ModelForwardOptions {
   runs?: number;
@@ -25,29 +24,10 @@ export interface ModelForwardOptions {
 const CHILD = fileURLToPath(new URL('./model-forward-child.js', import.meta.url));
 
 function runChild(config: ChildConfig): Promise<ChildReport> {
-  return new Promise((resolvePromise, reject) => {
-    const child = fork(CHILD, [JSON.stringify(config)], {
-      execArgv: [],
-      env: { ...process.env, MEZO_LOG_LEVEL: 'silent' },
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    });
-    let settled = false;
-    child.on('message', (message: { ok: boolean; report?: ChildReport; error?: string }) => {
-      settled = true;
-      if (message.ok) resolvePromise(message.report!);
-      else reject(new Error(`benchmark child failed: ${message.error}`));
-    });
-    child.on('error', reject);
-    child.on('exit', (code) => {
-      if (!settled) reject(new Error(`benchmark child exited with code ${code} before reporting`));
-    });
-  });
+  return forkBenchChild<ChildConfig, ChildReport>(CHILD, config);
 }
 
 export async function benchModelForward(options: ModelForwardOptions = {}): Promise<SuiteResult> {
-  if (!existsSync(CHILD)) {
-    throw new Error(`${CHILD} not found: run the benchmark from the compiled tree (tsc -p tsconfig.build.json, then dist/test/bench)`);
-  }
   const runs = options.runs ?? 21;
   const warmup = options.warmup ?? 3;
   const batch = options.batch ?? 64;

@@ -5,10 +5,12 @@
 import { report, type SuiteResult } from './harness.js';
 import { benchModelForward } from './model-forward.js';
 import { benchNoise } from './noise-bench.js';
+import { benchTrainer } from './trainer-bench.js';
 
 const suites: Record<string, () => Promise<SuiteResult>> = {
   noise: () => benchNoise(),
   'model-forward': () => benchModelForward(),
+  trainer: () => benchTrainer(),
 };
 
 const requested = process.argv.slice(2).filter((a) => !a.startsWith('-'));

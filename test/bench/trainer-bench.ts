@@ -1,0 +1,130 @@
+/**
+ * Trainer benchmark (issue targets): training peak RSS ≤ 1.05× the peak of evaluating the same loss at the same
+ * batch (inference only), no RSS growth over a long run, and step time / (2 × forward time) ≤ 1.3 on the
+ * MLP 784-1024-1024-10 at batch 64 with Gaussian noise — with the split of a step into noise, onnxruntime and
+ * the rest. Every configuration runs in its own child process.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { prepareModel, writePrepared } from '../../shared/model/index.js';
+import { buildMlp, buildTransformer } from '../../shared/model/zoo/index.js';
+import { forkBenchChild, hostInfo, type SuiteResult } from './harness.js';
+import type { TrainerChildConfig, TrainerChildReport } from './trainer-child.js';
+
+const CHILD = fileURLToPath(new URL('./trainer-child.js', import.meta.url));
+
+export interface TrainerBenchOptions {
+  steps?: number;
+  /** Steps of the long run that checks for RSS growth (default 10,000; MEZO_BENCH_GROWTH_STEPS overrides). */
+  growthSteps?: number;
+  intraOpThreads?: number;
+  noiseThreads?: number;
+}
+
+export async function benchTrainer(options: TrainerBenchOptions = {}): Promise<SuiteResult> {
+  const steps = options.steps ?? 300;
+  const growthSteps = options.growthSteps ?? Number(process.env.MEZO_BENCH_GROWTH_STEPS ?? 10_000);
+  const intraOpThreads = options.intraOpThreads ?? 1;
+  const noiseThreads = options.noiseThreads ?? 1;
+  const work = mkdtempSync(join(tmpdir(), 'mezo-bench-trainer-'));
+  const models = [
+    {
+      name: 'mlp 784-1024-1024-10',
+      zoo: buildMlp({ sizes: [784, 1024, 1024, 10], seed: 1 }),
+      batch: { features: 'float32' as const, featureShape: [784], size: 64, classes: 10 },
+    },
+    {
+      name: 'transformer v1000 d64 h4 l2 s32',
+      zoo: buildTransformer({ vocab: 1000, dim: 64, heads: 4, layers: 2, seq: 32, classes: 2, seed: 1 }),
+      batch: { features: 'int64' as const, featureShape: [32], size: 64, classes: 2, vocab: 1000 },
+    },
+  ];
+  const results: Array<Record<string, unknown>> = [];
+  const table: SuiteResult['table'] = [];
+  const targets: Array<{ target: string; value: number; goal: string; met: boolean }> = [];
+  try {
+    for (const [index, model] of models.entries()) {
+      const preparedDir = await writePrepared(join(work, `prepared-${index}`), prepareModel(model.zoo.bytes, { loss: 'cross-entropy' }));
+      const base: Omit<TrainerChildConfig, 'mode' | 'distribution' | 'steps'> = {
+        preparedDir,
+        batch: model.batch,
+        intraOpThreads,
+        noiseThreads,
+        rssSamples: 10,
+      };
+      const inference = await forkBenchChild<TrainerChildConfig, TrainerChildReport>(CHILD, {
+        ...base,
+        mode: 'inference',
+        distribution: 'gaussian',
+        steps,
+      });
+      for (const distribution of ['gaussian', 'rademacher'] as const) {
+        const train = await forkBenchChild<TrainerChildConfig, TrainerChildReport>(CHILD, { ...base, mode: 'train', distribution, steps });
+        const memoryRatio = train.maxRssKiB / inference.maxRssKiB;
+        const speedRatio = train.stepMs / (2 * train.forwardMs);
+        const noiseShare = Math.min(1, (3 * train.noisePassMs) / train.stepMs);
+        const ortShare = Math.min(1, (2 * train.forwardMs) / train.stepMs);
+        results.push({ model: model.name, distribution, parameters: train.parameters, inference, train, memoryRatio, speedRatio, noiseShare, ortShare });
+        table.push({
+          model: model.name,
+          noise: `${distribution} (${train.noiseKind})`,
+          'step ms': train.stepMs,
+          'forward ms': train.forwardMs,
+          'noise pass ms': train.noisePassMs,
+          'step/(2·fwd)': speedRatio,
+          'noise %': 100 * noiseShare,
+          'ort %': 100 * ortShare,
+          'other %': 100 * Math.max(0, 1 - noiseShare - ortShare),
+          'train/infer RSS': memoryRatio,
+          'train RSS MiB': train.maxRssKiB / 1024,
+        });
+        if (index === 0 && distribution === 'gaussian') {
+          targets.push({ target: 'MLP gaussian step / (2 × forward)', value: speedRatio, goal: '<= 1.3', met: speedRatio <= 1.3 });
+        }
+        targets.push({
+          target: `${model.name} ${distribution}: training peak RSS / inference peak RSS`,
+          value: memoryRatio,
+          goal: '<= 1.05',
+          met: memoryRatio <= 1.05,
+        });
+      }
+    }
+    if (growthSteps > 0) {
+      const model = models[0]!;
+      const long = await forkBenchChild<TrainerChildConfig, TrainerChildReport>(CHILD, {
+        preparedDir: join(work, 'prepared-0'),
+        batch: model.batch,
+        intraOpThreads,
+        noiseThreads,
+        rssSamples: 20,
+        mode: 'train',
+        distribution: 'gaussian',
+        steps: growthSteps,
+      });
+      // Growth is measured over the second half of the run, once warm-up allocations (JIT, heap sizing,
+      // onnxruntime's arena) have settled: a leak keeps growing there, a warm-up does not.
+      const early = long.rssTimeline[Math.floor(long.rssTimeline.length / 2)]![1];
+      const late = long.rssTimeline.at(-1)![1];
+      const growthMiB = (late - early) / 1024;
+      results.push({ model: model.name, longRun: { steps: growthSteps, rssTimelineKiB: long.rssTimeline, growthMiB, maxRssKiB: long.maxRssKiB } });
+      targets.push({ target: `RSS growth over the second half of ${growthSteps} steps (MiB, MLP)`, value: growthMiB, goal: '< 2 MiB', met: growthMiB < 2 });
+    }
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+  for (const t of targets) table.push({ model: `TARGET ${t.target}`, noise: t.goal, 'step ms': `${t.value.toFixed(3)} ${t.met ? 'met' : 'MISSED'}` });
+  return {
+    suite: 'trainer',
+    date: new Date().toISOString(),
+    host: hostInfo(),
+    steps,
+    batch: 64,
+    intraOpThreads,
+    noiseThreads,
+    results,
+    targets,
+    table,
+  };
+}
