@@ -5,33 +5,14 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import type { DistributionCode, NoiseKernel } from './kernel.js';
+import type { NoiseKernel } from './kernel.js';
 
-interface NativeNoiseBinding {
-  philox(out: Uint32Array, counter: Uint32Array, key: Uint32Array): void;
-  perturb(
-    slab: Float32Array,
-    k0: number,
-    k1: number,
-    scale: number,
-    offset: number,
-    start: number,
-    end: number,
-    distribution: DistributionCode,
-  ): void;
-  accumulate(
-    slab: Float32Array,
-    keys: Uint32Array,
-    coeffs: Float32Array,
-    offset: number,
-    start: number,
-    end: number,
-    distribution: DistributionCode,
-  ): void;
-  setThreads(threads: number): void;
-  getThreads(): number;
+/** The addon's exports: the kernel operations with the same signatures, plus its vector path and the floor loop. */
+export type NativeNoiseBinding = Omit<NoiseKernel, 'kind' | 'simd'> & {
   simd(): string;
-}
+  /** slab[i] = f32(slab[i] + f32(value)): the plain read+write loop benchmarks use as the memory floor. */
+  addScalar(slab: Float32Array, value: number): void;
+};
 
 export class NativeAddonError extends Error {
   override name = 'NativeAddonError';
@@ -40,10 +21,14 @@ export class NativeAddonError extends Error {
 /** Where node-gyp leaves the addon, seen from this file in the source tree and in dist/. */
 const CANDIDATES = ['../../build/Release/mezo_noise.node', '../../../build/Release/mezo_noise.node'];
 
+function addonPath(): string | undefined {
+  return CANDIDATES.map((rel) => fileURLToPath(new URL(rel, import.meta.url))).find((p) => existsSync(p));
+}
+
 /** Loads the addon; throws NativeAddonError (with the loader's error as cause) when it is missing or broken. */
 export function loadNativeKernel(): NoiseKernel {
   const require = createRequire(import.meta.url);
-  const path = CANDIDATES.map((rel) => fileURLToPath(new URL(rel, import.meta.url))).find((p) => existsSync(p));
+  const path = addonPath();
   if (path === undefined) {
     throw new NativeAddonError('native noise addon not built (build/Release/mezo_noise.node missing; run `npm run build:native`)');
   }
@@ -53,16 +38,15 @@ export function loadNativeKernel(): NoiseKernel {
   } catch (cause) {
     throw new NativeAddonError(`native noise addon at ${path} failed to load`, { cause });
   }
+  // N-API functions do not use `this`, so the exports serve as the kernel's methods directly.
   return {
     kind: 'native',
     simd: binding.simd(),
-    philox: (out, counter, key) => binding.philox(out, counter, key),
-    perturb: (slab, k0, k1, scale, offset, start, end, distribution) =>
-      binding.perturb(slab, k0, k1, scale, offset, start, end, distribution),
-    accumulate: (slab, keys, coeffs, offset, start, end, distribution) =>
-      binding.accumulate(slab, keys, coeffs, offset, start, end, distribution),
-    setThreads: (threads) => binding.setThreads(threads),
-    getThreads: () => binding.getThreads(),
+    philox: binding.philox,
+    perturb: binding.perturb,
+    accumulate: binding.accumulate,
+    setThreads: binding.setThreads,
+    getThreads: binding.getThreads,
   };
 }
 
@@ -70,10 +54,7 @@ export function loadNativeKernel(): NoiseKernel {
  * The addon's plain in-place read+write loop (slab[i] += value), the memory floor that benchmarks compare the
  * noise kernels against; undefined when the addon is not built.
  */
-export function loadNativeFloor(): ((slab: Float32Array, value: number) => void) | undefined {
-  const require = createRequire(import.meta.url);
-  const path = CANDIDATES.map((rel) => fileURLToPath(new URL(rel, import.meta.url))).find((p) => existsSync(p));
-  if (path === undefined) return undefined;
-  const binding = require(path) as { addScalar?: (slab: Float32Array, value: number) => void };
-  return binding.addScalar;
+export function loadNativeFloor(): NativeNoiseBinding['addScalar'] | undefined {
+  const path = addonPath();
+  return path === undefined ? undefined : (createRequire(import.meta.url)(path) as NativeNoiseBinding).addScalar;
 }

@@ -59,6 +59,12 @@ async function main(config: TrainerChildConfig): Promise<TrainerChildReport> {
   const stepTimes: number[] = [];
   const forwardTimes: number[] = [];
   const noiseTimes: number[] = [];
+  // RSS is sampled after a full collection (the child runs with --expose-gc): garbage awaiting V8's next major
+  // GC makes RSS saw up and down; what survives a collection is what a leak would grow.
+  const sampleRss = (step: number): void => {
+    (globalThis as { gc?: () => void }).gc?.();
+    rssTimeline.push([step, Math.round(process.memoryUsage.rss() / 1024)]);
+  };
   const time = async (samples: number[], work: () => Promise<unknown> | unknown): Promise<void> => {
     const started = process.hrtime.bigint();
     await work();
@@ -72,7 +78,7 @@ async function main(config: TrainerChildConfig): Promise<TrainerChildReport> {
       // Two losses per step, as a MeZO step evaluates.
       await time(forwardTimes, () => session.run(feeds));
       await time(forwardTimes, () => session.run(feeds));
-      if (step % every === 0) rssTimeline.push([step, Math.round(process.memoryUsage.rss() / 1024)]);
+      if (step % every === 0) sampleRss(step);
     }
     await session.release();
   } else {
@@ -90,7 +96,7 @@ async function main(config: TrainerChildConfig): Promise<TrainerChildReport> {
     const rule = { lr: 1e-7 };
     for (let step = 0; step < config.steps; step++) {
       await time(stepTimes, () => backend.evaluate([BigInt(step + 1)], 1e-3, batch, rule));
-      if (step % every === 0) rssTimeline.push([step, Math.round(process.memoryUsage.rss() / 1024)]);
+      if (step % every === 0) sampleRss(step);
     }
     await backend.close();
   }

@@ -113,29 +113,9 @@ void rademacher_range(float* slab, const Entry& entry, uint64_t offset, size_t s
   }
 }
 
-inline void apply_range(float* slab, const Entry& entry, uint64_t offset, size_t start, size_t end,
-                        int distribution) {
-  if (distribution == kDistRademacher) {
-    rademacher_range(slab, entry, offset, start, end);
-  } else {
-    gaussian_range(slab, entry, offset, start, end);
-  }
-}
-
 void accumulate_generic(float* slab, const Entry* entries, size_t count, uint64_t offset, size_t start, size_t end,
                         int distribution) {
-  if (count == 1) {
-    apply_range(slab, entries[0], offset, start, end, distribution);
-    return;
-  }
-  size_t i = start;
-  while (i < end) {
-    // Chunks end on multiples of kAccumulateChunk in global index, so bulk chunks stay block-aligned.
-    const size_t to_boundary = static_cast<size_t>(kAccumulateChunk - (offset + i) % kAccumulateChunk);
-    const size_t chunk_end = std::min(end, i + to_boundary);
-    for (size_t k = 0; k < count; ++k) apply_range(slab, entries[k], offset, i, chunk_end, distribution);
-    i = chunk_end;
-  }
+  accumulate_in_chunks(slab, entries, count, offset, start, end, distribution, gaussian_range, rademacher_range);
 }
 
 constexpr KernelImpl kGeneric{"generic", accumulate_generic};

@@ -151,6 +151,33 @@ struct KernelImpl {
 // multiples of this global index, a multiple of the widest vector runs, so whole chunks take the bulk paths.
 constexpr uint64_t kAccumulateChunk = 16384;
 
+// The accumulate loop both kernels share: entry k reaches a chunk only after entries 0 .. k-1 have, so the result
+// equals successive perturbs. `gaussian` and `rademacher` apply one entry to [from, to); each kernel passes its
+// own, so this loop never needs the kernels' instruction-set attributes.
+template <typename GaussianRange, typename RademacherRange>
+inline void accumulate_in_chunks(float* slab, const Entry* entries, size_t count, uint64_t offset, size_t start,
+                                 size_t end, int distribution, GaussianRange gaussian, RademacherRange rademacher) {
+  const auto apply = [&](const Entry& entry, size_t from, size_t to) {
+    if (distribution == kDistRademacher) {
+      rademacher(slab, entry, offset, from, to);
+    } else {
+      gaussian(slab, entry, offset, from, to);
+    }
+  };
+  if (count == 1) {
+    apply(entries[0], start, end);
+    return;
+  }
+  size_t i = start;
+  while (i < end) {
+    // Chunks end on multiples of kAccumulateChunk in global index, so bulk chunks stay block-aligned.
+    const size_t to_boundary = static_cast<size_t>(kAccumulateChunk - (offset + i) % kAccumulateChunk);
+    const size_t chunk_end = i + to_boundary < end ? i + to_boundary : end;
+    for (size_t k = 0; k < count; ++k) apply(entries[k], i, chunk_end);
+    i = chunk_end;
+  }
+}
+
 const KernelImpl& generic_kernel();
 // Null where the AVX2 kernel is not compiled in (non-x86-64 targets).
 const KernelImpl* avx2_kernel();

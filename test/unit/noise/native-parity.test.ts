@@ -13,33 +13,9 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { jsKernel } from '../../../shared/noise/js-kernel.js';
 import { DIST_GAUSSIAN, DIST_RADEMACHER, type DistributionCode } from '../../../shared/noise/kernel.js';
+import type { NativeNoiseBinding } from '../../../shared/noise/native-binding.js';
 
-interface NativeAddon {
-  philox(out: Uint32Array, counter: Uint32Array, key: Uint32Array): void;
-  perturb(
-    slab: Float32Array,
-    k0: number,
-    k1: number,
-    scale: number,
-    offset: number,
-    start: number,
-    end: number,
-    distribution: DistributionCode,
-  ): void;
-  accumulate(
-    slab: Float32Array,
-    keys: Uint32Array,
-    coeffs: Float32Array,
-    offset: number,
-    start: number,
-    end: number,
-    distribution: DistributionCode,
-  ): void;
-  addScalar(slab: Float32Array, value: number): void;
-  setThreads(threads: number): void;
-  getThreads(): number;
-  simd(): string;
-}
+type NativeAddon = NativeNoiseBinding;
 
 const require = createRequire(import.meta.url);
 const ADDON_PATH = require.resolve('../../../build/Release/mezo_noise.node');
