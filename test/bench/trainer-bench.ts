@@ -17,7 +17,10 @@ const CHILD = fileURLToPath(new URL('./trainer-child.js', import.meta.url));
 
 export interface TrainerBenchOptions {
   steps?: number;
-  /** Steps of the long run that checks for RSS growth (default 10,000; MEZO_BENCH_GROWTH_STEPS overrides). */
+  /**
+   * Steps of the long runs that check for RSS growth (default 20,000: growth is read over the last 10,000, once
+   * onnxruntime's allocator has warmed up; MEZO_BENCH_GROWTH_STEPS overrides).
+   */
   growthSteps?: number;
   intraOpThreads?: number;
   noiseThreads?: number;
@@ -25,7 +28,7 @@ export interface TrainerBenchOptions {
 
 export async function benchTrainer(options: TrainerBenchOptions = {}): Promise<SuiteResult> {
   const steps = options.steps ?? 300;
-  const growthSteps = options.growthSteps ?? Number(process.env.MEZO_BENCH_GROWTH_STEPS ?? 10_000);
+  const growthSteps = options.growthSteps ?? Number(process.env.MEZO_BENCH_GROWTH_STEPS ?? 20_000);
   const intraOpThreads = options.intraOpThreads ?? 1;
   const noiseThreads = options.noiseThreads ?? 1;
   const work = mkdtempSync(join(tmpdir(), 'mezo-bench-trainer-'));
@@ -92,24 +95,48 @@ export async function benchTrainer(options: TrainerBenchOptions = {}): Promise<S
       }
     }
     if (growthSteps > 0) {
+      // A long run of training steps and one of inference (two loss evaluations per step, the same forward
+      // passes), each in its own process. onnxruntime's allocator grows RSS in steps over its first ~10^4 runs
+      // and then plateaus, inference alone included; after that, training must not grow at all.
       const model = models[0]!;
-      const long = await forkBenchChild<TrainerChildConfig, TrainerChildReport>(CHILD, {
-        preparedDir: join(work, 'prepared-0'),
-        batch: model.batch,
-        intraOpThreads,
-        noiseThreads,
-        rssSamples: 20,
-        mode: 'train',
-        distribution: 'gaussian',
-        steps: growthSteps,
+      const longRun = (mode: 'inference' | 'train') =>
+        forkBenchChild<TrainerChildConfig, TrainerChildReport>(CHILD, {
+          preparedDir: join(work, 'prepared-0'),
+          batch: model.batch,
+          intraOpThreads,
+          noiseThreads,
+          rssSamples: 20,
+          mode,
+          distribution: 'gaussian',
+          steps: growthSteps,
+        });
+      // Growth over the second half of each run, after warm-up allocations (JIT, heap, allocator) have settled.
+      const growth = (report: TrainerChildReport): number =>
+        (report.rssTimeline.at(-1)![1] - report.rssTimeline[Math.floor(report.rssTimeline.length / 2)]![1]) / 1024;
+      const train = await longRun('train');
+      const inference = await longRun('inference');
+      const excess = growth(train) - growth(inference);
+      results.push({
+        model: model.name,
+        longRun: {
+          steps: growthSteps,
+          train: { rssTimelineKiB: train.rssTimeline, growthMiB: growth(train), maxRssKiB: train.maxRssKiB },
+          inference: { rssTimelineKiB: inference.rssTimeline, growthMiB: growth(inference), maxRssKiB: inference.maxRssKiB },
+          trainingExcessGrowthMiB: excess,
+        },
       });
-      // Growth is measured over the second half of the run, once warm-up allocations (JIT, heap sizing,
-      // onnxruntime's arena) have settled: a leak keeps growing there, a warm-up does not.
-      const early = long.rssTimeline[Math.floor(long.rssTimeline.length / 2)]![1];
-      const late = long.rssTimeline.at(-1)![1];
-      const growthMiB = (late - early) / 1024;
-      results.push({ model: model.name, longRun: { steps: growthSteps, rssTimelineKiB: long.rssTimeline, growthMiB, maxRssKiB: long.maxRssKiB } });
-      targets.push({ target: `RSS growth over the second half of ${growthSteps} steps (MiB, MLP)`, value: growthMiB, goal: '< 2 MiB', met: growthMiB < 2 });
+      table.push({
+        model: `${model.name}, ${growthSteps} steps`,
+        noise: 'RSS, second half',
+        'step ms': `train +${growth(train).toFixed(1)} MiB`,
+        'forward ms': `infer +${growth(inference).toFixed(1)} MiB`,
+      });
+      targets.push({
+        target: `training RSS growth over steps ${growthSteps / 2}–${growthSteps} (MiB, MLP; inference: ${growth(inference).toFixed(1)})`,
+        value: growth(train),
+        goal: '< 2 MiB',
+        met: growth(train) < 2,
+      });
     }
   } finally {
     rmSync(work, { recursive: true, force: true });

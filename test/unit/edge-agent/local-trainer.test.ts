@@ -114,6 +114,18 @@ describe(`local MeZO training (${noise.kind})`, () => {
     await log.close();
   });
 
+  it('stops early when the held-out loss stops improving', async () => {
+    // No improvement can reach minDelta = 10: the evaluation at step 2 sets the best, those at steps 4, 6 and 8
+    // miss it, and the third miss (patience 3) stops the run after step 8.
+    const { report } = await run({ steps: 50, evalEvery: 2, earlyStop: { patience: 3, minDelta: 10 } });
+    expect(report.stoppedEarly).toBe(true);
+    expect(report.steps).toBe(8);
+    expect(report.logVersion).toBe(8);
+    const full = await run({ steps: 12, evalEvery: 2, earlyStop: { patience: 100, minDelta: 0 } });
+    expect(full.report.stoppedEarly).toBe(false);
+    expect(full.report.steps).toBe(12);
+  });
+
   it('skips steps whose loss is not finite and never applies them', async () => {
     const features = new Float32Array(64 * 784).fill(Number.NaN);
     const poisoned = new LocalDataset({ features, labels: new Int32Array(64), featureShape: [784], numClasses: 10, name: 'nan' });
