@@ -28,6 +28,12 @@ export const trainConfigSchema = z.strictObject({
   /** onnxruntime intra-op threads (default 1: one core for the model). */
   threads: z.number().int().min(1).max(256).default(1),
   noiseThreads: z.number().int().min(1).max(256).default(1),
+  /**
+   * 'reload' (default): restore the weights after each perturbation from the canonical copy on disk
+   * (out/trained.slab), so base + update log is the trained model bit for bit. 'subtract': add εz back — no
+   * copy, faster, but the weights drift from base + log by last-bit roundings (docs/training.md).
+   */
+  restore: z.enum(['reload', 'subtract']).default('reload'),
   train: z
     .preprocess(
       // A linear or cosine schedule decays over the whole run unless totalSteps says otherwise.
@@ -59,6 +65,7 @@ const ENV: Record<string, EnvBinding> = {
   MEZO_TRAIN_EPSILON: { path: 'train.epsilon', type: 'number' },
   MEZO_TRAIN_SEED: { path: 'train.seed', type: 'string' },
   MEZO_TRAIN_THREADS: { path: 'threads', type: 'number' },
+  MEZO_TRAIN_RESTORE: { path: 'restore', type: 'string' },
 };
 
 /** Command-line option → config path. */
@@ -71,6 +78,7 @@ const FLAGS: Record<string, string> = {
   worker: 'worker',
   threads: 'threads',
   noiseThreads: 'noiseThreads',
+  restore: 'restore',
   steps: 'train.steps',
   batchSize: 'train.batchSize',
   epsilon: 'train.epsilon',
@@ -161,7 +169,13 @@ export async function runTrain(config: TrainConfig, options: { quiet?: boolean }
 
   mkdirSync(config.out, { recursive: true });
   const files = { log: join(config.out, 'update.log'), slab: join(config.out, 'trained.slab'), report: join(config.out, 'report.json') };
-  const backendOptions = { distribution: config.train.distribution, intraOpThreads: config.threads };
+  const backendOptions = {
+    distribution: config.train.distribution,
+    intraOpThreads: config.threads,
+    restore: config.restore,
+    // The canonical weights are kept in the output's slab file, which is the trained model at every step.
+    ...(config.restore === 'reload' ? { checkpointPath: files.slab } : {}),
+  };
   const backend = config.worker
     ? await WorkerBackend.start(prepared, { ...backendOptions, noiseThreads: config.noiseThreads })
     : await InProcessBackend.create(prepared, (() => {
@@ -223,6 +237,7 @@ export function registerTrainCommand(program: Command): void {
     .option('--job-id <id>', 'job id recorded in the update log')
     .option('--threads <n>', 'onnxruntime intra-op threads', number)
     .option('--noise-threads <n>', 'native noise threads', number)
+    .option('--restore <mode>', 'reload (exact: canonical weights kept on disk) | subtract (no copy, last-bit drift)')
     .option('--no-worker', 'run the model on the main thread')
     .option('--json', 'print the report as JSON on stdout')
     .action(async (flags: Record<string, unknown>) => {

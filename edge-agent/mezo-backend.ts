@@ -9,15 +9,20 @@ import type { NoiseEngine } from '../shared/noise/engine.js';
 import type { Distribution, Seed } from '../shared/noise/index.js';
 import { feedsForBatch, type BatchData } from './batch-feeds.js';
 import { MezoEvaluator, type SeedEvaluation, type UpdateRule } from './mezo-evaluator.js';
+import { FileSlabCheckpoint, MemorySlabCheckpoint, type SlabCheckpoint } from './slab-checkpoint.js';
 
 export interface DecayUpdate {
   factor: number;
   ranges: ReadonlyArray<readonly [number, number]>;
 }
 
+/** How weights come back after a perturbation: reloaded from a checkpoint (exact) or subtracted (drifts). */
+export type RestoreMode = 'reload' | 'subtract';
+
 export interface MezoBackend {
   readonly manifest: Manifest;
   readonly distribution: Distribution;
+  readonly restore: RestoreMode;
   /** A copy of the current weights, taken between updates. */
   snapshot(): Promise<Float32Array>;
   /** SHA-256 of the current weights (little-endian float32), as replicas and audits compare them. */
@@ -37,30 +42,52 @@ export interface BackendOptions {
   intraOpThreads?: number;
   /** The weights to train in place (default: a copy of the prepared base slab). */
   slab?: Float32Array;
+  /**
+   * 'reload' (default): restore from a checkpoint of the canonical weights, so they stay bit-identical to
+   * base + applied updates. 'subtract': restore by adding εz back — no checkpoint, last-bit drift.
+   */
+  restore?: RestoreMode;
+  /** Where the reload checkpoint lives (default: a private temporary file). */
+  checkpointPath?: string;
+  /** Keep the checkpoint in memory instead (twice the weights' memory: simulation workers and tests). */
+  checkpointInMemory?: boolean;
+}
+
+function createCheckpoint(length: number, options: BackendOptions): SlabCheckpoint | undefined {
+  if ((options.restore ?? 'reload') === 'subtract') return undefined;
+  if (options.checkpointInMemory) return new MemorySlabCheckpoint();
+  return new FileSlabCheckpoint(length, options.checkpointPath);
 }
 
 export class InProcessBackend implements MezoBackend {
   readonly manifest: Manifest;
   readonly distribution: Distribution;
+  readonly restore: RestoreMode;
   /** The weights the session reads; change them only through this backend. */
   readonly slab: Float32Array;
   private readonly session: TrainableSession;
   private readonly evaluator: MezoEvaluator;
 
-  private constructor(session: TrainableSession, engine: NoiseEngine, distribution: Distribution) {
+  private constructor(session: TrainableSession, engine: NoiseEngine, distribution: Distribution, checkpoint: SlabCheckpoint | undefined) {
     this.session = session;
     this.manifest = session.manifest;
     this.slab = session.slab;
     this.distribution = distribution;
-    this.evaluator = new MezoEvaluator(engine, session.slab, distribution);
+    this.restore = checkpoint ? 'reload' : 'subtract';
+    this.evaluator = new MezoEvaluator(engine, session.slab, distribution, checkpoint);
   }
 
   static async create(prepared: PreparedModel, engine: NoiseEngine, options: BackendOptions = {}): Promise<InProcessBackend> {
+    const restore = options.restore ?? 'reload';
+    if (restore !== 'reload' && restore !== 'subtract') {
+      throw new RangeError(`options.restore must be 'reload' or 'subtract', got ${JSON.stringify(restore)}`);
+    }
     const session = await createTrainableSession(prepared, {
       slab: options.slab ?? prepared.slab.slice(),
       ...(options.intraOpThreads !== undefined ? { intraOpThreads: options.intraOpThreads } : {}),
     });
-    return new InProcessBackend(session, engine, options.distribution ?? 'gaussian');
+    const checkpoint = createCheckpoint(session.slab.length, options);
+    return new InProcessBackend(session, engine, options.distribution ?? 'gaussian', checkpoint);
   }
 
   async evaluate(seeds: readonly Seed[], epsilon: number, batch: BatchData, fuse?: UpdateRule): Promise<SeedEvaluation[]> {
@@ -85,7 +112,8 @@ export class InProcessBackend implements MezoBackend {
     return this.evaluator.exclusive(() => slabSha256(this.slab));
   }
 
-  close(): Promise<void> {
-    return this.session.release();
+  async close(): Promise<void> {
+    await this.evaluator.exclusive(() => this.evaluator.checkpoint?.close());
+    await this.session.release();
   }
 }

@@ -19,6 +19,9 @@ async function main(): Promise<void> {
   const backend = await InProcessBackend.create(prepared, engine, {
     slab: init.slab,
     distribution: init.distribution,
+    restore: init.restore,
+    ...(init.checkpointPath !== undefined ? { checkpointPath: init.checkpointPath } : {}),
+    ...(init.checkpointInMemory !== undefined ? { checkpointInMemory: init.checkpointInMemory } : {}),
     ...(init.intraOpThreads !== undefined ? { intraOpThreads: init.intraOpThreads } : {}),
   });
   port.on('message', (request: WorkerRequest) => {

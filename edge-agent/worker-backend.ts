@@ -8,7 +8,7 @@ import type { Manifest, PreparedModel, RunResult } from '../shared/model/index.j
 import type { Distribution, Seed } from '../shared/noise/index.js';
 import { compiledSibling } from '../shared/compiled-path.js';
 import type { BatchData } from './batch-feeds.js';
-import type { DecayUpdate, MezoBackend } from './mezo-backend.js';
+import type { DecayUpdate, MezoBackend, RestoreMode } from './mezo-backend.js';
 import type { SeedEvaluation, UpdateRule } from './mezo-evaluator.js';
 import type { WorkerCall, WorkerInit, WorkerResponse } from './worker-protocol.js';
 
@@ -18,8 +18,12 @@ export interface WorkerBackendOptions {
   /** Noise implementation inside the worker (default: MEZO_NOISE or auto). */
   noise?: 'auto' | 'native' | 'js';
   noiseThreads?: number;
-  /** Initial weights (default: the prepared base slab). Copied into shared memory. */
+  /** Initial weights (default: the prepared base slab). Copied to the worker. */
   slab?: Float32Array;
+  /** As BackendOptions: 'reload' (default, exact) or 'subtract'. */
+  restore?: RestoreMode;
+  checkpointPath?: string;
+  checkpointInMemory?: boolean;
 }
 
 export class WorkerBackendError extends Error {
@@ -40,14 +44,16 @@ function portable(batch: BatchData): BatchData {
 export class WorkerBackend implements MezoBackend {
   readonly manifest: Manifest;
   readonly distribution: Distribution;
+  readonly restore: RestoreMode;
   private readonly worker: Worker;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private failure: Error | undefined;
 
-  private constructor(worker: Worker, manifest: Manifest, distribution: Distribution) {
+  private constructor(worker: Worker, manifest: Manifest, distribution: Distribution, restore: RestoreMode) {
     this.worker = worker;
     this.distribution = distribution;
+    this.restore = restore;
     this.manifest = manifest;
     worker.on('message', (message: WorkerResponse) => this.settle(message));
     worker.on('error', (err) => this.fail(new WorkerBackendError(`model worker crashed: ${err.message}`, { cause: err })));
@@ -65,11 +71,14 @@ export class WorkerBackend implements MezoBackend {
       slab: initial,
       distribution: options.distribution ?? 'gaussian',
       noise: options.noise ?? process.env.MEZO_NOISE ?? 'auto',
+      restore: options.restore ?? 'reload',
+      ...(options.checkpointPath !== undefined ? { checkpointPath: options.checkpointPath } : {}),
+      ...(options.checkpointInMemory !== undefined ? { checkpointInMemory: options.checkpointInMemory } : {}),
       ...(options.noiseThreads !== undefined ? { noiseThreads: options.noiseThreads } : {}),
       ...(options.intraOpThreads !== undefined ? { intraOpThreads: options.intraOpThreads } : {}),
     };
     const worker = new Worker(compiledSibling(import.meta.url, './model-worker-entry.js'), { workerData: init });
-    const backend = new WorkerBackend(worker, prepared.manifest, init.distribution);
+    const backend = new WorkerBackend(worker, prepared.manifest, init.distribution, init.restore);
     await backend.request(0); // the worker's ready message
     return backend;
   }

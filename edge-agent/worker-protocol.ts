@@ -2,7 +2,7 @@
 import type { Manifest } from '../shared/model/index.js';
 import type { Distribution, Seed } from '../shared/noise/index.js';
 import type { BatchData } from './batch-feeds.js';
-import type { DecayUpdate } from './mezo-backend.js';
+import type { DecayUpdate, RestoreMode } from './mezo-backend.js';
 import type { UpdateRule } from './mezo-evaluator.js';
 
 export interface WorkerInit {
@@ -13,6 +13,9 @@ export interface WorkerInit {
   noise: string;
   noiseThreads?: number;
   intraOpThreads?: number;
+  restore: RestoreMode;
+  checkpointPath?: string;
+  checkpointInMemory?: boolean;
 }
 
 export type WorkerCall =

@@ -15,6 +15,8 @@ export interface TrainerChildConfig {
   batch: { features: 'float32' | 'int64'; featureShape: number[]; size: number; vocab?: number; classes: number };
   steps: number;
   distribution: 'gaussian' | 'rademacher';
+  /** How the weights come back after each perturbation (the backend's option). */
+  restore: 'reload' | 'subtract';
   intraOpThreads: number;
   noiseThreads: number;
   /** Record RSS this many times over the run. */
@@ -86,6 +88,7 @@ async function main(config: TrainerChildConfig): Promise<TrainerChildReport> {
       distribution: config.distribution,
       intraOpThreads: config.intraOpThreads,
       slab: prepared.slab,
+      restore: config.restore,
     });
     // Warm up onnxruntime (first runs allocate and pick kernels), then time forwards and noise passes.
     for (let i = 0; i < 10; i++) await backend.run(batch);

@@ -6,7 +6,7 @@ import { trainLocal, type LocalTrainOptionsInput } from '../../../edge-agent/loc
 import { LocalDataset, loadMnist } from '../../../shared/data/index.js';
 import { UpdateLog, replay } from '../../../shared/log/index.js';
 import { prepareModel, slabSha256, type PreparedModel } from '../../../shared/model/index.js';
-import { InProcessBackend } from '../../../edge-agent/mezo-backend.js';
+import { InProcessBackend, type RestoreMode } from '../../../edge-agent/mezo-backend.js';
 import { WorkerBackend } from '../../../edge-agent/worker-backend.js';
 import { buildMlp } from '../../../shared/model/zoo/index.js';
 import { noise } from '../../../shared/noise/index.js';
@@ -35,10 +35,11 @@ const options: LocalTrainOptionsInput = {
   evalEvery: 10,
 };
 
-async function run(extra: Partial<LocalTrainOptionsInput> = {}, logPath?: string, onWorker = false) {
+async function run(extra: Partial<LocalTrainOptionsInput> = {}, logPath?: string, onWorker = false, restore: RestoreMode = 'reload') {
+  const backendOptions = { intraOpThreads: 1, distribution: extra.distribution ?? 'gaussian', restore } as const;
   const backend = onWorker
-    ? await WorkerBackend.start(prepared, { intraOpThreads: 1, distribution: extra.distribution ?? 'gaussian' })
-    : await InProcessBackend.create(prepared, noise, { intraOpThreads: 1, distribution: extra.distribution ?? 'gaussian' });
+    ? await WorkerBackend.start(prepared, backendOptions)
+    : await InProcessBackend.create(prepared, noise, backendOptions);
   try {
     const report = await trainLocal({
       backend,
@@ -73,9 +74,28 @@ describe(`local MeZO training (${noise.kind})`, () => {
     expect(a.report.curve.map((p) => p.step)).toEqual([0, 10, 20, 30]);
   });
 
-  it('saves a log whose replay onto the base reproduces the trained weights within the float32 restore drift', async () => {
-    const logPath = join(dir, 'replay.log');
+  it('saves a log whose replay onto the base reproduces the trained weights bit for bit (restore by reload)', async () => {
+    const logPath = join(dir, 'exact.log');
     const { report, slab } = await run({}, logPath);
+    const log = await UpdateLog.open(logPath, { jobId: 'local', baseSha256: slabSha256(prepared.slab), distribution: 'gaussian' });
+    const replayed = prepared.slab.slice();
+    replay(noise, replayed, log.entries(), log.distribution);
+    await log.close();
+    expect(slabSha256(replayed)).toBe(report.slabSha256);
+    expect(slabSha256(slab)).toBe(report.slabSha256);
+    // The same with q = 2 perturbations per step and weight decay (updates applied after the restores).
+    const decayed = await run({ perturbations: 2, weightDecay: 0.1, schedule: { kind: 'constant', lr: 0.01 }, steps: 8, evalEvery: 0 }, join(dir, 'exact-q2.log'));
+    const ranges = prepared.manifest.tensors.filter((t) => t.shape.length >= 2).map((t) => [t.offset, t.offset + t.length] as [number, number]);
+    const log2 = await UpdateLog.open(join(dir, 'exact-q2.log'), { jobId: 'local', baseSha256: slabSha256(prepared.slab), distribution: 'gaussian', decayRanges: ranges });
+    const replayed2 = prepared.slab.slice();
+    replay(noise, replayed2, log2.entries(), log2.distribution, { decayRanges: ranges });
+    await log2.close();
+    expect(slabSha256(replayed2)).toBe(decayed.report.slabSha256);
+  });
+
+  it('with restore by subtraction, replay matches the trained weights within the float32 restore drift', async () => {
+    const logPath = join(dir, 'replay.log');
+    const { report, slab } = await run({}, logPath, false, 'subtract');
     const log = await UpdateLog.open(logPath, {
       jobId: 'local',
       baseSha256: slabSha256(prepared.slab),
@@ -96,6 +116,7 @@ describe(`local MeZO training (${noise.kind})`, () => {
       worstUlps = Math.max(worstUlps, Math.abs(slab[i]! - replayed[i]!) / ulp);
     }
     expect(worstUlps).toBeGreaterThan(0);
+    expect(slabSha256(replayed)).not.toBe(report.slabSha256);
     expect(worstUlps).toBeLessThanOrEqual(4 * Math.sqrt(30));
   });
 

@@ -2,6 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { MezoEvaluator, coefficientFor } from '../../../edge-agent/mezo-evaluator.js';
 import { noise } from '../../../shared/noise/index.js';
 import { float32Ulp } from '../../../shared/noise/drift.js';
+import { FileSlabCheckpoint, MemorySlabCheckpoint } from '../../../edge-agent/slab-checkpoint.js';
+import { expectSameBits } from '../../helpers/bits.js';
 
 /** L(θ) = ½ Σ w_i (θ_i − t_i)², whose gradient w ⊙ (θ − t) is known exactly. */
 function quadratic(dimension: number) {
@@ -152,5 +154,46 @@ describe(`MeZO evaluator (${noise.kind})`, () => {
     await expect(evaluator.evaluate([-1n], 1e-3, async () => 1)).rejects.toThrow(/evaluate: seeds\[0\]\.seed/);
     await expect(evaluator.apply([{ seed: 1n, coeff: Infinity }])).rejects.toThrow(/apply: terms\[0\]\.coeff/);
     expect(Array.from(slab).every((v) => v === 1)).toBe(true);
+  });
+});
+
+describe(`MeZO evaluator with a checkpoint (${noise.kind})`, () => {
+  for (const kind of ['file', 'memory'] as const) {
+    it(`${kind}: restores the weights exactly, fuses updates exactly, and restores exactly after a failure`, async () => {
+      const slab = new Float32Array(20_000);
+      noise.sample(slab, 3n);
+      for (let i = 0; i < slab.length; i++) slab[i] = slab[i]! * 0.02;
+      const original = slab.slice();
+      const checkpoint = kind === 'file' ? new FileSlabCheckpoint(slab.length) : new MemorySlabCheckpoint();
+      const evaluator = new MezoEvaluator(noise, slab, 'gaussian', checkpoint);
+      await evaluator.evaluate([1n, 2n, 3n], 1e-3, async () => slab[0]!);
+      expectSameBits(slab, original, 'after evaluate');
+      const rule = { lr: 1e-3 };
+      const [result] = await evaluator.evaluate([4n], 1e-3, async () => slab[7]! * 100, rule);
+      const expected = original.slice();
+      noise.perturb(expected, 4n, coefficientFor(result!.g, rule));
+      expectSameBits(slab, expected, 'after a fused update');
+      let calls = 0;
+      await expect(
+        evaluator.evaluate([5n], 1e-3, async () => {
+          if (calls++ === 1) throw new Error('boom');
+          return 0;
+        }),
+      ).rejects.toThrow('boom');
+      expectSameBits(slab, expected, 'after a failed evaluation');
+      await evaluator.apply([{ seed: 6n, coeff: 0.5 }]);
+      noise.perturb(expected, 6n, 0.5);
+      await evaluator.evaluate([7n], 1e-3, async () => 1);
+      expectSameBits(slab, expected, 'after apply and another evaluation');
+      checkpoint.close();
+    });
+  }
+
+  it('refuses to restore a slab of another size', () => {
+    const checkpoint = new FileSlabCheckpoint(8);
+    expect(() => checkpoint.save(new Float32Array(9))).toThrow(/slab has 9 values, the checkpoint 8/);
+    checkpoint.close();
+    expect(() => checkpoint.restore(new Float32Array(8))).toThrow(/is closed/);
+    expect(() => new MemorySlabCheckpoint().restore(new Float32Array(2))).toThrow(/nothing of this size was saved/);
   });
 });
