@@ -73,8 +73,9 @@ export async function benchTrainer(options: TrainerBenchOptions = {}): Promise<S
         const train = await forkBenchChild<TrainerChildConfig, TrainerChildReport>(CHILD, { ...base, mode: 'train', distribution, restore, steps });
         const memoryRatio = train.maxRssKiB / inference.maxRssKiB;
         const speedRatio = train.stepMs / (2 * train.forwardMs);
-        // Subtraction makes three noise passes per step; reload makes two, plus a copy back from the checkpoint.
-        const noiseShare = Math.min(1, ((restore === 'subtract' ? 3 : 2) * train.noisePassMs) / train.stepMs);
+        // Three noise passes per step either way (+εz, −2εz, and the update — fused into the restore when
+        // subtracting); reload adds a copy from the checkpoint and one back, which land in "other".
+        const noiseShare = Math.min(1, (3 * train.noisePassMs) / train.stepMs);
         const ortShare = Math.min(1, (2 * train.forwardMs) / train.stepMs);
         results.push({ model: model.name, distribution, restore, parameters: train.parameters, inference, train, memoryRatio, speedRatio, noiseShare, ortShare });
         table.push({
