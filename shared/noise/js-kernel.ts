@@ -26,7 +26,7 @@ import {
   STREAM_RADEMACHER,
 } from './contract.js';
 import { philox4x32 } from './philox.js';
-import { DIST_RADEMACHER, type DistributionCode, type NoiseKernel } from './kernel.js';
+import { DIST_RADEMACHER, type NoiseKernel } from './kernel.js';
 
 const f = Math.fround;
 const TWO32 = 4294967296;
@@ -91,15 +91,10 @@ function gaussianBlock(block: number, k0: number, k1: number): void {
   boxMuller(words[2]!, words[3]!, gaussians, 2);
 }
 
-function perturbGaussian(
-  slab: Float32Array,
-  k0: number,
-  k1: number,
-  scale: number,
-  offset: number,
-  start: number,
-  end: number,
-): void {
+/** Adds scale·z to slab[start, end) for one distribution; scale is already binary32. */
+type RangeKernel = (slab: Float32Array, k0: number, k1: number, scale: number, offset: number, start: number, end: number) => void;
+
+const perturbGaussian: RangeKernel = (slab, k0, k1, scale, offset, start, end) => {
   let i = start;
   while (i < end) {
     const g = offset + i;
@@ -117,17 +112,9 @@ function perturbGaussian(
     }
     for (; lane < GAUSSIAN_PER_BLOCK && i < end; lane++, i++) slab[i] = slab[i]! + f(scale * gaussians[lane]!);
   }
-}
+};
 
-function perturbRademacher(
-  slab: Float32Array,
-  k0: number,
-  k1: number,
-  scale: number,
-  offset: number,
-  start: number,
-  end: number,
-): void {
+const perturbRademacher: RangeKernel = (slab, k0, k1, scale, offset, start, end) => {
   // Branch-free sign: scale − 2·scale·bit is exactly ±scale in a double (random bits defeat branch prediction).
   const twice = 2 * scale;
   let i = start;
@@ -145,22 +132,13 @@ function perturbRademacher(
       lane = (lane | 31) + 1;
     }
   }
-}
+};
 
-function perturb(
-  slab: Float32Array,
-  k0: number,
-  k1: number,
-  scale: number,
-  offset: number,
-  start: number,
-  end: number,
-  distribution: DistributionCode,
-): void {
+const perturb: NoiseKernel['perturb'] = (slab, k0, k1, scale, offset, start, end, distribution) => {
   const s = f(scale);
   if (distribution === DIST_RADEMACHER) perturbRademacher(slab, k0, k1, s, offset, start, end);
   else perturbGaussian(slab, k0, k1, s, offset, start, end);
-}
+};
 
 export const jsKernel: NoiseKernel = {
   kind: 'js',
