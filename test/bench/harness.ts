@@ -93,14 +93,14 @@ function formatNumber(value: number): string {
  * Runs one benchmark configuration in a fresh child process (peak RSS is per process) and resolves with what
  * the child reports over IPC. The child is a compiled module that calls `reportToParent`.
  */
-export function forkBenchChild<Config, Report>(childPath: string, config: Config): Promise<Report> {
+export function forkBenchChild<Config, Report>(childPath: string, config: Config, env: NodeJS.ProcessEnv = {}): Promise<Report> {
   if (!existsSync(childPath)) {
     throw new Error(`${childPath} not found: run benchmarks from the compiled tree (npm run build, then npm run bench)`);
   }
   return new Promise((resolvePromise, reject) => {
     const child = fork(childPath, [JSON.stringify(config)], {
       execArgv: ['--expose-gc'],
-      env: { ...process.env, MEZO_LOG_LEVEL: 'silent' },
+      env: { ...process.env, MEZO_LOG_LEVEL: 'silent', ...env },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     let settled = false;

@@ -6,7 +6,9 @@
 import { createNoiseEngine, jsKernel, NoiseEngine, PackedEntries } from '../../shared/noise/index.js';
 import { measureRestoreDrift } from '../../shared/noise/drift.js';
 import { loadNativeFloor } from '../../shared/noise/native-binding.js';
-import { hostInfo, time, type SuiteResult, type Timing } from './harness.js';
+import { fileURLToPath } from 'node:url';
+import { forkBenchChild, hostInfo, time, type SuiteResult, type Timing } from './harness.js';
+import type { GenericChildConfig, GenericChildReport } from './noise-generic-child.js';
 
 interface Row {
   name: string;
@@ -54,6 +56,13 @@ export async function benchNoise(options: { elements?: number; repetitions?: num
     add('perturb gaussian', 'native', 2, () => native.perturb(slab, 42n, 1e-3));
     add('accumulate 8 gaussian', 'native', 2, () => native.accumulate(slab, entries8), elements * 8);
     native.setThreads(1);
+    const generic = await forkBenchChild<GenericChildConfig, GenericChildReport>(
+      fileURLToPath(new URL('./noise-generic-child.js', import.meta.url)),
+      { elements, repetitions },
+      { MEZO_NOISE_SIMD: 'generic' },
+    );
+    rows.push({ name: 'perturb gaussian', implementation: `native ${generic.simd}`, threads: 1, timing: generic.gaussian, elementUpdates: elements });
+    rows.push({ name: 'perturb rademacher', implementation: `native ${generic.simd}`, threads: 1, timing: generic.rademacher, elementUpdates: elements });
   }
   const jsReps = Math.max(3, Math.floor(repetitions / 2));
   add('perturb gaussian', 'js', 1, () => js.perturb(slab, 42n, 1e-3), elements, jsReps);
