@@ -7,6 +7,8 @@ import { registerInfoCommand } from './info-command.js';
 import { registerTrainCommand } from './train-command.js';
 import { registerPrepareCommand } from './prepare-command.js';
 import { registerZooCommand } from './zoo-command.js';
+import { registerCoordinatorCommand } from './coordinator-command.js';
+import { registerAgentCommand } from './agent-command.js';
 
 function packageVersion(): string {
   for (const rel of ['../package.json', '../../package.json']) {
@@ -30,6 +32,8 @@ export function buildProgram(): Command {
   registerTrainCommand(program);
   registerPrepareCommand(program);
   registerZooCommand(program);
+  registerCoordinatorCommand(program);
+  registerAgentCommand(program);
   return program;
 }
 

@@ -1,0 +1,134 @@
+/**
+ * `mezo agent`: an edge agent of a federated job. Trains on its local data — by default agent k of N of the
+ * default task, or a data file — with the model on a worker thread, and reconnects on its own. SIGINT/SIGTERM
+ * end the session after the work in hand.
+ */
+import { extname } from 'node:path';
+import { availableParallelism, totalmem } from 'node:os';
+import { InvalidArgumentError, type Command } from 'commander';
+import { z } from 'zod';
+import { resolveConfig, type EnvBinding } from '../shared/config/index.js';
+import { layeredFlags } from './coordinator-command.js';
+
+export const agentConfigSchema = z
+  .strictObject({
+    coordinator: z.string().min(1).default('127.0.0.1:7070'),
+    agentId: z.string().regex(/^[A-Za-z0-9._:-]{1,128}$/, 'must be 1-128 characters of A-Z a-z 0-9 . _ : -'),
+    token: z.string().default(''),
+    model: z.string().min(1).optional(),
+    /** Local data file (.jsonl, .csv, .mzds); default: the default task's share of agent `agentIndex`. */
+    data: z.string().min(1).optional(),
+    agentIndex: z.number().int().min(0).default(0),
+    numAgents: z.number().int().min(1).max(4500).default(10),
+    /** Seed of the default task's partition (every agent of a job must use the same). */
+    taskSeed: z.number().int().nonnegative().default(0),
+    /** Keeps the agent's log replica, so a restart replays locally. */
+    stateDir: z.string().min(1).optional(),
+    worker: z.boolean().default(true),
+    threads: z.number().int().min(1).max(256).default(1),
+    maxMessageBytes: z.number().int().min(1024).default(4 * 1024 * 1024),
+  })
+  .refine((c) => c.data !== undefined || c.agentIndex < c.numAgents, { path: ['agentIndex'], message: 'must be below numAgents' });
+export type AgentConfig = z.output<typeof agentConfigSchema>;
+
+const ENV: Record<string, EnvBinding> = {
+  MEZO_AGENT_COORDINATOR: { path: 'coordinator', type: 'string' },
+  MEZO_AGENT_ID: { path: 'agentId', type: 'string' },
+  MEZO_AGENT_TOKEN: { path: 'token', type: 'string' },
+  MEZO_AGENT_DATA: { path: 'data', type: 'string' },
+  MEZO_AGENT_INDEX: { path: 'agentIndex', type: 'number' },
+  MEZO_AGENT_NUM_AGENTS: { path: 'numAgents', type: 'number' },
+  MEZO_AGENT_STATE_DIR: { path: 'stateDir', type: 'string' },
+};
+
+const FLAGS: Record<string, string> = {
+  coordinator: 'coordinator',
+  agentId: 'agentId',
+  token: 'token',
+  model: 'model',
+  data: 'data',
+  agentIndex: 'agentIndex',
+  numAgents: 'numAgents',
+  taskSeed: 'taskSeed',
+  stateDir: 'stateDir',
+  worker: 'worker',
+  threads: 'threads',
+};
+
+function number(value: string): number {
+  const parsed = Number(value);
+  if (value.trim() === '' || !Number.isFinite(parsed)) throw new InvalidArgumentError('must be a number');
+  return parsed;
+}
+
+export function resolveAgentConfig(flags: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): AgentConfig {
+  return resolveConfig(agentConfigSchema, { env, envBindings: ENV, ...layeredFlags(flags, FLAGS) });
+}
+
+async function loadData(config: AgentConfig, classes: number | null) {
+  const data = await import('../shared/data/index.js');
+  const { defaultTask } = await import('../shared/model/index.js');
+  if (!config.data) return defaultTask({ numAgents: config.numAgents, seed: config.taskSeed }).agents[config.agentIndex]!;
+  const options = classes === null ? {} : { numClasses: classes };
+  switch (extname(config.data).toLowerCase()) {
+    case '.jsonl':
+      return data.readJsonl(config.data, options);
+    case '.csv':
+      return data.readCsv(config.data, options);
+    case '.mzds':
+      return data.readMzds(config.data);
+    default:
+      throw new InvalidArgumentError(`${config.data}: unknown data format (expected .jsonl, .csv or .mzds)`);
+  }
+}
+
+export async function runAgent(config: AgentConfig, signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM']): Promise<void> {
+  const { loadPrepared, loadDefaultModel } = await import('../shared/model/index.js');
+  const { GrpcTransport } = await import('../shared/transport/index.js');
+  const { noise } = await import('../shared/noise/index.js');
+  const { Agent } = await import('../edge-agent/agent.js');
+  const { createAgentBackend } = await import('../edge-agent/agent-backend.js');
+  if (config.model && !config.data) throw new InvalidArgumentError('--data is required with --model (the default task fits the default model only)');
+  const prepared = config.model ? await loadPrepared(config.model) : await loadDefaultModel();
+  const data = await loadData(config, prepared.manifest.classes);
+  const agent = new Agent({
+    agentId: config.agentId,
+    token: config.token,
+    transport: new GrpcTransport({ address: config.coordinator, maxMessageBytes: config.maxMessageBytes }),
+    prepared,
+    createBackend: (distribution) => createAgentBackend(prepared, distribution, { worker: config.worker, intraOpThreads: config.threads }),
+    data,
+    dataSeed: config.agentIndex,
+    capabilities: { memoryBytes: totalmem(), cores: availableParallelism(), noiseImpl: noise.kind },
+    ...(config.stateDir ? { stateDir: config.stateDir } : {}),
+  });
+  const onSignal = (): void => agent.stop();
+  signals.forEach((s) => process.on(s, onSignal));
+  try {
+    await agent.run();
+  } finally {
+    signals.forEach((s) => process.off(s, onSignal));
+    await agent.close();
+  }
+}
+
+export function registerAgentCommand(program: Command): void {
+  program
+    .command('agent')
+    .description('join a federated MeZO job as an edge agent')
+    .option('--config <file>', 'JSON config file (defaults < file < MEZO_AGENT_* env < flags)')
+    .option('--coordinator <host:port>', 'coordinator address (default 127.0.0.1:7070)')
+    .option('--agent-id <id>', 'this agent\'s id')
+    .option('--token <token>', 'join token')
+    .option('--model <dir>', 'prepared model directory (default: the embedded default model)')
+    .option('--data <file>', 'local data: .jsonl, .csv or .mzds (default: the default task)')
+    .option('--agent-index <k>', 'default task: this agent\'s share k of N', number)
+    .option('--num-agents <n>', 'default task: number of shares N', number)
+    .option('--task-seed <n>', 'default task: partition seed', number)
+    .option('--state-dir <dir>', 'keep a log replica here for fast restarts')
+    .option('--threads <n>', 'onnxruntime intra-op threads', number)
+    .option('--no-worker', 'run the model on the main thread')
+    .action(async (flags: Record<string, unknown>) => {
+      await runAgent(resolveAgentConfig({ ...flags, worker: flags.worker === false ? false : undefined }));
+    });
+}

@@ -1,0 +1,177 @@
+/**
+ * `mezo coordinator`: serves a federated MeZO job over gRPC. Rounds are appended to a durable update log;
+ * restarting with the same --log resumes at the next round. SIGINT/SIGTERM stop scheduling, abandon the open
+ * round, and close streams and the log cleanly.
+ */
+import { InvalidArgumentError, type Command } from 'commander';
+import { z } from 'zod';
+import { resolveConfig, type EnvBinding } from '../shared/config/index.js';
+import { roundOptionsSchema } from '../coordinator/options.js';
+import type { RunReport } from '../coordinator/coordinator.js';
+
+export const coordinatorConfigSchema = z.strictObject({
+  /** host:port to serve on. */
+  listen: z.string().min(1).default('0.0.0.0:7070'),
+  /** The durable update log (created when absent). */
+  log: z.string().min(1).default('mezo-coordinator/update.log'),
+  /** Prepared model directory; default: the embedded default model. */
+  model: z.string().min(1).optional(),
+  maxMessageBytes: z.number().int().min(1024).default(4 * 1024 * 1024),
+  job: z.preprocess((value) => {
+    // A linear or cosine schedule decays over the job's rounds unless totalSteps says otherwise.
+    if (value === null || typeof value !== 'object') return value;
+    const job = value as { rounds?: unknown; strategy?: { schedule?: { kind?: unknown; totalSteps?: unknown } } };
+    const schedule = job.strategy?.schedule;
+    if (schedule && schedule.kind !== undefined && schedule.kind !== 'constant' && schedule.totalSteps === undefined) {
+      return { ...job, strategy: { ...job.strategy, schedule: { ...schedule, totalSteps: job.rounds ?? 100 } } };
+    }
+    return value;
+  }, roundOptionsSchema.prefault({})),
+});
+export type CoordinatorConfig = z.output<typeof coordinatorConfigSchema>;
+
+const ENV: Record<string, EnvBinding> = {
+  MEZO_COORDINATOR_LISTEN: { path: 'listen', type: 'string' },
+  MEZO_COORDINATOR_LOG: { path: 'log', type: 'string' },
+  MEZO_COORDINATOR_MODEL: { path: 'model', type: 'string' },
+  MEZO_COORDINATOR_JOB_ID: { path: 'job.jobId', type: 'string' },
+  MEZO_COORDINATOR_ROUNDS: { path: 'job.rounds', type: 'number' },
+  MEZO_COORDINATOR_AGENTS_PER_ROUND: { path: 'job.strategy.agentsPerRound', type: 'number' },
+  MEZO_COORDINATOR_QUORUM: { path: 'job.quorum', type: 'number' },
+  MEZO_COORDINATOR_DEADLINE_MS: { path: 'job.deadlineMs', type: 'number' },
+  MEZO_COORDINATOR_SEEDS_PER_AGENT: { path: 'job.strategy.seedsPerAgent', type: 'number' },
+  MEZO_COORDINATOR_LR: { path: 'job.strategy.schedule.lr', type: 'number' },
+  MEZO_COORDINATOR_EPSILON: { path: 'job.epsilon', type: 'number' },
+  MEZO_COORDINATOR_TOKEN: { path: 'job.token', type: 'string' },
+};
+
+const FLAGS: Record<string, string> = {
+  listen: 'listen',
+  log: 'log',
+  model: 'model',
+  maxMessageBytes: 'maxMessageBytes',
+  jobId: 'job.jobId',
+  rounds: 'job.rounds',
+  agentsPerRound: 'job.strategy.agentsPerRound',
+  quorum: 'job.quorum',
+  deadlineMs: 'job.deadlineMs',
+  maxAttempts: 'job.maxAttempts',
+  seedsPerAgent: 'job.strategy.seedsPerAgent',
+  seedMode: 'job.strategy.seedMode',
+  poolSize: 'job.strategy.poolSize',
+  sampling: 'job.strategy.sampling',
+  strategy: 'job.strategy.aggregation',
+  trimFraction: 'job.strategy.trimFraction',
+  clip: 'job.strategy.clip',
+  lr: 'job.strategy.schedule.lr',
+  schedule: 'job.strategy.schedule.kind',
+  minLr: 'job.strategy.schedule.minLr',
+  warmupSteps: 'job.strategy.schedule.warmupSteps',
+  seed: 'job.strategy.seed',
+  epsilon: 'job.epsilon',
+  batchSize: 'job.batchSize',
+  distribution: 'job.distribution',
+  heartbeatMs: 'job.heartbeatMs',
+  token: 'job.token',
+};
+
+const kebab = (name: string): string => `--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+
+function number(value: string): number {
+  const parsed = Number(value);
+  if (value.trim() === '' || !Number.isFinite(parsed)) throw new InvalidArgumentError('must be a number');
+  return parsed;
+}
+
+export function layeredFlags(flags: Record<string, unknown>, table: Record<string, string>) {
+  const layered: Record<string, unknown> = {};
+  const flagNames: Record<string, string> = {};
+  for (const [option, path] of Object.entries(table)) {
+    if (flags[option] !== undefined) {
+      layered[path] = flags[option];
+      flagNames[path] = kebab(option);
+    }
+  }
+  return { flags: layered, flagNames, ...(typeof flags.config === 'string' ? { file: flags.config } : {}) };
+}
+
+/** Defaults < --config file < MEZO_COORDINATOR_* < flags. */
+export function resolveCoordinatorConfig(flags: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): CoordinatorConfig {
+  return resolveConfig(coordinatorConfigSchema, { env, envBindings: ENV, ...layeredFlags(flags, FLAGS) });
+}
+
+/** Runs the job until its rounds are logged or a signal stops it. */
+export async function runCoordinator(config: CoordinatorConfig, signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM']): Promise<RunReport> {
+  const { loadPrepared, loadDefaultModel } = await import('../shared/model/index.js');
+  const { UpdateLog } = await import('../shared/log/index.js');
+  const { noise } = await import('../shared/noise/index.js');
+  const { GrpcTransport } = await import('../shared/transport/index.js');
+  const { Coordinator } = await import('../coordinator/coordinator.js');
+  const { logger } = await import('../shared/logger.js');
+
+  const prepared = config.model ? await loadPrepared(config.model) : await loadDefaultModel();
+  const log = await UpdateLog.open(config.log, {
+    jobId: config.job.jobId,
+    baseSha256: prepared.manifest.slabSha256,
+    distribution: config.job.distribution,
+    decayRanges: [],
+  });
+  const coordinator = new Coordinator({
+    log,
+    baseSlab: prepared.slab,
+    engine: noise,
+    transport: new GrpcTransport({ address: config.listen, maxMessageBytes: config.maxMessageBytes }),
+    options: config.job,
+  });
+  const onSignal = (signal: NodeJS.Signals): void => {
+    logger.info({ signal }, 'stopping: abandoning the open round and closing streams');
+    coordinator.stop();
+  };
+  signals.forEach((s) => process.on(s, onSignal));
+  try {
+    const address = await coordinator.listen();
+    process.stderr.write(`coordinator ${config.job.jobId} listening on ${address}, log at version ${log.version}\n`);
+    return await coordinator.run();
+  } finally {
+    signals.forEach((s) => process.off(s, onSignal));
+    await coordinator.close();
+  }
+}
+
+export function registerCoordinatorCommand(program: Command): void {
+  program
+    .command('coordinator')
+    .description('coordinate a federated MeZO job over gRPC (durable, seed-replayable update log)')
+    .option('--config <file>', 'JSON config file (defaults < file < MEZO_COORDINATOR_* env < flags)')
+    .option('--listen <host:port>', 'address to serve on (default 0.0.0.0:7070)')
+    .option('--log <path>', 'durable update log; reopening it resumes the job')
+    .option('--model <dir>', 'prepared model directory (default: the embedded default model)')
+    .option('--job-id <id>', 'job id (part of the log header)')
+    .option('--rounds <n>', 'total rounds of the job', number)
+    .option('--agents-per-round <m>', 'agents asked per round', number)
+    .option('--quorum <k>', 'results that close a round (default: all asked)', number)
+    .option('--deadline-ms <ms>', 'round deadline', number)
+    .option('--max-attempts <n>', 'attempts per round before failing', number)
+    .option('--seeds-per-agent <n>', 'seeds each agent evaluates per round', number)
+    .option('--seed-mode <mode>', 'shared | distinct | pool')
+    .option('--pool-size <k>', 'pool mode: seeds per round', number)
+    .option('--sampling <kind>', 'uniform | capability')
+    .option('--strategy <aggregation>', 'mean | trimmed-mean | median')
+    .option('--trim-fraction <x>', 'trimmed mean: fraction cut from each end', number)
+    .option('--clip <x>', 'clip |g| before aggregating', number)
+    .option('--lr <x>', 'learning rate', number)
+    .option('--schedule <kind>', 'constant | linear | cosine')
+    .option('--min-lr <x>', 'final rate of linear/cosine', number)
+    .option('--warmup-steps <n>', 'warm-up rounds', number)
+    .option('--seed <n>', 'seed of agent sampling and perturbation seeds')
+    .option('--epsilon <x>', 'perturbation size', number)
+    .option('--batch-size <n>', 'examples per evaluation', number)
+    .option('--distribution <kind>', 'gaussian | rademacher')
+    .option('--heartbeat-ms <ms>', 'ping/heartbeat period', number)
+    .option('--token <token>', 'join token agents must present')
+    .option('--max-message-bytes <n>', 'largest accepted message', number)
+    .action(async (flags: Record<string, unknown>) => {
+      const report = await runCoordinator(resolveCoordinatorConfig(flags));
+      process.stdout.write(`${JSON.stringify(report)}\n`);
+    });
+}

@@ -1,0 +1,579 @@
+/**
+ * The coordinator: serves agents over a Transport and runs ONE round loop.
+ *
+ * A round: sample agents and assign seeds (the Strategy), send each a Task, collect Results until the quorum is
+ * reached, every asked agent has answered, the quorum has become unreachable, or the deadline passes. Every
+ * Result is validated (right round and attempt, the assigned seeds in order, finite and bounded scalars, g
+ * consistent with the losses, no duplicate) and rejections are counted per agent. With a quorum the Strategy
+ * aggregates the results, the update is appended to the durable UpdateLog (the append resolves after
+ * fdatasync), and only then is it broadcast. Without one the round is retried with fresh seeds, up to
+ * maxAttempts. Reopening the same log resumes at the round after its last entry.
+ */
+import { slabSha256 } from '../shared/model/index.js';
+import type { NoiseEngine } from '../shared/noise/engine.js';
+import { replay, type LogEntry, type UpdateLog } from '../shared/log/index.js';
+import { logger } from '../shared/logger.js';
+import {
+  MAX_ENTRIES_PER_PAGE,
+  TransportError,
+  type AgentMessage,
+  type Capabilities,
+  type CallInfo,
+  type CoordinatorHandler,
+  type FetchLogRequest,
+  type FetchLogResponse,
+  type JoinAccepted,
+  type JoinRequest,
+  type Listener,
+  type Result,
+  type ServerSession,
+  type Transport,
+} from '../shared/transport/index.js';
+import { parseRoundOptions, type RoundOptions, type RoundOptionsInput } from './options.js';
+import { MezoStrategy, type AgentResult, type Assignment, type Strategy } from './strategy.js';
+
+/** Why results were rejected; each counts against the agent that sent it. */
+export type RejectionReason =
+  | 'invalid-message'
+  | 'wrong-round'
+  | 'not-assigned'
+  | 'duplicate'
+  | 'wrong-seeds'
+  | 'bad-sample-count'
+  | 'out-of-bounds'
+  | 'inconsistent-g';
+
+export interface AgentStats {
+  /** Tasks sent. */
+  tasks: number;
+  /** Results used in a round. */
+  accepted: number;
+  /** Results that came after their round closed (dropped). */
+  late: number;
+  /** Tasks whose agent disconnected before answering. */
+  dropped: number;
+  /** Results (or messages) rejected, in total and by reason. */
+  rejected: number;
+  rejections: Partial<Record<RejectionReason, number>>;
+  /** Heartbeats whose weights hash differed from the coordinator's at the same version. */
+  divergent: number;
+}
+
+export interface AgentStatus {
+  id: string;
+  connected: boolean;
+  capabilities: Capabilities;
+  /** Last version the agent reported (join or heartbeat). */
+  version: number;
+  weightsSha256: string | undefined;
+  stats: AgentStats;
+}
+
+export interface RoundReport {
+  round: number;
+  /** Attempt that succeeded (0 for a first try). */
+  attempt: number;
+  version: number;
+  hash: string;
+  asked: number;
+  results: number;
+  lr: number;
+  trainLoss: number;
+  wallMs: number;
+}
+
+export interface RunReport {
+  roundsRun: number;
+  version: number;
+  headHash: string;
+  failedAttempts: number;
+  /** True when stop() ended the run before its last round. */
+  stopped: boolean;
+}
+
+export class RoundFailedError extends Error {
+  override name = 'RoundFailedError';
+}
+
+export interface CoordinatorInit {
+  log: UpdateLog;
+  /** The base weights the log's entries apply to (its SHA-256 must match the log header). */
+  baseSlab: Float32Array;
+  engine: NoiseEngine;
+  transport: Transport;
+  options: RoundOptionsInput;
+  /** Default: a MezoStrategy built from options.strategy. */
+  strategy?: Strategy;
+  onRound?: (report: RoundReport) => void;
+}
+
+interface AgentRecord {
+  id: string;
+  token: string;
+  capabilities: Capabilities;
+  session: ServerSession | undefined;
+  version: number;
+  weightsSha256: string | undefined;
+  lastSeen: number;
+  stats: AgentStats;
+}
+
+/** One attempt of one round, while its results come in. */
+class OpenRound {
+  readonly results = new Map<string, AgentResult>();
+  readonly gone = new Set<string>();
+  readonly done: Promise<void>;
+  private finish!: () => void;
+  private timer: NodeJS.Timeout;
+  settled = false;
+
+  constructor(
+    readonly round: number,
+    readonly attempt: number,
+    readonly version: number,
+    readonly assigned: Map<string, bigint[]>,
+    readonly quorum: number,
+    deadlineMs: number,
+  ) {
+    this.done = new Promise((resolve) => (this.finish = resolve));
+    this.timer = setTimeout(() => this.settle(), deadlineMs);
+  }
+
+  settle(): void {
+    if (this.settled) return;
+    this.settled = true;
+    clearTimeout(this.timer);
+    this.finish();
+  }
+
+  /** Closes the round as soon as its outcome is decided. */
+  check(): void {
+    const pending = this.assigned.size - this.results.size - this.gone.size;
+    if (this.results.size >= this.quorum || pending === 0 || this.results.size + pending < this.quorum) this.settle();
+  }
+}
+
+const newStats = (): AgentStats => ({ tasks: 0, accepted: 0, late: 0, dropped: 0, rejected: 0, rejections: {}, divergent: 0 });
+const SHA_HISTORY = 256;
+
+export class Coordinator {
+  readonly log: UpdateLog;
+  readonly options: RoundOptions;
+  readonly strategy: Strategy;
+  private readonly engine: NoiseEngine;
+  private readonly transport: Transport;
+  private readonly baseSlab: Float32Array;
+  private readonly onRound: ((report: RoundReport) => void) | undefined;
+  private readonly agents = new Map<string, AgentRecord>();
+  private readonly shaAt = new Map<number, string>();
+  private materialised: Float32Array | undefined;
+  private listener: Listener | undefined;
+  private open: OpenRound | undefined;
+  private stopping = false;
+  private running: Promise<RunReport> | undefined;
+  private pinger: NodeJS.Timeout | undefined;
+  private waiters: Array<() => void> = [];
+  private nonce = 0;
+
+  constructor(init: CoordinatorInit) {
+    this.options = parseRoundOptions(init.options);
+    this.log = init.log;
+    this.engine = init.engine;
+    this.transport = init.transport;
+    this.baseSlab = init.baseSlab;
+    this.onRound = init.onRound;
+    this.strategy = init.strategy ?? new MezoStrategy(this.options.strategy);
+    const header = init.log.header;
+    const baseSha = slabSha256(init.baseSlab);
+    if (header.baseSha256 !== baseSha) {
+      throw new RangeError(`coordinator: the log's base is ${header.baseSha256.slice(0, 12)}…, the base slab's is ${baseSha.slice(0, 12)}…`);
+    }
+    if (header.jobId !== this.options.jobId) throw new RangeError(`coordinator: the log belongs to job ${header.jobId}, not ${this.options.jobId}`);
+    if (header.distribution !== this.options.distribution) {
+      throw new RangeError(`coordinator: the log perturbs with '${header.distribution}', options say '${this.options.distribution}'`);
+    }
+    if (this.options.audit) this.materialise();
+  }
+
+  /** The round the loop runs next: the one after the log's last entry. */
+  get nextRound(): number {
+    const last = this.log.version > 0 ? this.log.entries(this.log.version - 1)[0]! : undefined;
+    return last ? last.round + 1 : 0;
+  }
+
+  get address(): string | undefined {
+    return this.listener?.address;
+  }
+
+  /** base + replay(log): the model the log describes, bit for bit. Kept up to date as rounds commit. */
+  materialise(): Float32Array {
+    if (!this.materialised) {
+      const slab = this.baseSlab.slice();
+      this.shaAt.set(0, slabSha256(slab));
+      replay(this.engine, slab, this.log.entries(), this.log.distribution, { decayRanges: this.log.header.decayRanges });
+      this.materialised = slab;
+      this.shaAt.set(this.log.version, slabSha256(slab));
+    }
+    return this.materialised;
+  }
+
+  /** SHA-256 of the materialised weights at the log head. */
+  weightsSha256(): string {
+    return slabSha256(this.materialise());
+  }
+
+  agentStatus(id: string): AgentStatus | undefined {
+    const a = this.agents.get(id);
+    if (!a) return undefined;
+    return {
+      id: a.id,
+      connected: a.session !== undefined,
+      capabilities: { ...a.capabilities },
+      version: a.version,
+      weightsSha256: a.weightsSha256,
+      stats: structuredClone(a.stats),
+    };
+  }
+
+  agentStatuses(): AgentStatus[] {
+    return [...this.agents.keys()].sort().map((id) => this.agentStatus(id)!);
+  }
+
+  connectedAgents(): string[] {
+    return [...this.agents.values()].filter((a) => a.session).map((a) => a.id).sort();
+  }
+
+  /** Starts serving agents. */
+  async listen(): Promise<string> {
+    if (this.listener) return this.listener.address;
+    this.listener = await this.transport.listen(this.handler());
+    this.pinger = setInterval(() => this.pingAll(), this.options.heartbeatMs);
+    this.pinger.unref();
+    logger.info({ address: this.listener.address, jobId: this.options.jobId, version: this.log.version }, 'coordinator listening');
+    return this.listener.address;
+  }
+
+  /** Runs rounds until options.rounds are in the log or stop() is called. Rejects with RoundFailedError. */
+  run(): Promise<RunReport> {
+    this.running ??= this.loop().finally(() => {
+      this.running = undefined;
+    });
+    return this.running;
+  }
+
+  /** Stops scheduling and abandons the open round (its results are dropped). run() then resolves. */
+  stop(): void {
+    this.stopping = true;
+    this.open?.settle();
+    this.notify();
+  }
+
+  /** stop(), wait for the loop, close every stream and the listener, then the log (pending appends flushed). */
+  async close(graceMs = 2000): Promise<void> {
+    this.stop();
+    await this.running?.catch(() => undefined);
+    if (this.pinger) clearInterval(this.pinger);
+    await this.listener?.close(graceMs);
+    this.listener = undefined;
+    await this.log.close();
+  }
+
+  // ---- the round loop ----
+
+  private async loop(): Promise<RunReport> {
+    this.stopping = false;
+    let roundsRun = 0;
+    let failedAttempts = 0;
+    while (!this.stopping && this.nextRound < this.options.rounds) {
+      const round = this.nextRound;
+      let committed = false;
+      for (let attempt = 0; attempt < this.options.maxAttempts && !this.stopping; attempt++) {
+        const outcome = await this.attemptRound(round, attempt);
+        if (outcome === 'committed') {
+          committed = true;
+          break;
+        }
+        if (outcome === 'failed') failedAttempts++;
+      }
+      if (this.stopping) break;
+      if (!committed) {
+        throw new RoundFailedError(`round ${round}: no quorum after ${this.options.maxAttempts} attempts`);
+      }
+      roundsRun++;
+    }
+    return { roundsRun, version: this.log.version, headHash: this.log.headHash, failedAttempts, stopped: this.stopping };
+  }
+
+  private quorumFor(asked: number): number {
+    return Math.min(this.options.quorum ?? this.options.strategy.agentsPerRound, asked);
+  }
+
+  private async attemptRound(round: number, attempt: number): Promise<'committed' | 'failed' | 'stopped'> {
+    const started = performance.now();
+    const needed = this.options.quorum ?? this.options.strategy.agentsPerRound;
+    const connected = await this.waitForAgents(needed, this.options.waitForAgentsMs);
+    if (this.stopping) return 'stopped';
+    if (connected.length < needed) {
+      logger.warn({ round, attempt, connected: connected.length, needed }, 'too few agents connected; attempt failed');
+      return 'failed';
+    }
+    const version = this.log.version;
+    const context = { round, attempt, version };
+    const assignments: Assignment[] = this.strategy.configureRound(
+      context,
+      connected.map((a) => ({ id: a.id, capabilities: a.capabilities })),
+    );
+    const sendable = assignments.filter((a) => this.agents.get(a.agentId)?.session && a.seeds.length > 0);
+    const quorum = this.quorumFor(sendable.length);
+    if (sendable.length === 0 || sendable.length < needed) {
+      logger.warn({ round, attempt, assigned: sendable.length, needed }, 'strategy assigned too few agents; attempt failed');
+      return 'failed';
+    }
+    const open = new OpenRound(round, attempt, version, new Map(sendable.map((a) => [a.agentId, a.seeds])), quorum, this.options.deadlineMs);
+    this.open = open;
+    for (const { agentId, seeds } of sendable) {
+      const agent = this.agents.get(agentId)!;
+      agent.stats.tasks++;
+      const sent = agent.session!.send({
+        kind: 'task',
+        task: {
+          jobId: this.options.jobId,
+          round,
+          attempt,
+          version,
+          seeds,
+          epsilon: this.options.epsilon,
+          batchSize: this.options.batchSize,
+          deadlineMs: this.options.deadlineMs,
+        },
+      });
+      if (!sent) open.gone.add(agentId);
+    }
+    open.check();
+    await open.done;
+    this.open = undefined;
+    for (const agentId of open.gone) this.agents.get(agentId)!.stats.dropped++;
+    if (this.stopping) return 'stopped';
+    if (open.results.size < quorum) {
+      logger.warn({ round, attempt, results: open.results.size, quorum }, 'round closed without quorum; retrying with fresh seeds');
+      return 'failed';
+    }
+    const results = [...open.results.values()];
+    const update = this.strategy.aggregate(context, results);
+    if (!update || update.terms.length === 0) return 'failed';
+    // Durable first: the entry is on stable storage before any agent hears of it.
+    const entry = await this.log.append({ round, lr: update.lr, decay: update.decay, terms: update.terms });
+    for (const r of results) this.agents.get(r.agentId)!.stats.accepted++;
+    this.advanceMaterialised(entry);
+    this.broadcast(entry);
+    const report: RoundReport = {
+      round,
+      attempt,
+      version: entry.version,
+      hash: entry.hash,
+      asked: sendable.length,
+      results: results.length,
+      lr: update.lr,
+      trainLoss: update.trainLoss,
+      wallMs: performance.now() - started,
+    };
+    logger.info(report, 'round committed');
+    this.onRound?.(report);
+    return 'committed';
+  }
+
+  private advanceMaterialised(entry: LogEntry): void {
+    if (!this.materialised) return;
+    replay(this.engine, this.materialised, [entry], this.log.distribution, { decayRanges: this.log.header.decayRanges });
+    this.shaAt.set(entry.version, slabSha256(this.materialised));
+    this.shaAt.delete(entry.version - SHA_HISTORY);
+  }
+
+  private broadcast(entry: LogEntry): void {
+    for (const agent of this.agents.values()) agent.session?.send({ kind: 'update', update: entry });
+  }
+
+  private notify(): void {
+    const waiting = this.waiters;
+    this.waiters = [];
+    waiting.forEach((wake) => wake());
+  }
+
+  /** Connected agents, once at least `count` are (or when timeoutMs passes, or on stop). */
+  private async waitForAgents(count: number, timeoutMs: number): Promise<AgentRecord[]> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const connected = [...this.agents.values()].filter((a) => a.session);
+      const left = deadline - Date.now();
+      if (connected.length >= count || left <= 0 || this.stopping) return connected;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  }
+
+  private pingAll(): void {
+    const now = Date.now();
+    for (const agent of this.agents.values()) {
+      if (!agent.session) continue;
+      if (now - agent.lastSeen > 5 * this.options.heartbeatMs) {
+        logger.warn({ agent: agent.id }, 'agent silent for 5 heartbeat periods; closing its session');
+        agent.session.end(new TransportError('DEADLINE_EXCEEDED', 'no message from the agent for 5 heartbeat periods'));
+      } else {
+        agent.session.send({ kind: 'ping', nonce: ++this.nonce });
+      }
+    }
+  }
+
+  // ---- validation of results ----
+
+  private reject(agent: AgentRecord, reason: RejectionReason, detail: string): void {
+    agent.stats.rejected++;
+    agent.stats.rejections[reason] = (agent.stats.rejections[reason] ?? 0) + 1;
+    logger.warn({ agent: agent.id, reason, detail }, 'rejected a message from an agent');
+  }
+
+  private onResult(agent: AgentRecord, result: Result): void {
+    const open = this.open;
+    const current = open && !open.settled;
+    if (!current || result.round !== open.round || result.attempt !== open.attempt) {
+      const ref = open ?? { round: this.nextRound, attempt: Number.MAX_SAFE_INTEGER };
+      const past = result.round < ref.round || (result.round === ref.round && result.attempt <= ref.attempt);
+      if (past) agent.stats.late++;
+      else this.reject(agent, 'wrong-round', `result for round ${result.round} attempt ${result.attempt}, open: ${open ? `${open.round}/${open.attempt}` : 'none'}`);
+      return;
+    }
+    const seeds = open.assigned.get(agent.id);
+    if (!seeds) return this.reject(agent, 'not-assigned', `round ${result.round} asked other agents`);
+    if (open.results.has(agent.id)) return this.reject(agent, 'duplicate', `second result for round ${result.round}`);
+    if (result.seeds.length !== seeds.length || result.seeds.some((s, i) => s !== seeds[i])) {
+      return this.reject(agent, 'wrong-seeds', 'result.seeds differ from the seeds assigned');
+    }
+    if (result.sampleCount > this.options.batchSize) {
+      return this.reject(agent, 'bad-sample-count', `result.sampleCount ${result.sampleCount} exceeds the batch size ${this.options.batchSize}`);
+    }
+    const eps = this.options.epsilon;
+    for (let k = 0; k < seeds.length; k++) {
+      const g = result.g[k]!;
+      if (Math.abs(g) > this.options.maxAbsG) return this.reject(agent, 'out-of-bounds', `result.g[${k}] = ${g} exceeds ${this.options.maxAbsG}`);
+      const expected = (result.lossPlus[k]! - result.lossMinus[k]!) / (2 * eps);
+      if (Math.abs(g - expected) > 1e-6 * (1 + Math.abs(expected))) {
+        return this.reject(agent, 'inconsistent-g', `result.g[${k}] = ${g}, but the losses give ${expected}`);
+      }
+    }
+    open.results.set(agent.id, { agentId: agent.id, ...result });
+    open.check();
+  }
+
+  // ---- the transport handler ----
+
+  private authenticate(agentId: string, token: string): void {
+    const expected = this.options.tokens[agentId] ?? (this.options.token === '' ? undefined : this.options.token);
+    if (expected !== undefined && token !== expected) throw new TransportError('UNAUTHENTICATED', `agent ${agentId}: bad token`);
+  }
+
+  private joined(info: CallInfo): AgentRecord {
+    this.authenticate(info.agentId, info.token);
+    const agent = this.agents.get(info.agentId);
+    if (!agent) throw new TransportError('FAILED_PRECONDITION', `agent ${info.agentId} has not joined`);
+    if (agent.token !== info.token) throw new TransportError('UNAUTHENTICATED', `agent ${info.agentId}: token differs from the one it joined with`);
+    return agent;
+  }
+
+  private handler(): CoordinatorHandler {
+    return {
+      join: async (request: JoinRequest, peer: string): Promise<JoinAccepted> => {
+        if (this.stopping) throw new TransportError('UNAVAILABLE', 'the coordinator is shutting down');
+        this.authenticate(request.agentId, request.token);
+        const header = this.log.header;
+        if (request.baseSha256 !== header.baseSha256) {
+          throw new TransportError('FAILED_PRECONDITION', `join.baseSha256: the job's base is ${header.baseSha256}, the agent holds ${request.baseSha256}`);
+        }
+        if (request.versionHeld > this.log.version) {
+          throw new TransportError('FAILED_PRECONDITION', `join.versionHeld: ${request.versionHeld} is ahead of the log (version ${this.log.version})`);
+        }
+        let agent = this.agents.get(request.agentId);
+        if (!agent) {
+          if (this.agents.size >= this.options.maxAgents) throw new TransportError('RESOURCE_EXHAUSTED', `the job already has ${this.options.maxAgents} agents`);
+          agent = { id: request.agentId, token: request.token, capabilities: request.capabilities, session: undefined, version: 0, weightsSha256: undefined, lastSeen: Date.now(), stats: newStats() };
+          this.agents.set(agent.id, agent);
+        }
+        agent.token = request.token;
+        agent.capabilities = request.capabilities;
+        agent.version = request.versionHeld;
+        logger.info({ agent: agent.id, peer, version: request.versionHeld }, 'agent joined');
+        return {
+          jobId: this.options.jobId,
+          distribution: header.distribution,
+          epsilon: this.options.epsilon,
+          baseSha256: header.baseSha256,
+          currentVersion: this.log.version,
+          headHash: this.log.headHash,
+          genesisHash: this.log.genesisHash,
+          decayRanges: header.decayRanges.map(([s, e]): [number, number] => [s, e]),
+          heartbeatMs: this.options.heartbeatMs,
+        };
+      },
+
+      fetchLog: async (request: FetchLogRequest, info: CallInfo): Promise<FetchLogResponse> => {
+        this.joined(info);
+        const head = this.log.version;
+        const to = request.toVersion === 0 ? head : request.toVersion;
+        if (request.fromVersion > head || to > head) {
+          throw new TransportError('OUT_OF_RANGE', `fetchLog: versions ${request.fromVersion}..${to} exceed the head (${head})`);
+        }
+        const end = Math.min(to, request.fromVersion + MAX_ENTRIES_PER_PAGE);
+        return { entries: this.log.entries(request.fromVersion, end), headVersion: head };
+      },
+
+      session: (session: ServerSession): void => {
+        const agent = this.joined(session.info);
+        if (agent.session) agent.session.end(new TransportError('ABORTED', 'replaced by a newer session of the same agent'));
+        agent.session = session;
+        agent.lastSeen = Date.now();
+        session.listen({
+          message: (message: AgentMessage) => {
+            if (agent.session !== session) return;
+            agent.lastSeen = Date.now();
+            switch (message.kind) {
+              case 'result':
+                this.onResult(agent, message.result);
+                break;
+              case 'heartbeat': {
+                agent.version = message.heartbeat.version;
+                agent.weightsSha256 = message.heartbeat.weightsSha256;
+                const ours = this.shaAt.get(message.heartbeat.version);
+                if (ours !== undefined && ours !== message.heartbeat.weightsSha256) {
+                  agent.stats.divergent++;
+                  logger.warn({ agent: agent.id, version: message.heartbeat.version }, 'agent weights differ from the log materialisation');
+                }
+                break;
+              }
+              case 'pong':
+                break;
+            }
+          },
+          invalid: (error) => {
+            if (agent.session === session) this.reject(agent, 'invalid-message', error.message);
+          },
+          closed: (error) => {
+            if (agent.session !== session) return;
+            agent.session = undefined;
+            logger.info({ agent: agent.id, reason: error?.message }, 'agent session closed');
+            const open = this.open;
+            if (open && open.assigned.has(agent.id) && !open.results.has(agent.id)) {
+              open.gone.add(agent.id);
+              open.check();
+            }
+            this.notify();
+          },
+        });
+        this.notify();
+      },
+    };
+  }
+}

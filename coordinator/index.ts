@@ -1,0 +1,3 @@
+export * from './coordinator.js';
+export * from './options.js';
+export * from './strategy.js';

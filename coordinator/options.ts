@@ -1,0 +1,47 @@
+/** The coordinator's round-loop settings (the CLI layers file, MEZO_COORDINATOR_* env and flags onto these). */
+import { z } from 'zod';
+import { strategyConfigSchema } from './strategy.js';
+
+export const roundOptionsSchema = z
+  .strictObject({
+    jobId: z.string().regex(/^[A-Za-z0-9._-]{1,128}$/, 'must be 1-128 characters of A-Z a-z 0-9 . _ -').default('mezo-job'),
+    /** Total rounds of the job; a restarted coordinator runs only the rounds its log does not hold yet. */
+    rounds: z.number().int().min(0).default(100),
+    /** Results needed to close a round (k of the n agents asked); default: all asked. */
+    quorum: z.number().int().min(1).optional(),
+    /** Milliseconds from sending a round's tasks to giving up on missing results. */
+    deadlineMs: z.number().int().min(1).max(3_600_000).default(10_000),
+    /** Attempts per round (each with fresh seeds) before the run fails. */
+    maxAttempts: z.number().int().min(1).default(5),
+    /** How long an attempt waits for `quorum` agents to be connected before it counts as failed. */
+    waitForAgentsMs: z.number().int().min(0).default(30_000),
+    epsilon: z.number().positive().finite().default(1e-3),
+    batchSize: z.number().int().min(1).max(1 << 20).default(64),
+    distribution: z.enum(['gaussian', 'rademacher']).default('gaussian'),
+    strategy: strategyConfigSchema.prefault({}),
+    /** Heartbeat and ping period; a session silent for 5 periods is closed. */
+    heartbeatMs: z.number().int().min(10).max(600_000).default(2000),
+    /** A shared join token (empty: none required) and/or per-agent tokens. */
+    token: z.string().max(1024).default(''),
+    tokens: z.record(z.string(), z.string()).default({}),
+    maxAgents: z.number().int().min(1).default(10_000),
+    /** Bound on |g| an agent may report; larger values are rejected as garbage. */
+    maxAbsG: z.number().positive().default(1e6),
+    /** Keep a materialised copy of the weights to audit agents' heartbeat hashes. */
+    audit: z.boolean().default(true),
+  })
+  .refine((o) => o.quorum === undefined || o.quorum <= o.strategy.agentsPerRound, {
+    path: ['quorum'],
+    message: 'must not exceed strategy.agentsPerRound',
+  });
+export type RoundOptions = z.output<typeof roundOptionsSchema>;
+export type RoundOptionsInput = z.input<typeof roundOptionsSchema>;
+
+export function parseRoundOptions(input: RoundOptionsInput): RoundOptions {
+  const parsed = roundOptionsSchema.safeParse(input);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new RangeError(`coordinator options: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
+  }
+  return parsed.data;
+}

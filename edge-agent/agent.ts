@@ -1,0 +1,348 @@
+/**
+ * An edge agent of a federated MeZO job. It joins the coordinator, catches up on the update log (a fresh agent
+ * starts from the base weights at version 0), then serves its Session stream: for each Task it evaluates two
+ * perturbed losses per seed on a batch of its local data and sends back only scalars; each broadcast Update is
+ * checked against its own hash chain and applied in order (a gap is filled with FetchLog). It sends heartbeats
+ * with its version and weights hash, answers pings at once (the model may be busy on its worker thread), and
+ * reconnects with exponential backoff and jitter when the connection drops.
+ */
+import { join } from 'node:path';
+import type { FeatureArray, LocalDataset } from '../shared/data/index.js';
+import { encodeEntryPayload, hashPayload, UpdateLog, type LogEntry } from '../shared/log/index.js';
+import { logger } from '../shared/logger.js';
+import type { PreparedModel } from '../shared/model/index.js';
+import type { Distribution, Seed } from '../shared/noise/index.js';
+import {
+  isPermanent,
+  TransportError,
+  type Capabilities,
+  type ClientSession,
+  type CoordinatorClient,
+  type CoordinatorMessage,
+  type JoinAccepted,
+  type Task,
+  type Transport,
+} from '../shared/transport/index.js';
+import type { BatchData } from './batch-feeds.js';
+import type { MezoBackend } from './mezo-backend.js';
+
+export interface AgentInit {
+  agentId: string;
+  token?: string;
+  transport: Transport;
+  /** The base model (its slab must be the job's base). */
+  prepared: PreparedModel;
+  /** Builds the model backend once the job's distribution is known (see createAgentBackend). */
+  createBackend: (distribution: Distribution) => Promise<MezoBackend>;
+  data: LocalDataset<FeatureArray>;
+  /** Seeds the agent's batch order. */
+  dataSeed?: Seed;
+  capabilities?: Partial<Capabilities>;
+  /** Keeps a replica of the update log here, so a restarted agent replays locally and fetches only what is new. */
+  stateDir?: string;
+  /** First reconnect delay and its cap, ms (defaults 200 and 10,000); each failure doubles it, with jitter. */
+  reconnect?: { initialMs?: number; maxMs?: number };
+}
+
+export interface AgentState {
+  version: number;
+  headHash: string | undefined;
+  tasksDone: number;
+  reconnects: number;
+}
+
+/** The agent's weights no longer follow the coordinator's chain: it must be reset, not reconnected. */
+export class AgentStateError extends Error {
+  override name = 'AgentStateError';
+}
+
+interface Job {
+  accepted: JoinAccepted;
+  backend: MezoBackend;
+  replica: UpdateLog;
+}
+
+export class Agent {
+  readonly id: string;
+  private readonly init: AgentInit;
+  private job: Job | undefined;
+  private stopped = false;
+  private running: Promise<void> | undefined;
+  private client: CoordinatorClient | undefined;
+  private wakeSleep: (() => void) | undefined;
+  private endSession: (() => void) | undefined;
+  private batches: { size: number; epoch: number; iterator: Iterator<BatchData> } | undefined;
+  private work: Promise<unknown> = Promise.resolve();
+  private tasksDone = 0;
+  private reconnects = 0;
+
+  constructor(init: AgentInit) {
+    this.init = init;
+    this.id = init.agentId;
+  }
+
+  get state(): AgentState {
+    return {
+      version: this.job?.replica.version ?? 0,
+      headHash: this.job?.replica.headHash,
+      tasksDone: this.tasksDone,
+      reconnects: this.reconnects,
+    };
+  }
+
+  get backend(): MezoBackend | undefined {
+    return this.job?.backend;
+  }
+
+  /** Runs until stop(); rejects on errors a reconnect cannot fix (bad token, wrong base, a broken chain). */
+  run(): Promise<void> {
+    this.running ??= this.loop();
+    return this.running;
+  }
+
+  /** Ends the session and the reconnect loop; run() resolves once the work in hand is done. */
+  stop(): void {
+    this.stopped = true;
+    this.endSession?.();
+    this.wakeSleep?.();
+  }
+
+  /** stop(), wait for run(), then release the model and the log replica. */
+  async close(): Promise<void> {
+    this.stop();
+    await this.running?.catch(() => undefined);
+    await this.work.catch(() => undefined);
+    await this.job?.backend.close();
+    await this.job?.replica.close();
+    this.job = undefined;
+  }
+
+  private async loop(): Promise<void> {
+    let failures = 0;
+    while (!this.stopped) {
+      const client = this.init.transport.connect({ agentId: this.id, token: this.init.token ?? '' });
+      this.client = client;
+      try {
+        const accepted = await client.join({
+          agentId: this.id,
+          token: this.init.token ?? '',
+          capabilities: { memoryBytes: 0, cores: 0, noiseImpl: '', ...this.init.capabilities },
+          baseSha256: this.init.prepared.manifest.slabSha256,
+          versionHeld: this.job?.replica.version ?? 0,
+        });
+        await this.setUp(accepted, client);
+        await this.catchUp(client, accepted.currentVersion);
+        failures = 0;
+        if (this.stopped) break;
+        await this.serve(client);
+      } catch (err) {
+        if (err instanceof AgentStateError || isPermanent(err) || (err instanceof TransportError && err.code === 'FAILED_PRECONDITION' && !this.job)) {
+          logger.error({ agent: this.id, err: (err as Error).message }, 'agent stopped: cannot continue');
+          throw err;
+        }
+        logger.warn({ agent: this.id, err: (err as Error).message }, 'connection to the coordinator lost');
+      } finally {
+        client.close();
+        this.client = undefined;
+      }
+      if (this.stopped) break;
+      this.reconnects++;
+      await this.sleep(this.backoff(failures++));
+    }
+  }
+
+  /** min(max, initial·2ⁿ), scaled by a random factor in [0.5, 1) so a fleet does not reconnect in lockstep. */
+  private backoff(failures: number): number {
+    const initial = this.init.reconnect?.initialMs ?? 200;
+    const max = this.init.reconnect?.maxMs ?? 10_000;
+    return Math.min(max, initial * 2 ** Math.min(failures, 30)) * (0.5 + 0.5 * Math.random());
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.wakeSleep = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+
+  /** First join: build the backend and the log replica (replaying a stored one). Later joins: same job only. */
+  private async setUp(accepted: JoinAccepted, client: CoordinatorClient): Promise<void> {
+    if (this.job) {
+      const held = this.job.accepted;
+      if (held.jobId !== accepted.jobId || held.genesisHash !== accepted.genesisHash) {
+        throw new AgentStateError(`the coordinator now runs job ${accepted.jobId} (genesis ${accepted.genesisHash.slice(0, 12)}…), not ${held.jobId}`);
+      }
+      this.job.accepted = accepted;
+      return;
+    }
+    const header = {
+      jobId: accepted.jobId,
+      baseSha256: accepted.baseSha256,
+      distribution: accepted.distribution,
+      decayRanges: accepted.decayRanges,
+    };
+    const replica = this.init.stateDir ? await UpdateLog.open(join(this.init.stateDir, `${accepted.jobId}.log`), header) : UpdateLog.inMemory(header);
+    if (replica.genesisHash !== accepted.genesisHash) {
+      await replica.close();
+      throw new AgentStateError(`genesis hash mismatch: the coordinator says ${accepted.genesisHash}, the job header gives ${replica.genesisHash}`);
+    }
+    if (replica.version > 0) {
+      // The stored replica must be a prefix of the coordinator's chain.
+      const theirs = replica.version <= accepted.currentVersion
+        ? (await client.fetchLog({ fromVersion: replica.version - 1, toVersion: replica.version })).entries[0]
+        : undefined;
+      if (!theirs || theirs.hash !== replica.headHash) {
+        await replica.close();
+        throw new AgentStateError(`the log replica in ${this.init.stateDir} (version ${replica.version}) is not part of the coordinator's chain`);
+      }
+    }
+    const backend = await this.init.createBackend(accepted.distribution);
+    const baseSha = await backend.sha256();
+    if (baseSha !== accepted.baseSha256) {
+      await backend.close();
+      await replica.close();
+      throw new AgentStateError(`the backend's initial weights hash to ${baseSha}, the job's base is ${accepted.baseSha256}`);
+    }
+    for (const entry of replica.entries()) await backend.apply(entry.terms, this.decayOf(entry, accepted));
+    this.job = { accepted, backend, replica };
+    logger.info({ agent: this.id, jobId: accepted.jobId, version: replica.version }, 'agent set up');
+  }
+
+  private decayOf(entry: Pick<LogEntry, 'decay'>, accepted: JoinAccepted) {
+    return entry.decay === 1 ? undefined : { factor: entry.decay, ranges: accepted.decayRanges };
+  }
+
+  /** Fetches and applies entries until the replica is at `target` (or beyond). */
+  private async catchUp(client: CoordinatorClient, target: number): Promise<void> {
+    while (this.job!.replica.version < target) {
+      const from = this.job!.replica.version;
+      const page = await client.fetchLog({ fromVersion: from, toVersion: target });
+      if (page.entries.length === 0) throw new TransportError('DATA_LOSS', `fetchLog returned no entries after version ${from}`);
+      for (const entry of page.entries) await this.applyEntry(entry);
+    }
+  }
+
+  /** Verifies an entry against the local chain, applies it to the weights, then records it in the replica. */
+  private async applyEntry(entry: LogEntry): Promise<void> {
+    const { backend, replica, accepted } = this.job!;
+    if (entry.version <= replica.version) return; // already held
+    if (entry.version !== replica.version + 1) throw new TransportError('DATA_LOSS', `entry ${entry.version} does not follow version ${replica.version}`);
+    if (entry.prevHash !== replica.headHash) {
+      throw new AgentStateError(`update ${entry.version}: prevHash ${entry.prevHash.slice(0, 12)}… does not match the local head ${replica.headHash.slice(0, 12)}…`);
+    }
+    const { hash, ...unsigned } = entry;
+    if (hashPayload(encodeEntryPayload(unsigned)) !== hash) throw new AgentStateError(`update ${entry.version}: hash does not match its contents`);
+    await backend.apply(entry.terms, this.decayOf(entry, accepted));
+    const stored = await replica.append({ round: entry.round, lr: entry.lr, decay: entry.decay, terms: entry.terms });
+    if (stored.hash !== hash) throw new AgentStateError(`update ${entry.version}: replica hash ${stored.hash} differs from ${hash}`);
+  }
+
+  /** Serves one Session stream until it closes. */
+  private serve(client: CoordinatorClient): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      let session: ClientSession | undefined;
+      let heartbeatQueued = false;
+      const heartbeat = setInterval(() => {
+        if (heartbeatQueued) return;
+        heartbeatQueued = true;
+        this.enqueue(async () => {
+          heartbeatQueued = false;
+          const { backend, replica } = this.job!;
+          session?.send({ kind: 'heartbeat', heartbeat: { version: replica.version, weightsSha256: await backend.sha256() } });
+        });
+      }, this.job!.accepted.heartbeatMs || 2000);
+      const finish = (error?: Error): void => {
+        clearInterval(heartbeat);
+        this.endSession = undefined;
+        // Let the work in hand finish before reconnecting, so updates are applied in order.
+        this.work.then(
+          () => (error instanceof AgentStateError ? reject(error) : resolve()),
+          () => resolve(),
+        );
+      };
+      session = client.session({
+        message: (message: CoordinatorMessage) => this.onMessage(message, client, session!, fail),
+        invalid: (error) => logger.warn({ agent: this.id, err: error.message }, 'dropped an invalid message from the coordinator'),
+        closed: (error) => finish(error),
+      });
+      const fail = (error: Error): void => {
+        logger.error({ agent: this.id, err: error.message }, 'agent state error; ending the session');
+        session!.end();
+        finish(error);
+      };
+      this.endSession = () => session!.end();
+    });
+  }
+
+  private enqueue(job: () => Promise<void>): Promise<void> {
+    const next = this.work.then(job);
+    this.work = next.catch(() => undefined);
+    return next;
+  }
+
+  private onMessage(message: CoordinatorMessage, client: CoordinatorClient, session: ClientSession, fail: (error: Error) => void): void {
+    switch (message.kind) {
+      case 'ping':
+        session.send({ kind: 'pong', nonce: message.nonce });
+        return;
+      case 'update':
+        this.enqueue(async () => {
+          const { replica } = this.job!;
+          if (message.update.version > replica.version + 1) await this.catchUp(client, message.update.version - 1);
+          await this.applyEntry(message.update);
+        }).catch((err: Error) => (err instanceof AgentStateError ? fail(err) : session.end()));
+        return;
+      case 'task': {
+        const receivedAt = Date.now();
+        this.enqueue(() => this.runTask(message.task, receivedAt, client, session)).catch((err: Error) =>
+          err instanceof AgentStateError ? fail(err) : logger.warn({ agent: this.id, err: err.message }, 'task failed'),
+        );
+        return;
+      }
+    }
+  }
+
+  private nextBatch(size: number): BatchData {
+    const data = this.init.data;
+    const make = (epoch: number) =>
+      data.batches(size, { seed: this.init.dataSeed ?? 0, epoch, dropLast: data.size >= size });
+    if (!this.batches || this.batches.size !== size) this.batches = { size, epoch: 0, iterator: make(0) };
+    let next = this.batches.iterator.next();
+    if (next.done) {
+      this.batches.epoch++;
+      this.batches.iterator = make(this.batches.epoch);
+      next = this.batches.iterator.next();
+    }
+    return next.value!;
+  }
+
+  private async runTask(task: Task, receivedAt: number, client: CoordinatorClient, session: ClientSession): Promise<void> {
+    const { backend, replica, accepted } = this.job!;
+    if (task.jobId !== accepted.jobId) return;
+    if (Date.now() - receivedAt > task.deadlineMs) return; // its round has closed; do not waste the work
+    if (replica.version < task.version) await this.catchUp(client, task.version);
+    if (replica.version !== task.version) return; // a stale task: the weights moved on
+    const batch = this.nextBatch(task.batchSize);
+    const evaluations = await backend.evaluate(task.seeds, task.epsilon, batch);
+    if (evaluations.some((e) => !e.valid)) {
+      logger.warn({ agent: this.id, round: task.round }, 'a loss was not finite; not answering the task');
+      return;
+    }
+    this.tasksDone++;
+    session.send({
+      kind: 'result',
+      result: {
+        round: task.round,
+        attempt: task.attempt,
+        seeds: evaluations.map((e) => e.seed),
+        g: evaluations.map((e) => e.g),
+        lossPlus: evaluations.map((e) => e.lossPlus),
+        lossMinus: evaluations.map((e) => e.lossMinus),
+        sampleCount: batch.size,
+      },
+    });
+  }
+}

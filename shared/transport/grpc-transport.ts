@@ -1,0 +1,342 @@
+/**
+ * The gRPC Transport: the Coordinator service (proto/mezo/v1/coordinator.proto) plus grpc.health.v1 on one
+ * server, and a client for agents. Identity for Session and FetchLog travels in call metadata
+ * (x-mezo-agent-id, x-mezo-token). Messages larger than maxMessageBytes are refused by gRPC itself with
+ * RESOURCE_EXHAUSTED; every decoded message is validated (messages.ts) before the handler sees it.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { STATUS_CODES, TransportError, statusName } from './errors.js';
+import {
+  DEFAULT_MAX_MESSAGE_BYTES,
+  checkAgentId,
+  decodeAgentMessage,
+  decodeCoordinatorMessage,
+  decodeFetchLogRequest,
+  decodeFetchLogResponse,
+  decodeJoinAccepted,
+  decodeJoinRequest,
+  encodeAgentMessage,
+  encodeCoordinatorMessage,
+  encodeFetchLogRequest,
+  encodeFetchLogResponse,
+  encodeJoinAccepted,
+  encodeJoinRequest,
+  type AgentMessage,
+  type CoordinatorMessage,
+} from './messages.js';
+import { loadProtocol } from './proto.js';
+import type {
+  AgentCredentials,
+  CallInfo,
+  ClientSession,
+  CoordinatorClient,
+  CoordinatorHandler,
+  HealthStatus,
+  Listener,
+  ServerSession,
+  StreamListener,
+  Transport,
+} from './transport.js';
+
+export const AGENT_ID_HEADER = 'x-mezo-agent-id';
+export const TOKEN_HEADER = 'x-mezo-token';
+/** The service name health checks may ask about (the empty name means the whole server). */
+export const COORDINATOR_SERVICE = 'mezo.v1.Coordinator';
+
+export interface GrpcTransportOptions {
+  /** host:port to bind (coordinator) or to dial (agent). Port 0 binds an ephemeral port. */
+  address: string;
+  maxMessageBytes?: number;
+  /** Deadline of unary calls (Join, FetchLog), ms. Default 30 s. */
+  callTimeoutMs?: number;
+  /** Server credentials (default insecure; pass TLS credentials in production). */
+  serverCredentials?: grpc.ServerCredentials;
+  channelCredentials?: grpc.ChannelCredentials;
+}
+
+type WireObject = Record<string, unknown>;
+
+function toTransportError(err: unknown): TransportError {
+  if (err instanceof TransportError) return err;
+  const service = err as Partial<grpc.ServiceError>;
+  if (typeof service?.code === 'number') return new TransportError(statusName(service.code), service.details ?? service.message ?? 'call failed');
+  return new TransportError('INTERNAL', err instanceof Error ? err.message : String(err), { cause: err });
+}
+
+function toServiceError(err: unknown): Partial<grpc.StatusObject> {
+  const error = toTransportError(err);
+  return { code: STATUS_CODES[error.code] as grpc.status, details: error.message };
+}
+
+function metadataValue(metadata: grpc.Metadata, key: string): string {
+  const value = metadata.get(key)[0];
+  return typeof value === 'string' ? value : '';
+}
+
+function callInfo(metadata: grpc.Metadata, peer: string): CallInfo {
+  return { agentId: checkAgentId(metadataValue(metadata, AGENT_ID_HEADER)), token: metadataValue(metadata, TOKEN_HEADER), peer };
+}
+
+function replaceHostPort(address: string, port: number): string {
+  const at = address.lastIndexOf(':');
+  const host = at < 0 ? address : address.slice(0, at);
+  return `${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${port}`;
+}
+
+class GrpcServerSession implements ServerSession {
+  private listener: StreamListener<AgentMessage> | undefined;
+  private backlog: unknown[] = [];
+  private ended = false;
+  private closedReported = false;
+  private closeReason: TransportError | undefined | null = null;
+
+  constructor(
+    readonly info: CallInfo,
+    private readonly call: grpc.ServerDuplexStream<WireObject, WireObject>,
+    private readonly onEnd: (session: GrpcServerSession) => void,
+  ) {
+    call.on('data', (wire: unknown) => (this.listener ? this.deliver(wire) : this.backlog.push(wire)));
+    call.on('end', () => this.finished());
+    call.on('cancelled', () => this.finished(new TransportError('CANCELLED', 'the agent cancelled the session')));
+    call.on('error', (err) => this.finished(toTransportError(err)));
+  }
+
+  private deliver(wire: unknown): void {
+    if (this.ended) return;
+    let message: AgentMessage;
+    try {
+      message = decodeAgentMessage(wire);
+    } catch (err) {
+      this.listener!.invalid(toTransportError(err));
+      return;
+    }
+    this.listener!.message(message);
+  }
+
+  private finished(error?: TransportError): void {
+    if (!this.ended) {
+      this.ended = true;
+      if (!error) this.call.end();
+    }
+    this.onEnd(this);
+    if (this.listener && !this.closedReported) {
+      this.closedReported = true;
+      this.listener.closed(error);
+    } else if (this.closeReason === null) this.closeReason = error;
+  }
+
+  listen(listener: StreamListener<AgentMessage>): void {
+    this.listener = listener;
+    const waiting = this.backlog;
+    this.backlog = [];
+    waiting.forEach((wire) => this.deliver(wire));
+    if (this.ended && !this.closedReported) {
+      this.closedReported = true;
+      listener.closed(this.closeReason ?? undefined);
+    }
+  }
+
+  send(message: CoordinatorMessage): boolean {
+    if (this.ended) return false;
+    this.call.write(encodeCoordinatorMessage(message));
+    return true;
+  }
+
+  end(error?: TransportError): void {
+    if (this.ended) return;
+    this.ended = true;
+    if (error) this.call.emit('error', toServiceError(error));
+    else this.call.end();
+    this.finished(error);
+  }
+}
+
+export class GrpcTransport implements Transport {
+  private readonly options: GrpcTransportOptions;
+  private readonly maxBytes: number;
+
+  constructor(options: GrpcTransportOptions) {
+    this.options = options;
+    this.maxBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+  }
+
+  private get channelOptions(): grpc.ChannelOptions {
+    return { 'grpc.max_receive_message_length': this.maxBytes, 'grpc.max_send_message_length': this.maxBytes };
+  }
+
+  async listen(handler: CoordinatorHandler): Promise<Listener> {
+    const protocol = loadProtocol();
+    const server = new grpc.Server(this.channelOptions);
+    const sessions = new Set<GrpcServerSession>();
+    let health: HealthStatus = 'SERVING';
+    const watchers = new Set<grpc.ServerWritableStream<WireObject, WireObject>>();
+
+    const unary =
+      <Req, Res>(decode: (wire: unknown) => Req, serve: (request: Req, call: grpc.ServerUnaryCall<WireObject, WireObject>) => Promise<Res>, encode: (res: Res) => WireObject) =>
+      (call: grpc.ServerUnaryCall<WireObject, WireObject>, callback: grpc.sendUnaryData<WireObject>): void => {
+        let pending: Promise<Res>;
+        try {
+          pending = serve(decode(call.request), call);
+        } catch (err) {
+          callback(toServiceError(err));
+          return;
+        }
+        pending.then(
+          (response) => callback(null, encode(response)),
+          (err: unknown) => callback(toServiceError(err)),
+        );
+      };
+
+    server.addService(protocol.coordinator.service, {
+      Join: unary(decodeJoinRequest, (request, call) => handler.join(request, call.getPeer()), encodeJoinAccepted),
+      FetchLog: unary(
+        decodeFetchLogRequest,
+        (request, call) => handler.fetchLog(request, callInfo(call.metadata, call.getPeer())),
+        encodeFetchLogResponse,
+      ),
+      Session: (call: grpc.ServerDuplexStream<WireObject, WireObject>) => {
+        try {
+          const session = new GrpcServerSession(callInfo(call.metadata, call.getPeer()), call, (s) => sessions.delete(s));
+          sessions.add(session);
+          handler.session(session);
+        } catch (err) {
+          call.emit('error', toServiceError(err));
+        }
+      },
+    });
+
+    const knownService = (name: unknown): boolean => name === '' || name === COORDINATOR_SERVICE;
+    server.addService(protocol.health.service, {
+      Check: (call: grpc.ServerUnaryCall<WireObject, WireObject>, callback: grpc.sendUnaryData<WireObject>) => {
+        if (!knownService(call.request.service)) callback({ code: grpc.status.NOT_FOUND, details: `unknown service ${String(call.request.service)}` });
+        else callback(null, { status: health });
+      },
+      Watch: (call: grpc.ServerWritableStream<WireObject, WireObject>) => {
+        call.write({ status: knownService(call.request.service) ? health : 'SERVICE_UNKNOWN' });
+        watchers.add(call);
+        call.on('cancelled', () => watchers.delete(call));
+      },
+    });
+
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync(this.options.address, this.options.serverCredentials ?? grpc.ServerCredentials.createInsecure(), (err, bound) =>
+        err ? reject(new TransportError('UNAVAILABLE', `cannot bind ${this.options.address}: ${err.message}`, { cause: err })) : resolve(bound),
+      ),
+    );
+
+    const setHealth = (status: HealthStatus): void => {
+      health = status;
+      for (const watcher of watchers) watcher.write({ status });
+    };
+    let closing: Promise<void> | undefined;
+    return {
+      address: replaceHostPort(this.options.address, port),
+      setHealth,
+      close: (graceMs = 2000) =>
+        (closing ??= (async () => {
+          setHealth('NOT_SERVING');
+          for (const session of [...sessions]) session.end(new TransportError('UNAVAILABLE', 'coordinator shutting down'));
+          for (const watcher of watchers) watcher.end();
+          watchers.clear();
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(() => {
+              server.forceShutdown();
+              resolve();
+            }, graceMs);
+            server.tryShutdown(() => {
+              clearTimeout(timer);
+              resolve();
+            });
+          });
+        })()),
+    };
+  }
+
+  connect(credentials: AgentCredentials): CoordinatorClient {
+    const protocol = loadProtocol();
+    const client = new protocol.coordinator(
+      this.options.address,
+      this.options.channelCredentials ?? grpc.credentials.createInsecure(),
+      this.channelOptions,
+    ) as grpc.Client & Record<string, (...args: unknown[]) => unknown>;
+    const metadata = (): grpc.Metadata => {
+      const m = new grpc.Metadata();
+      m.set(AGENT_ID_HEADER, credentials.agentId);
+      m.set(TOKEN_HEADER, credentials.token);
+      return m;
+    };
+    const timeout = this.options.callTimeoutMs ?? 30_000;
+    const call = <Res>(method: string, request: WireObject, decode: (wire: unknown) => Res): Promise<Res> =>
+      new Promise<Res>((resolve, reject) => {
+        client[method]!(request, metadata(), { deadline: Date.now() + timeout }, (err: grpc.ServiceError | null, response: unknown) => {
+          if (err) reject(toTransportError(err));
+          else {
+            try {
+              resolve(decode(response));
+            } catch (decodeErr) {
+              reject(toTransportError(decodeErr));
+            }
+          }
+        });
+      });
+    const streams = new Set<grpc.ClientDuplexStream<WireObject, WireObject>>();
+
+    return {
+      join: (request) => call('Join', encodeJoinRequest(request), decodeJoinAccepted),
+      fetchLog: (request) => call('FetchLog', encodeFetchLogRequest(request), decodeFetchLogResponse),
+      session: (listener): ClientSession => {
+        const stream = client.Session!(metadata()) as grpc.ClientDuplexStream<WireObject, WireObject>;
+        streams.add(stream);
+        let done = false;
+        const close = (error?: TransportError): void => {
+          if (done) return;
+          done = true;
+          streams.delete(stream);
+          listener.closed(error);
+        };
+        stream.on('data', (wire: unknown) => {
+          if (done) return;
+          let message: CoordinatorMessage;
+          try {
+            message = decodeCoordinatorMessage(wire);
+          } catch (err) {
+            listener.invalid(toTransportError(err));
+            return;
+          }
+          listener.message(message);
+        });
+        stream.on('error', (err) => close(toTransportError(err)));
+        stream.on('status', (status: grpc.StatusObject) =>
+          close(status.code === grpc.status.OK ? undefined : new TransportError(statusName(status.code), status.details)),
+        );
+        return {
+          send: (message) => {
+            if (done) return false;
+            stream.write(encodeAgentMessage(message));
+            return true;
+          },
+          end: () => {
+            if (!done) stream.cancel();
+          },
+        };
+      },
+      close: () => {
+        for (const stream of streams) stream.cancel();
+        client.close();
+      },
+    };
+  }
+}
+
+/** Asks a server's grpc.health.v1 Check for `service` ('' for the whole server). */
+export function checkHealth(address: string, service = '', timeoutMs = 5000): Promise<string> {
+  const protocol = loadProtocol();
+  const client = new protocol.health(address, grpc.credentials.createInsecure()) as grpc.Client & Record<string, (...args: unknown[]) => unknown>;
+  return new Promise<string>((resolve, reject) => {
+    client.Check!({ service }, new grpc.Metadata(), { deadline: Date.now() + timeoutMs }, (err: grpc.ServiceError | null, response: { status: string }) => {
+      client.close();
+      if (err) reject(toTransportError(err));
+      else resolve(response.status);
+    });
+  });
+}

@@ -1,0 +1,256 @@
+/**
+ * A Transport inside one process, with the gRPC transport's semantics: every message is encoded to its wire
+ * form, copied, size-checked and decoded (validated) on the far side; delivery is asynchronous and in order per
+ * stream; errors carry the same status names. For tests and simulations that need no sockets.
+ */
+import { TransportError } from './errors.js';
+import {
+  DEFAULT_MAX_MESSAGE_BYTES,
+  checkAgentId,
+  decodeAgentMessage,
+  decodeCoordinatorMessage,
+  decodeFetchLogRequest,
+  decodeFetchLogResponse,
+  decodeJoinAccepted,
+  decodeJoinRequest,
+  encodeAgentMessage,
+  encodeCoordinatorMessage,
+  encodeFetchLogRequest,
+  encodeFetchLogResponse,
+  encodeJoinAccepted,
+  encodeJoinRequest,
+  type AgentMessage,
+  type CoordinatorMessage,
+} from './messages.js';
+import type {
+  AgentCredentials,
+  CallInfo,
+  ClientSession,
+  CoordinatorClient,
+  CoordinatorHandler,
+  HealthStatus,
+  Listener,
+  ServerSession,
+  StreamListener,
+  Transport,
+} from './transport.js';
+
+let instances = 0;
+
+function wireSize(wire: unknown): number {
+  return Buffer.byteLength(JSON.stringify(wire, (_, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)) ?? '');
+}
+
+const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+function asTransportError(err: unknown): TransportError {
+  if (err instanceof TransportError) return err;
+  return new TransportError('INTERNAL', err instanceof Error ? err.message : String(err), { cause: err });
+}
+
+/** One direction of a stream: encode, copy, check, deliver later in order. */
+class Pipe<T> {
+  private listener: StreamListener<T> | undefined;
+  private backlog: Array<() => void> = [];
+  private done = false;
+
+  constructor(
+    private readonly encode: (message: T) => Record<string, unknown>,
+    private readonly decode: (wire: unknown) => T,
+    private readonly maxBytes: number,
+    private readonly onOversize: (error: TransportError) => void,
+  ) {}
+
+  attach(listener: StreamListener<T>): void {
+    this.listener = listener;
+    const waiting = this.backlog;
+    this.backlog = [];
+    waiting.forEach((deliver) => deliver());
+  }
+
+  private post(deliver: () => void): void {
+    setImmediate(() => {
+      if (this.listener) deliver();
+      else this.backlog.push(deliver);
+    });
+  }
+
+  get closed(): boolean {
+    return this.done;
+  }
+
+  push(message: T): boolean {
+    if (this.done) return false;
+    const wire = structuredClone(this.encode(message));
+    if (wireSize(wire) > this.maxBytes) {
+      this.onOversize(new TransportError('RESOURCE_EXHAUSTED', `message larger than the ${this.maxBytes}-byte limit`));
+      return true;
+    }
+    this.post(() => {
+      let decoded: T;
+      try {
+        decoded = this.decode(wire);
+      } catch (err) {
+        this.listener!.invalid(asTransportError(err));
+        return;
+      }
+      this.listener!.message(decoded);
+    });
+    return true;
+  }
+
+  finish(error?: TransportError): void {
+    if (this.done) return;
+    this.post(() => this.listener!.closed(error));
+    // Messages already posted are still delivered; nothing new is accepted.
+    this.done = true;
+  }
+}
+
+class MemorySession implements ServerSession {
+  readonly down: Pipe<CoordinatorMessage>;
+  readonly up: Pipe<AgentMessage>;
+
+  constructor(
+    readonly info: CallInfo,
+    maxBytes: number,
+    private readonly onEnd: (session: MemorySession) => void,
+  ) {
+    this.down = new Pipe(encodeCoordinatorMessage, decodeCoordinatorMessage, maxBytes, (e) => this.abort(e));
+    this.up = new Pipe(encodeAgentMessage, decodeAgentMessage, maxBytes, (e) => this.abort(e));
+  }
+
+  send(message: CoordinatorMessage): boolean {
+    return this.down.push(message);
+  }
+
+  end(error?: TransportError): void {
+    this.abort(error);
+  }
+
+  listen(listener: StreamListener<AgentMessage>): void {
+    this.up.attach(listener);
+  }
+
+  /** Ends both directions: the agent hears `error`, the coordinator hears it too (or a clean close). */
+  abort(error?: TransportError): void {
+    if (this.down.closed && this.up.closed) return;
+    this.down.finish(error);
+    this.up.finish(error);
+    this.onEnd(this);
+  }
+}
+
+export interface InMemoryTransportOptions {
+  maxMessageBytes?: number;
+}
+
+export class InMemoryTransport implements Transport {
+  readonly address = `memory://${++instances}`;
+  private handler: CoordinatorHandler | undefined;
+  private readonly sessions = new Set<MemorySession>();
+  private readonly maxBytes: number;
+  health: HealthStatus = 'NOT_SERVING';
+
+  constructor(options: InMemoryTransportOptions = {}) {
+    this.maxBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+  }
+
+  async listen(handler: CoordinatorHandler): Promise<Listener> {
+    if (this.handler) throw new TransportError('ALREADY_EXISTS', `${this.address} is already served`);
+    this.handler = handler;
+    this.health = 'SERVING';
+    await tick();
+    return {
+      address: this.address,
+      setHealth: (status) => {
+        this.health = status;
+      },
+      close: async () => {
+        if (this.handler !== handler) return;
+        this.handler = undefined;
+        this.health = 'NOT_SERVING';
+        for (const session of [...this.sessions]) session.abort(new TransportError('UNAVAILABLE', 'coordinator shutting down'));
+        await tick();
+      },
+    };
+  }
+
+  private serving(): CoordinatorHandler {
+    if (!this.handler) throw new TransportError('UNAVAILABLE', `nothing listens at ${this.address}`);
+    return this.handler;
+  }
+
+  /** Runs one unary call with wire-form copies in both directions. */
+  private async unary<Res>(
+    request: Record<string, unknown>,
+    serve: (handler: CoordinatorHandler, wire: unknown) => Promise<Record<string, unknown>>,
+    decodeResponse: (wire: unknown) => Res,
+  ): Promise<Res> {
+    await tick();
+    const handler = this.serving();
+    const wire = structuredClone(request);
+    if (wireSize(wire) > this.maxBytes) throw new TransportError('RESOURCE_EXHAUSTED', `request larger than the ${this.maxBytes}-byte limit`);
+    let response: Record<string, unknown>;
+    try {
+      response = structuredClone(await serve(handler, wire));
+    } catch (err) {
+      throw asTransportError(err);
+    }
+    await tick();
+    if (wireSize(response) > this.maxBytes) throw new TransportError('RESOURCE_EXHAUSTED', `response larger than the ${this.maxBytes}-byte limit`);
+    return decodeResponse(response);
+  }
+
+  connect(credentials: AgentCredentials): CoordinatorClient {
+    const mine = new Set<MemorySession>();
+    const info = (): CallInfo => ({ agentId: checkAgentId(credentials.agentId), token: credentials.token, peer: this.address });
+    return {
+      join: (request) =>
+        this.unary(
+          encodeJoinRequest(request),
+          async (handler, wire) => encodeJoinAccepted(await handler.join(decodeJoinRequest(wire), this.address)),
+          decodeJoinAccepted,
+        ),
+      fetchLog: (request) =>
+        this.unary(
+          encodeFetchLogRequest(request),
+          async (handler, wire) => encodeFetchLogResponse(await handler.fetchLog(decodeFetchLogRequest(wire), info())),
+          decodeFetchLogResponse,
+        ),
+      session: (listener): ClientSession => {
+        let session: MemorySession;
+        let refusal: TransportError | undefined;
+        try {
+          session = new MemorySession(info(), this.maxBytes, (s) => {
+            this.sessions.delete(s);
+            mine.delete(s);
+          });
+        } catch (err) {
+          refusal = asTransportError(err);
+          setImmediate(() => listener.closed(refusal));
+          return { send: () => false, end: () => undefined };
+        }
+        session.down.attach(listener);
+        setImmediate(() => {
+          if (session.down.closed) return;
+          try {
+            this.sessions.add(session);
+            mine.add(session);
+            this.serving().session(session);
+          } catch (err) {
+            session.abort(asTransportError(err));
+          }
+        });
+        return {
+          send: (message) => session.up.push(message),
+          end: () => session.abort(new TransportError('CANCELLED', 'agent ended the session')),
+        };
+      },
+      close: () => {
+        for (const session of [...mine]) session.abort(new TransportError('CANCELLED', 'agent closed the connection'));
+      },
+    };
+  }
+}
+

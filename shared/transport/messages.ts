@@ -1,0 +1,332 @@
+/**
+ * The protocol's messages (proto/mezo/v1/agent.proto) in two forms: the wire form (what proto-loader decodes:
+ * 64-bit integers as decimal strings, enums as names, oneofs named by `body`) and the typed form the coordinator
+ * and agents work with (seeds as bigint, versions as safe integers). Every message a transport receives goes
+ * through a decode function here, which validates it with zod and names the first offending field; nothing
+ * unvalidated reaches coordinator or agent state.
+ */
+import { z } from 'zod';
+import type { LogEntry } from '../log/index.js';
+import type { Distribution } from '../noise/index.js';
+import { MessageValidationError } from './errors.js';
+
+/** Largest number of seeds in one task or result. */
+export const MAX_SEEDS_PER_TASK = 4096;
+/** Largest number of terms in one broadcast update. */
+export const MAX_TERMS_PER_UPDATE = 65_536;
+/** Largest number of entries in one FetchLog page. */
+export const MAX_ENTRIES_PER_PAGE = 1024;
+/** Bound on |g| and |loss| an agent may report; anything larger is garbage, not a gradient estimate. */
+export const MAX_ABS_SCALAR = 1e12;
+/** Default bound on one encoded message (bytes); larger ones are refused with RESOURCE_EXHAUSTED. */
+export const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+
+const SEED_LIMIT = 1n << 64n;
+const HEX64 = /^[0-9a-f]{64}$/;
+const AGENT_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+// ---- field schemas (accept the wire form, produce the typed form) ----
+
+const decimal = z.string().regex(/^[0-9]{1,20}$/, 'must be a decimal unsigned integer');
+
+const seed = z.union([decimal, z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER), z.bigint()]).transform((value, ctx) => {
+  const big = BigInt(value);
+  if (big < 0n || big >= SEED_LIMIT) {
+    ctx.addIssue({ code: 'custom', message: 'must be in [0, 2^64)' });
+    return z.NEVER;
+  }
+  return big;
+});
+
+/** A 64-bit counter that must fit a safe integer (versions, rounds, byte counts). */
+const counter = z.union([decimal, z.number().int().nonnegative()]).transform((value, ctx) => {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n)) {
+    ctx.addIssue({ code: 'custom', message: 'must be a safe integer' });
+    return z.NEVER;
+  }
+  return n;
+});
+
+const uint32 = z.number().int().nonnegative().max(0xffffffff);
+const finite = z.number().refine(Number.isFinite, 'must be finite');
+const scalar = z.number().refine((x) => Number.isFinite(x) && Math.abs(x) <= MAX_ABS_SCALAR, `must be finite with |x| <= ${MAX_ABS_SCALAR}`);
+const hex64 = z.string().regex(HEX64, 'must be 64 lowercase hex digits');
+const agentId = z.string().regex(AGENT_ID, 'must be 1-128 characters of A-Z a-z 0-9 . _ : -');
+const jobId = z.string().regex(/^[A-Za-z0-9._-]{1,128}$/, 'must be 1-128 characters of A-Z a-z 0-9 . _ -');
+const distribution = z.enum(['GAUSSIAN', 'RADEMACHER']).transform((d): Distribution => (d === 'GAUSSIAN' ? 'gaussian' : 'rademacher'));
+const seeds = z.array(seed).min(1, 'must hold at least one seed').max(MAX_SEEDS_PER_TASK, `must hold at most ${MAX_SEEDS_PER_TASK} seeds`);
+
+// ---- message schemas ----
+
+const capabilitiesSchema = z.object({
+  memoryBytes: counter.default(0),
+  cores: uint32.default(0),
+  noiseImpl: z.string().max(32).default(''),
+});
+
+export const joinRequestSchema = z.object({
+  agentId,
+  token: z.string().max(1024),
+  capabilities: z.preprocess((v) => v ?? {}, capabilitiesSchema),
+  baseSha256: hex64,
+  versionHeld: counter,
+});
+
+export const joinAcceptedSchema = z.object({
+  jobId,
+  distribution,
+  epsilon: finite.refine((x) => x > 0, 'must be positive'),
+  baseSha256: hex64,
+  currentVersion: counter,
+  headHash: hex64,
+  genesisHash: hex64,
+  decayRanges: z
+    .array(z.object({ start: counter, end: counter }).refine((r) => r.start < r.end, 'start must be below end'))
+    .max(65_536)
+    .transform((ranges) => ranges.map((r): [number, number] => [r.start, r.end])),
+  heartbeatMs: uint32,
+});
+
+export const taskSchema = z.object({
+  jobId,
+  round: counter,
+  attempt: uint32,
+  version: counter,
+  seeds,
+  epsilon: finite.refine((x) => x > 0, 'must be positive'),
+  batchSize: uint32.min(1, 'must be at least 1'),
+  deadlineMs: uint32.min(1, 'must be at least 1'),
+});
+
+const termSchema = z.object({ seed, coeff: finite.refine((x) => Number.isFinite(Math.fround(x)), 'must be finite in float32') });
+
+export const updateSchema = z.object({
+  round: counter,
+  version: counter.refine((v) => v >= 1, 'must be at least 1'),
+  terms: z.array(termSchema).max(MAX_TERMS_PER_UPDATE, `must hold at most ${MAX_TERMS_PER_UPDATE} terms`),
+  lr: finite,
+  decay: z.number().refine((d) => d > 0 && d <= 1, 'must be in (0, 1]'),
+  prevHash: hex64,
+  hash: hex64,
+});
+
+export const resultSchema = z
+  .object({
+    round: counter,
+    attempt: uint32,
+    seeds,
+    g: z.array(scalar),
+    lossPlus: z.array(scalar),
+    lossMinus: z.array(scalar),
+    sampleCount: uint32.min(1, 'must be at least 1'),
+  })
+  .superRefine((r, ctx) => {
+    for (const key of ['g', 'lossPlus', 'lossMinus'] as const) {
+      if (r[key].length !== r.seeds.length) {
+        ctx.addIssue({ code: 'custom', path: [key], message: `must hold one value per seed (${r.seeds.length}), got ${r[key].length}` });
+      }
+    }
+  });
+
+export const heartbeatSchema = z.object({ version: counter, weightsSha256: hex64 });
+const nonceSchema = z.object({ nonce: counter });
+
+export const fetchLogRequestSchema = z
+  .object({ fromVersion: counter, toVersion: counter })
+  .refine((r) => r.toVersion === 0 || r.toVersion >= r.fromVersion, { path: ['toVersion'], message: 'must be 0 (the head) or >= fromVersion' });
+
+export const fetchLogResponseSchema = z.object({
+  entries: z.array(updateSchema).max(MAX_ENTRIES_PER_PAGE, `must hold at most ${MAX_ENTRIES_PER_PAGE} entries`),
+  headVersion: counter,
+});
+
+// ---- typed forms ----
+
+export type Capabilities = z.output<typeof capabilitiesSchema>;
+export type JoinRequest = z.output<typeof joinRequestSchema>;
+export type JoinAccepted = z.output<typeof joinAcceptedSchema>;
+export type Task = z.output<typeof taskSchema>;
+/** A broadcast update is a log entry, field for field. */
+export type Update = LogEntry;
+export type Result = z.output<typeof resultSchema>;
+export type Heartbeat = z.output<typeof heartbeatSchema>;
+export type FetchLogRequest = z.output<typeof fetchLogRequestSchema>;
+export interface FetchLogResponse {
+  entries: Update[];
+  headVersion: number;
+}
+
+export type CoordinatorMessage =
+  | { kind: 'task'; task: Task }
+  | { kind: 'update'; update: Update }
+  | { kind: 'ping'; nonce: number };
+
+export type AgentMessage =
+  | { kind: 'result'; result: Result }
+  | { kind: 'heartbeat'; heartbeat: Heartbeat }
+  | { kind: 'pong'; nonce: number };
+
+// ---- validation ----
+
+function fieldPath(root: string, path: ReadonlyArray<PropertyKey>): string {
+  return path.reduce<string>((out, key) => (typeof key === 'number' ? `${out}[${key}]` : `${out}.${String(key)}`), root);
+}
+
+function parseWith<S extends z.ZodType>(schema: S, value: unknown, root: string): z.output<S> {
+  if (value === null || typeof value !== 'object') throw new MessageValidationError(root, 'must be a message object');
+  const result = schema.safeParse(value);
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    throw new MessageValidationError(fieldPath(root, issue.path), issue.message);
+  }
+  return result.data;
+}
+
+export const decodeJoinRequest = (wire: unknown): JoinRequest => parseWith(joinRequestSchema, wire, 'join');
+export const decodeJoinAccepted = (wire: unknown): JoinAccepted => parseWith(joinAcceptedSchema, wire, 'joinAccepted');
+export const decodeFetchLogRequest = (wire: unknown): FetchLogRequest => parseWith(fetchLogRequestSchema, wire, 'fetchLog');
+export const decodeFetchLogResponse = (wire: unknown): FetchLogResponse => parseWith(fetchLogResponseSchema, wire, 'fetchLogResponse');
+export const decodeTask = (wire: unknown): Task => parseWith(taskSchema, wire, 'task');
+export const decodeUpdate = (wire: unknown): Update => parseWith(updateSchema, wire, 'update');
+export const decodeResult = (wire: unknown): Result => parseWith(resultSchema, wire, 'result');
+
+/** Which member of a oneof is set: the `body` name proto-loader adds, or the only non-null member. */
+function oneofMember(wire: Record<string, unknown>, members: readonly string[], root: string): string {
+  const named = wire.body;
+  if (typeof named === 'string' && members.includes(named) && wire[named] != null) return named;
+  const present = members.filter((m) => wire[m] != null);
+  if (present.length !== 1) throw new MessageValidationError(`${root}.body`, `must set exactly one of ${members.join(', ')}`);
+  return present[0]!;
+}
+
+export function decodeCoordinatorMessage(wire: unknown): CoordinatorMessage {
+  if (wire === null || typeof wire !== 'object') throw new MessageValidationError('message', 'must be a message object');
+  const w = wire as Record<string, unknown>;
+  switch (oneofMember(w, ['task', 'update', 'ping'], 'message')) {
+    case 'task':
+      return { kind: 'task', task: parseWith(taskSchema, w.task, 'task') };
+    case 'update':
+      return { kind: 'update', update: parseWith(updateSchema, w.update, 'update') };
+    default:
+      return { kind: 'ping', nonce: parseWith(nonceSchema, w.ping, 'ping').nonce };
+  }
+}
+
+export function decodeAgentMessage(wire: unknown): AgentMessage {
+  if (wire === null || typeof wire !== 'object') throw new MessageValidationError('message', 'must be a message object');
+  const w = wire as Record<string, unknown>;
+  switch (oneofMember(w, ['result', 'heartbeat', 'pong'], 'message')) {
+    case 'result':
+      return { kind: 'result', result: parseWith(resultSchema, w.result, 'result') };
+    case 'heartbeat':
+      return { kind: 'heartbeat', heartbeat: parseWith(heartbeatSchema, w.heartbeat, 'heartbeat') };
+    default:
+      return { kind: 'pong', nonce: parseWith(nonceSchema, w.pong, 'pong').nonce };
+  }
+}
+
+// ---- encoding (typed form -> wire form) ----
+
+const u64 = (n: number | bigint): string => n.toString();
+const wireDistribution = (d: Distribution): string => (d === 'gaussian' ? 'GAUSSIAN' : 'RADEMACHER');
+
+export function encodeJoinRequest(m: JoinRequest): Record<string, unknown> {
+  return {
+    agentId: m.agentId,
+    token: m.token,
+    capabilities: { memoryBytes: u64(m.capabilities.memoryBytes), cores: m.capabilities.cores, noiseImpl: m.capabilities.noiseImpl },
+    baseSha256: m.baseSha256,
+    versionHeld: u64(m.versionHeld),
+  };
+}
+
+export function encodeJoinAccepted(m: JoinAccepted): Record<string, unknown> {
+  return {
+    jobId: m.jobId,
+    distribution: wireDistribution(m.distribution),
+    epsilon: m.epsilon,
+    baseSha256: m.baseSha256,
+    currentVersion: u64(m.currentVersion),
+    headHash: m.headHash,
+    genesisHash: m.genesisHash,
+    decayRanges: m.decayRanges.map(([start, end]) => ({ start: u64(start), end: u64(end) })),
+    heartbeatMs: m.heartbeatMs,
+  };
+}
+
+export function encodeTask(t: Task): Record<string, unknown> {
+  return {
+    jobId: t.jobId,
+    round: u64(t.round),
+    attempt: t.attempt,
+    version: u64(t.version),
+    seeds: t.seeds.map(u64),
+    epsilon: t.epsilon,
+    batchSize: t.batchSize,
+    deadlineMs: t.deadlineMs,
+  };
+}
+
+export function encodeUpdate(u: Update): Record<string, unknown> {
+  return {
+    round: u64(u.round),
+    version: u64(u.version),
+    terms: u.terms.map((t) => ({ seed: u64(t.seed), coeff: t.coeff })),
+    lr: u.lr,
+    decay: u.decay,
+    prevHash: u.prevHash,
+    hash: u.hash,
+  };
+}
+
+export function encodeResult(r: Result): Record<string, unknown> {
+  return {
+    round: u64(r.round),
+    attempt: r.attempt,
+    seeds: r.seeds.map(u64),
+    g: [...r.g],
+    lossPlus: [...r.lossPlus],
+    lossMinus: [...r.lossMinus],
+    sampleCount: r.sampleCount,
+  };
+}
+
+export const encodeFetchLogRequest = (r: FetchLogRequest): Record<string, unknown> => ({
+  fromVersion: u64(r.fromVersion),
+  toVersion: u64(r.toVersion),
+});
+
+export const encodeFetchLogResponse = (r: FetchLogResponse): Record<string, unknown> => ({
+  entries: r.entries.map(encodeUpdate),
+  headVersion: u64(r.headVersion),
+});
+
+export function encodeCoordinatorMessage(m: CoordinatorMessage): Record<string, unknown> {
+  switch (m.kind) {
+    case 'task':
+      return { task: encodeTask(m.task) };
+    case 'update':
+      return { update: encodeUpdate(m.update) };
+    case 'ping':
+      return { ping: { nonce: u64(m.nonce) } };
+  }
+}
+
+export function encodeAgentMessage(m: AgentMessage): Record<string, unknown> {
+  switch (m.kind) {
+    case 'result':
+      return { result: encodeResult(m.result) };
+    case 'heartbeat':
+      return { heartbeat: { version: u64(m.heartbeat.version), weightsSha256: m.heartbeat.weightsSha256 } };
+    case 'pong':
+      return { pong: { nonce: u64(m.nonce) } };
+  }
+}
+
+/** Checks an agent id from call metadata (Session, FetchLog). */
+export function checkAgentId(value: unknown, field = 'metadata.x-mezo-agent-id'): string {
+  const result = agentId.safeParse(value);
+  if (!result.success) throw new MessageValidationError(field, result.error.issues[0]!.message);
+  return result.data;
+}

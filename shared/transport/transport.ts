@@ -1,0 +1,85 @@
+/**
+ * The seam between the federation's logic and the wire. The coordinator's round loop serves a
+ * CoordinatorHandler; an agent talks through a CoordinatorClient; a Transport makes one from the other. Both
+ * sides see only typed, validated messages (messages.ts) and TransportErrors with gRPC status names, so the
+ * same coordinator and agent code runs over gRPC (grpc-transport.ts) or in memory (in-memory-transport.ts).
+ */
+import type { TransportError } from './errors.js';
+import type {
+  AgentMessage,
+  CoordinatorMessage,
+  FetchLogRequest,
+  FetchLogResponse,
+  JoinAccepted,
+  JoinRequest,
+} from './messages.js';
+
+/** Who is calling, as the transport established it (Session and FetchLog: from call metadata). */
+export interface CallInfo {
+  agentId: string;
+  token: string;
+  /** The remote address, for logs. */
+  peer: string;
+}
+
+/** What the receiving end of a stream hears. `invalid` reports a message that failed validation (it is dropped). */
+export interface StreamListener<In> {
+  message(message: In): void;
+  invalid(error: TransportError): void;
+  /** The stream ended: cleanly (no error) or with the error that ended it. Called once. */
+  closed(error?: TransportError): void;
+}
+
+/** The coordinator's end of one agent's Session stream. */
+export interface ServerSession {
+  readonly info: CallInfo;
+  /** Queues a message for the agent; false when the stream is already closed. */
+  send(message: CoordinatorMessage): boolean;
+  /** Ends the stream, with a status for the agent when `error` is given. */
+  end(error?: TransportError): void;
+  listen(listener: StreamListener<AgentMessage>): void;
+}
+
+/** The agent's end of its Session stream. */
+export interface ClientSession {
+  send(message: AgentMessage): boolean;
+  end(): void;
+}
+
+/** What the coordinator implements. Throwing a TransportError refuses the call with that status. */
+export interface CoordinatorHandler {
+  join(request: JoinRequest, peer: string): Promise<JoinAccepted>;
+  fetchLog(request: FetchLogRequest, info: CallInfo): Promise<FetchLogResponse>;
+  /** A new Session stream; call session.listen() synchronously, or throw to refuse it. */
+  session(session: ServerSession): void;
+}
+
+export type HealthStatus = 'SERVING' | 'NOT_SERVING';
+
+export interface Listener {
+  /** Where agents reach it ("host:port" for gRPC). */
+  readonly address: string;
+  setHealth(status: HealthStatus): void;
+  /** Stops accepting calls, ends open streams (UNAVAILABLE) and waits up to graceMs for calls in flight. */
+  close(graceMs?: number): Promise<void>;
+}
+
+export interface CoordinatorClient {
+  join(request: JoinRequest): Promise<JoinAccepted>;
+  fetchLog(request: FetchLogRequest): Promise<FetchLogResponse>;
+  /** Opens the Session stream; the listener hears the coordinator's messages. */
+  session(listener: StreamListener<CoordinatorMessage>): ClientSession;
+  close(): void;
+}
+
+export interface AgentCredentials {
+  agentId: string;
+  token: string;
+}
+
+export interface Transport {
+  /** Coordinator side: serves `handler` until the listener is closed. */
+  listen(handler: CoordinatorHandler): Promise<Listener>;
+  /** Agent side: a client for the coordinator this transport points at. */
+  connect(credentials: AgentCredentials): CoordinatorClient;
+}
