@@ -27,6 +27,17 @@ export const agentConfigSchema = z
     worker: z.boolean().default(true),
     threads: z.number().int().min(1).max(256).default(1),
     maxMessageBytes: z.number().int().min(1024).default(4 * 1024 * 1024),
+    /** TLS: the CA bundle the coordinator's certificate must chain to; for mutual TLS also a client cert and key. */
+    tlsCa: z.string().min(1).optional(),
+    tlsCert: z.string().min(1).optional(),
+    tlsKey: z.string().min(1).optional(),
+    /** The name the coordinator's certificate is checked against (default: the host dialled). */
+    tlsServerName: z.string().min(1).optional(),
+  })
+  .refine((c) => (c.tlsCert === undefined) === (c.tlsKey === undefined), { path: ['tlsKey'], message: '--tls-cert and --tls-key go together' })
+  .refine((c) => c.tlsCa !== undefined || (c.tlsCert === undefined && c.tlsServerName === undefined), {
+    path: ['tlsCa'],
+    message: 'TLS options need --tls-ca (the CA that signed the coordinator\'s certificate)',
   })
   .refine((c) => c.data !== undefined || c.agentIndex < c.numAgents, { path: ['agentIndex'], message: 'must be below numAgents' });
 export type AgentConfig = z.output<typeof agentConfigSchema>;
@@ -39,6 +50,9 @@ const ENV: Record<string, EnvBinding> = {
   MEZO_AGENT_INDEX: { path: 'agentIndex', type: 'number' },
   MEZO_AGENT_NUM_AGENTS: { path: 'numAgents', type: 'number' },
   MEZO_AGENT_STATE_DIR: { path: 'stateDir', type: 'string' },
+  MEZO_AGENT_TLS_CA: { path: 'tlsCa', type: 'string' },
+  MEZO_AGENT_TLS_CERT: { path: 'tlsCert', type: 'string' },
+  MEZO_AGENT_TLS_KEY: { path: 'tlsKey', type: 'string' },
 };
 
 const FLAGS: Record<string, string> = {
@@ -53,6 +67,10 @@ const FLAGS: Record<string, string> = {
   stateDir: 'stateDir',
   worker: 'worker',
   threads: 'threads',
+  tlsCa: 'tlsCa',
+  tlsCert: 'tlsCert',
+  tlsKey: 'tlsKey',
+  tlsServerName: 'tlsServerName',
 };
 
 function number(value: string): number {
@@ -84,7 +102,7 @@ async function loadData(config: AgentConfig, classes: number | null) {
 
 export async function runAgent(config: AgentConfig, signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM']): Promise<void> {
   const { loadPrepared, loadDefaultModel } = await import('../shared/model/index.js');
-  const { GrpcTransport } = await import('../shared/transport/index.js');
+  const { GrpcTransport, clientTlsCredentials } = await import('../shared/transport/index.js');
   const { noise } = await import('../shared/noise/index.js');
   const { Agent } = await import('../edge-agent/agent.js');
   const { createAgentBackend } = await import('../edge-agent/agent-backend.js');
@@ -94,7 +112,12 @@ export async function runAgent(config: AgentConfig, signals: NodeJS.Signals[] = 
   const agent = new Agent({
     agentId: config.agentId,
     token: config.token,
-    transport: new GrpcTransport({ address: config.coordinator, maxMessageBytes: config.maxMessageBytes }),
+    transport: new GrpcTransport({
+      address: config.coordinator,
+      maxMessageBytes: config.maxMessageBytes,
+      ...(config.tlsCa ? { channelCredentials: clientTlsCredentials({ ca: config.tlsCa, cert: config.tlsCert, key: config.tlsKey }) } : {}),
+      ...(config.tlsServerName ? { serverNameOverride: config.tlsServerName } : {}),
+    }),
     prepared,
     createBackend: (distribution) => createAgentBackend(prepared, distribution, { worker: config.worker, intraOpThreads: config.threads }),
     data,
@@ -128,6 +151,10 @@ export function registerAgentCommand(program: Command): void {
     .option('--state-dir <dir>', 'keep a log replica here for fast restarts')
     .option('--threads <n>', 'onnxruntime intra-op threads', number)
     .option('--no-worker', 'run the model on the main thread')
+    .option('--tls-ca <pem>', 'connect over TLS, trusting this CA bundle for the coordinator\'s certificate')
+    .option('--tls-cert <pem>', 'mutual TLS: this agent\'s certificate (with --tls-key)')
+    .option('--tls-key <pem>', 'private key of --tls-cert')
+    .option('--tls-server-name <name>', 'name to check the coordinator\'s certificate against (default: the host dialled)')
     .action(async (flags: Record<string, unknown>) => {
       await runAgent(resolveAgentConfig({ ...flags, worker: flags.worker === false ? false : undefined }));
     });

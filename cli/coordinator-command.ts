@@ -3,6 +3,7 @@
  * restarting with the same --log resumes at the next round. SIGINT/SIGTERM stop scheduling, abandon the open
  * round, and close streams and the log cleanly.
  */
+import { dirname, join } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import { z } from 'zod';
 import { resolveConfig, type EnvBinding } from '../shared/config/index.js';
@@ -17,6 +18,14 @@ export const coordinatorConfigSchema = z.strictObject({
   /** Prepared model directory; default: the embedded default model. */
   model: z.string().min(1).optional(),
   maxMessageBytes: z.number().int().min(1024).default(4 * 1024 * 1024),
+  /** TLS: the coordinator's PEM certificate chain and key; with tlsClientCa, agents must present a certificate it signed. */
+  tlsCert: z.string().min(1).optional(),
+  tlsKey: z.string().min(1).optional(),
+  tlsClientCa: z.string().min(1).optional(),
+  /** Snapshot the materialised weights every n committed versions (0: never); restarts replay only the tail. */
+  snapshotEvery: z.number().int().min(0).default(0),
+  /** Where snapshots go (default: snapshots/ next to the log). */
+  snapshotDir: z.string().min(1).optional(),
   job: z.preprocess((value) => {
     // A linear or cosine schedule decays over the job's rounds unless totalSteps says otherwise.
     if (value === null || typeof value !== 'object') return value;
@@ -27,7 +36,9 @@ export const coordinatorConfigSchema = z.strictObject({
     }
     return value;
   }, roundOptionsSchema.prefault({})),
-});
+})
+  .refine((c) => (c.tlsCert === undefined) === (c.tlsKey === undefined), { path: ['tlsKey'], message: '--tls-cert and --tls-key go together' })
+  .refine((c) => c.tlsClientCa === undefined || c.tlsCert !== undefined, { path: ['tlsClientCa'], message: 'mutual TLS needs --tls-cert and --tls-key too' });
 export type CoordinatorConfig = z.output<typeof coordinatorConfigSchema>;
 
 const ENV: Record<string, EnvBinding> = {
@@ -43,6 +54,9 @@ const ENV: Record<string, EnvBinding> = {
   MEZO_COORDINATOR_LR: { path: 'job.strategy.schedule.lr', type: 'number' },
   MEZO_COORDINATOR_EPSILON: { path: 'job.epsilon', type: 'number' },
   MEZO_COORDINATOR_TOKEN: { path: 'job.token', type: 'string' },
+  MEZO_COORDINATOR_TLS_CERT: { path: 'tlsCert', type: 'string' },
+  MEZO_COORDINATOR_TLS_KEY: { path: 'tlsKey', type: 'string' },
+  MEZO_COORDINATOR_TLS_CLIENT_CA: { path: 'tlsClientCa', type: 'string' },
 };
 
 const FLAGS: Record<string, string> = {
@@ -73,6 +87,13 @@ const FLAGS: Record<string, string> = {
   distribution: 'job.distribution',
   heartbeatMs: 'job.heartbeatMs',
   token: 'job.token',
+  tlsCert: 'tlsCert',
+  tlsKey: 'tlsKey',
+  tlsClientCa: 'tlsClientCa',
+  snapshotEvery: 'snapshotEvery',
+  snapshotDir: 'snapshotDir',
+  rateLimit: 'job.rateLimit.perSecond',
+  rateBurst: 'job.rateLimit.burst',
 };
 
 const kebab = (name: string): string => `--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
@@ -105,7 +126,7 @@ export async function runCoordinator(config: CoordinatorConfig, signals: NodeJS.
   const { loadPrepared, loadDefaultModel } = await import('../shared/model/index.js');
   const { UpdateLog } = await import('../shared/log/index.js');
   const { noise } = await import('../shared/noise/index.js');
-  const { GrpcTransport } = await import('../shared/transport/index.js');
+  const { GrpcTransport, serverTlsCredentials } = await import('../shared/transport/index.js');
   const { Coordinator } = await import('../coordinator/coordinator.js');
   const { logger } = await import('../shared/logger.js');
 
@@ -120,8 +141,17 @@ export async function runCoordinator(config: CoordinatorConfig, signals: NodeJS.
     log,
     baseSlab: prepared.slab,
     engine: noise,
-    transport: new GrpcTransport({ address: config.listen, maxMessageBytes: config.maxMessageBytes }),
+    transport: new GrpcTransport({
+      address: config.listen,
+      maxMessageBytes: config.maxMessageBytes,
+      ...(config.tlsCert && config.tlsKey
+        ? { serverCredentials: serverTlsCredentials({ cert: config.tlsCert, key: config.tlsKey, clientCa: config.tlsClientCa }) }
+        : {}),
+    }),
     options: config.job,
+    ...(config.snapshotEvery > 0
+      ? { snapshots: { dir: config.snapshotDir ?? join(dirname(config.log), 'snapshots'), every: config.snapshotEvery } }
+      : {}),
   });
   const onSignal = (signal: NodeJS.Signals): void => {
     logger.info({ signal }, 'stopping: abandoning the open round and closing streams');
@@ -130,6 +160,10 @@ export async function runCoordinator(config: CoordinatorConfig, signals: NodeJS.
   signals.forEach((s) => process.on(s, onSignal));
   try {
     const address = await coordinator.listen();
+    if (log.recovery) {
+      const r = log.recovery;
+      process.stderr.write(`update log ${config.log}: torn tail truncated (${r.truncatedBytes} bytes; ${r.reason}); kept ${r.keptEntries} entries\n`);
+    }
     process.stderr.write(`coordinator ${config.job.jobId} listening on ${address}, log at version ${log.version}\n`);
     return await coordinator.run();
   } finally {
@@ -170,6 +204,13 @@ export function registerCoordinatorCommand(program: Command): void {
     .option('--heartbeat-ms <ms>', 'ping/heartbeat period', number)
     .option('--token <token>', 'join token agents must present')
     .option('--max-message-bytes <n>', 'largest accepted message', number)
+    .option('--tls-cert <pem>', 'serve TLS with this certificate chain (with --tls-key)')
+    .option('--tls-key <pem>', 'private key of --tls-cert')
+    .option('--tls-client-ca <pem>', 'mutual TLS: require agent certificates signed by this CA')
+    .option('--snapshot-every <n>', 'snapshot the weights every n versions, so restarts replay only the tail (0: off)', number)
+    .option('--snapshot-dir <dir>', 'where snapshots go (default: snapshots/ next to the log)')
+    .option('--rate-limit <n>', 'messages per second each agent may send (0: unlimited; default 100)', number)
+    .option('--rate-burst <n>', 'burst of the per-agent rate limit (default 200)', number)
     .action(async (flags: Record<string, unknown>) => {
       const report = await runCoordinator(resolveCoordinatorConfig(flags));
       process.stdout.write(`${JSON.stringify(report)}\n`);

@@ -9,6 +9,7 @@ import { registerPrepareCommand } from './prepare-command.js';
 import { registerZooCommand } from './zoo-command.js';
 import { registerCoordinatorCommand } from './coordinator-command.js';
 import { registerAgentCommand } from './agent-command.js';
+import { registerExportCommand } from './export-command.js';
 
 function packageVersion(): string {
   for (const rel of ['../package.json', '../../package.json']) {
@@ -34,6 +35,7 @@ export function buildProgram(): Command {
   registerZooCommand(program);
   registerCoordinatorCommand(program);
   registerAgentCommand(program);
+  registerExportCommand(program);
   return program;
 }
 

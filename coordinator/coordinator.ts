@@ -9,6 +9,7 @@
  * fdatasync), and only then is it broadcast. Without one the round is retried with fresh seeds, up to
  * maxAttempts. Reopening the same log resumes at the round after its last entry.
  */
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { slabSha256 } from '../shared/model/index.js';
 import type { NoiseEngine } from '../shared/noise/engine.js';
 import { replay, type LogEntry, type UpdateLog } from '../shared/log/index.js';
@@ -31,6 +32,7 @@ import {
 } from '../shared/transport/index.js';
 import { parseRoundOptions, type RoundOptions, type RoundOptionsInput } from './options.js';
 import { MezoStrategy, type AgentResult, type Assignment, type Strategy } from './strategy.js';
+import { loadLatestSnapshot, pruneSnapshots, writeSnapshot, type SnapshotScan } from './snapshot.js';
 
 /** Why results were rejected; each counts against the agent that sent it. */
 export type RejectionReason =
@@ -57,6 +59,8 @@ export interface AgentStats {
   rejections: Partial<Record<RejectionReason, number>>;
   /** Heartbeats whose weights hash differed from the coordinator's at the same version. */
   divergent: number;
+  /** Calls refused and sessions ended because the agent exceeded its message budget (options.rateLimit). */
+  rateLimited: number;
 }
 
 export interface AgentStatus {
@@ -105,6 +109,11 @@ export interface CoordinatorInit {
   /** Default: a MezoStrategy built from options.strategy. */
   strategy?: Strategy;
   onRound?: (report: RoundReport) => void;
+  /**
+   * Snapshots of the materialised weights (snapshot.ts): one every `every` committed versions, the newest `keep`
+   * (default 2) kept in `dir`. listen() restores from the newest valid one and replays only the log after it.
+   */
+  snapshots?: { dir: string; every: number; keep?: number };
 }
 
 interface AgentRecord {
@@ -116,6 +125,10 @@ interface AgentRecord {
   weightsSha256: string | undefined;
   lastSeen: number;
   stats: AgentStats;
+  /** Token bucket of options.rateLimit. */
+  budget: { tokens: number; at: number };
+  /** Highest log version sent on the current session. */
+  sentVersion: number;
 }
 
 /** One attempt of one round, while its results come in. */
@@ -153,7 +166,13 @@ class OpenRound {
   }
 }
 
-const newStats = (): AgentStats => ({ tasks: 0, accepted: 0, late: 0, dropped: 0, rejected: 0, rejections: {}, divergent: 0 });
+const newStats = (): AgentStats => ({ tasks: 0, accepted: 0, late: 0, dropped: 0, rejected: 0, rejections: {}, divergent: 0, rateLimited: 0 });
+
+/** Compares secrets in time independent of where they differ (digests first, so lengths leak nothing either). */
+function sameSecret(given: string, expected: string): boolean {
+  const digest = (s: string): Buffer => createHash('sha256').update(s, 'utf8').digest();
+  return timingSafeEqual(digest(given), digest(expected));
+}
 const SHA_HISTORY = 256;
 
 export class Coordinator {
@@ -166,13 +185,21 @@ export class Coordinator {
   private readonly onRound: ((report: RoundReport) => void) | undefined;
   private readonly agents = new Map<string, AgentRecord>();
   private readonly shaAt = new Map<number, string>();
+  private readonly revoked = new Set<string>();
   private materialised: Float32Array | undefined;
+  private readonly snapshots: { dir: string; every: number; keep: number } | undefined;
+  private snapshotWrites: Promise<void> = Promise.resolve();
+  /** What listen() found in the snapshot directory (undefined without snapshots). */
+  snapshotScan: SnapshotScan | undefined;
   private listener: Listener | undefined;
   private open: OpenRound | undefined;
   private stopping = false;
   private running: Promise<RunReport> | undefined;
   private pinger: NodeJS.Timeout | undefined;
   private waiters: Array<() => void> = [];
+  /** Update messages of entries not yet sent to every agent, by version (see broadcast). */
+  private readonly updateMessages = new Map<number, { kind: 'update'; update: LogEntry }>();
+  private flushTimer: NodeJS.Timeout | NodeJS.Immediate | undefined;
   private nonce = 0;
 
   constructor(init: CoordinatorInit) {
@@ -192,7 +219,48 @@ export class Coordinator {
     if (header.distribution !== this.options.distribution) {
       throw new RangeError(`coordinator: the log perturbs with '${header.distribution}', options say '${this.options.distribution}'`);
     }
-    if (this.options.audit) this.materialise();
+    if (init.snapshots) {
+      const { dir, every, keep = 2 } = init.snapshots;
+      if (!Number.isSafeInteger(every) || every < 1) throw new RangeError(`coordinator: snapshots.every must be a positive integer, got ${every}`);
+      this.snapshots = { dir, every, keep: Math.max(1, keep) };
+    }
+    // With snapshots, listen() materialises (from the newest snapshot); otherwise do it now when auditing.
+    if (this.options.audit && !this.snapshots) this.materialise();
+  }
+
+  /** Materialises the weights from the newest valid snapshot plus the log after it (a full replay without one). */
+  private async restoreFromSnapshot(): Promise<void> {
+    if (!this.snapshots || this.materialised) return;
+    const scan = await loadLatestSnapshot(this.snapshots.dir, this.log, this.baseSlab.length);
+    this.snapshotScan = scan;
+    for (const { path, reason } of scan.rejected) logger.warn({ path, reason }, 'skipped an unusable snapshot');
+    if (!scan.snapshot) {
+      this.materialise();
+      return;
+    }
+    const { slab, meta } = scan.snapshot;
+    this.shaAt.set(meta.version, meta.weightsSha256);
+    replay(this.engine, slab, this.log.entries(meta.version), this.log.distribution, { decayRanges: this.log.header.decayRanges });
+    this.materialised = slab;
+    this.shaAt.set(this.log.version, slabSha256(slab));
+    logger.info({ version: meta.version, replayed: this.log.version - meta.version }, 'materialised from a snapshot');
+  }
+
+  private maybeSnapshot(version: number): void {
+    const snapshots = this.snapshots;
+    if (!snapshots || !this.materialised || version % snapshots.every !== 0) return;
+    const slab = this.materialised.slice();
+    this.snapshotWrites = this.snapshotWrites
+      .then(async () => {
+        await writeSnapshot(snapshots.dir, this.log, version, slab);
+        await pruneSnapshots(snapshots.dir, snapshots.keep);
+      })
+      .catch((err: unknown) => logger.warn({ version, err: (err as Error).message }, 'writing a snapshot failed; the log alone still holds the model'));
+  }
+
+  /** Resolves once every snapshot queued so far is written (or failed). */
+  snapshotsWritten(): Promise<void> {
+    return this.snapshotWrites;
   }
 
   /** The round the loop runs next: the one after the log's last entry. */
@@ -246,6 +314,7 @@ export class Coordinator {
   /** Starts serving agents. */
   async listen(): Promise<string> {
     if (this.listener) return this.listener.address;
+    await this.restoreFromSnapshot();
     this.listener = await this.transport.listen(this.handler());
     this.pinger = setInterval(() => this.pingAll(), this.options.heartbeatMs);
     this.pinger.unref();
@@ -272,9 +341,11 @@ export class Coordinator {
   async close(graceMs = 2000): Promise<void> {
     this.stop();
     await this.running?.catch(() => undefined);
+    this.flushBroadcast();
     if (this.pinger) clearInterval(this.pinger);
     await this.listener?.close(graceMs);
     this.listener = undefined;
+    await this.snapshotWrites;
     await this.log.close();
   }
 
@@ -334,6 +405,7 @@ export class Coordinator {
     for (const { agentId, seeds } of sendable) {
       const agent = this.agents.get(agentId)!;
       agent.stats.tasks++;
+      this.deliverPending(agent);
       const sent = agent.session!.send({
         kind: 'task',
         task: {
@@ -365,6 +437,7 @@ export class Coordinator {
     const entry = await this.log.append({ round, lr: update.lr, decay: update.decay, terms: update.terms });
     for (const r of results) this.agents.get(r.agentId)!.stats.accepted++;
     this.advanceMaterialised(entry);
+    this.maybeSnapshot(entry.version);
     this.broadcast(entry);
     const report: RoundReport = {
       round,
@@ -389,8 +462,43 @@ export class Coordinator {
     this.shaAt.delete(entry.version - SHA_HISTORY);
   }
 
+  /**
+   * Sends a committed (durable) entry to every connected agent. Agents asked in a round get every entry they
+   * have not been sent right before their task (deliverPending); the rest get them at the next flush, at most
+   * options.broadcastIntervalMs later, several entries in one write per connection. The message object of an
+   * entry is shared by all recipients, so the transport encodes it once.
+   */
   private broadcast(entry: LogEntry): void {
-    for (const agent of this.agents.values()) agent.session?.send({ kind: 'update', update: entry });
+    this.updateMessages.set(entry.version, { kind: 'update', update: entry });
+    if (this.flushTimer) return;
+    const flush = (): void => {
+      this.flushTimer = undefined;
+      this.flushBroadcast();
+    };
+    const interval = this.options.broadcastIntervalMs;
+    this.flushTimer = interval === 0 ? setImmediate(flush) : setTimeout(flush, interval);
+  }
+
+  /** Sends the agent's session every committed entry after the last one it was sent. */
+  private deliverPending(agent: AgentRecord): void {
+    const head = this.log.version;
+    if (!agent.session || agent.sentVersion >= head) return;
+    for (let version = agent.sentVersion + 1; version <= head; version++) {
+      const message = this.updateMessages.get(version) ?? { kind: 'update' as const, update: this.log.entries(version - 1, version)[0]! };
+      agent.session.send(message);
+    }
+    agent.sentVersion = head;
+  }
+
+  private flushBroadcast(): void {
+    if (this.flushTimer) {
+      clearTimeout(this.flushTimer as NodeJS.Timeout);
+      clearImmediate(this.flushTimer as NodeJS.Immediate);
+      this.flushTimer = undefined;
+    }
+    for (const agent of this.agents.values()) this.deliverPending(agent);
+    const head = this.log.version;
+    for (const version of this.updateMessages.keys()) if (version < head) this.updateMessages.delete(version);
   }
 
   private notify(): void {
@@ -471,17 +579,60 @@ export class Coordinator {
 
   // ---- the transport handler ----
 
+  /**
+   * Checks an agent's credentials: its own token when options.tokens lists it, else the shared token when one
+   * is set; with per-agent tokens and no shared token, an unlisted agent is refused. Revoked agents never pass.
+   */
   private authenticate(agentId: string, token: string): void {
-    const expected = this.options.tokens[agentId] ?? (this.options.token === '' ? undefined : this.options.token);
-    if (expected !== undefined && token !== expected) throw new TransportError('UNAUTHENTICATED', `agent ${agentId}: bad token`);
+    if (this.revoked.has(agentId)) throw new TransportError('PERMISSION_DENIED', `agent ${agentId}: credentials revoked`);
+    const { tokens, token: shared } = this.options;
+    if (Object.hasOwn(tokens, agentId)) {
+      if (!sameSecret(token, tokens[agentId]!)) throw new TransportError('UNAUTHENTICATED', `agent ${agentId}: bad token`);
+    } else if (shared !== '') {
+      if (!sameSecret(token, shared)) throw new TransportError('UNAUTHENTICATED', `agent ${agentId}: bad token`);
+    } else if (Object.keys(tokens).length > 0) {
+      throw new TransportError('PERMISSION_DENIED', `agent ${agentId} is not registered for this job`);
+    }
   }
 
   private joined(info: CallInfo): AgentRecord {
     this.authenticate(info.agentId, info.token);
     const agent = this.agents.get(info.agentId);
     if (!agent) throw new TransportError('FAILED_PRECONDITION', `agent ${info.agentId} has not joined`);
-    if (agent.token !== info.token) throw new TransportError('UNAUTHENTICATED', `agent ${info.agentId}: token differs from the one it joined with`);
+    if (!sameSecret(info.token, agent.token)) throw new TransportError('UNAUTHENTICATED', `agent ${info.agentId}: token differs from the one it joined with`);
     return agent;
+  }
+
+  /** Takes one message from the agent's budget; false (and counted) when it is spent. */
+  private spend(agent: AgentRecord): boolean {
+    const { perSecond, burst } = this.options.rateLimit;
+    if (perSecond === 0) return true;
+    const now = performance.now();
+    const budget = agent.budget;
+    budget.tokens = Math.min(burst, budget.tokens + ((now - budget.at) / 1000) * perSecond);
+    budget.at = now;
+    if (budget.tokens < 1) {
+      agent.stats.rateLimited++;
+      return false;
+    }
+    budget.tokens -= 1;
+    return true;
+  }
+
+  private overBudget(agent: AgentRecord): TransportError {
+    const { perSecond, burst } = this.options.rateLimit;
+    return new TransportError('RESOURCE_EXHAUSTED', `agent ${agent.id}: over its message budget (${perSecond}/s, burst ${burst})`);
+  }
+
+  /**
+   * Revokes an agent's credentials: its session ends with PERMISSION_DENIED and every later Join, Session or
+   * FetchLog of that id is refused, whatever token it presents.
+   */
+  revoke(agentId: string): void {
+    this.revoked.add(agentId);
+    const agent = this.agents.get(agentId);
+    agent?.session?.end(new TransportError('PERMISSION_DENIED', `agent ${agentId}: credentials revoked`));
+    logger.warn({ agent: agentId }, 'agent credentials revoked');
   }
 
   private handler(): CoordinatorHandler {
@@ -497,9 +648,10 @@ export class Coordinator {
           throw new TransportError('FAILED_PRECONDITION', `join.versionHeld: ${request.versionHeld} is ahead of the log (version ${this.log.version})`);
         }
         let agent = this.agents.get(request.agentId);
+        if (agent && !this.spend(agent)) throw this.overBudget(agent);
         if (!agent) {
           if (this.agents.size >= this.options.maxAgents) throw new TransportError('RESOURCE_EXHAUSTED', `the job already has ${this.options.maxAgents} agents`);
-          agent = { id: request.agentId, token: request.token, capabilities: request.capabilities, session: undefined, version: 0, weightsSha256: undefined, lastSeen: Date.now(), stats: newStats() };
+          agent = { id: request.agentId, token: request.token, capabilities: request.capabilities, session: undefined, version: 0, weightsSha256: undefined, lastSeen: Date.now(), stats: newStats(), budget: { tokens: this.options.rateLimit.burst, at: performance.now() }, sentVersion: 0 };
           this.agents.set(agent.id, agent);
         }
         agent.token = request.token;
@@ -520,7 +672,8 @@ export class Coordinator {
       },
 
       fetchLog: async (request: FetchLogRequest, info: CallInfo): Promise<FetchLogResponse> => {
-        this.joined(info);
+        const agent = this.joined(info);
+        if (!this.spend(agent)) throw this.overBudget(agent);
         const head = this.log.version;
         const to = request.toVersion === 0 ? head : request.toVersion;
         if (request.fromVersion > head || to > head) {
@@ -535,10 +688,17 @@ export class Coordinator {
         if (agent.session) agent.session.end(new TransportError('ABORTED', 'replaced by a newer session of the same agent'));
         agent.session = session;
         agent.lastSeen = Date.now();
+        // The agent caught up (FetchLog) before opening the session; it is sent what is committed from now on.
+        agent.sentVersion = this.log.version;
         session.listen({
           message: (message: AgentMessage) => {
             if (agent.session !== session) return;
             agent.lastSeen = Date.now();
+            if (!this.spend(agent)) {
+              logger.warn({ agent: agent.id }, 'agent over its message budget; ending its session');
+              session.end(this.overBudget(agent));
+              return;
+            }
             switch (message.kind) {
               case 'result':
                 this.onResult(agent, message.result);
@@ -558,7 +718,9 @@ export class Coordinator {
             }
           },
           invalid: (error) => {
-            if (agent.session === session) this.reject(agent, 'invalid-message', error.message);
+            if (agent.session !== session) return;
+            this.reject(agent, 'invalid-message', error.message);
+            if (!this.spend(agent)) session.end(this.overBudget(agent));
           },
           closed: (error) => {
             if (agent.session !== session) return;

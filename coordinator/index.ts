@@ -1,3 +1,5 @@
 export * from './coordinator.js';
 export * from './options.js';
 export * from './strategy.js';
+export * from './export-model.js';
+export * from './snapshot.js';

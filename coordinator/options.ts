@@ -19,11 +19,28 @@ export const roundOptionsSchema = z
     batchSize: z.number().int().min(1).max(1 << 20).default(64),
     distribution: z.enum(['gaussian', 'rademacher']).default('gaussian'),
     strategy: strategyConfigSchema.prefault({}),
+    /**
+     * Agents not asked in the next round receive committed updates in batches, at most this many ms after the
+     * commit (0: on the next turn of the event loop). Agents asked in a round always get every update before
+     * their task. Batching turns a large fleet's per-round broadcast into one write per connection per batch.
+     */
+    broadcastIntervalMs: z.number().int().min(0).max(60_000).default(0),
     /** Heartbeat and ping period; a session silent for 5 periods is closed. */
     heartbeatMs: z.number().int().min(10).max(600_000).default(2000),
-    /** A shared join token (empty: none required) and/or per-agent tokens. */
+    /**
+     * A shared join token (empty: none required) and/or per-agent tokens. An agent listed in `tokens` must
+     * present its own token; with `tokens` set and no shared token, agents not listed are refused.
+     */
     token: z.string().max(1024).default(''),
-    tokens: z.record(z.string(), z.string()).default({}),
+    tokens: z.record(z.string(), z.string().min(1).max(1024)).default({}),
+    /**
+     * Per-agent message budget, a token bucket: `perSecond` refill up to `burst`. Every Result, Heartbeat and
+     * Pong on the Session stream and every Join and FetchLog call costs one; an agent over budget has its call
+     * refused (or its session ended) with RESOURCE_EXHAUSTED. perSecond 0 turns the limit off.
+     */
+    rateLimit: z
+      .strictObject({ perSecond: z.number().min(0).default(100), burst: z.number().int().min(1).default(200) })
+      .prefault({}),
     maxAgents: z.number().int().min(1).default(10_000),
     /** Bound on |g| an agent may report; larger values are rejected as garbage. */
     maxAbsG: z.number().positive().default(1e6),

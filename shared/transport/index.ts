@@ -8,3 +8,4 @@ export type * from './transport.js';
 export { GrpcTransport, checkHealth, AGENT_ID_HEADER, TOKEN_HEADER, COORDINATOR_SERVICE, type GrpcTransportOptions } from './grpc-transport.js';
 export { InMemoryTransport, type InMemoryTransportOptions } from './in-memory-transport.js';
 export { loadProtocol, protoDir, LOADER_OPTIONS } from './proto.js';
+export { serverTlsCredentials, clientTlsCredentials, TlsConfigError, type ServerTlsFiles, type ClientTlsFiles } from './tls.js';

@@ -43,6 +43,11 @@ export function loadProtocol(): LoadedProtocol {
     mezo: { v1: { Coordinator: grpc.ServiceClientConstructor } };
     grpc: { health: { v1: { Health: grpc.ServiceClientConstructor } } };
   };
+  // Session responses may be handed over already serialized (a broadcast encodes its message once for every
+  // stream): a Buffer passes through the serializer unchanged.
+  const session = root.mezo.v1.Coordinator.service.Session!;
+  const serialize = session.responseSerialize;
+  session.responseSerialize = (value: unknown): Buffer => (Buffer.isBuffer(value) ? value : serialize(value));
   loaded = { coordinator: root.mezo.v1.Coordinator, health: root.grpc.health.v1.Health };
   return loaded;
 }

@@ -3,6 +3,7 @@
  * and prints a table per suite. Figures quoted in docs/benchmarks.md come from these files.
  */
 import { report, type SuiteResult } from './harness.js';
+import { benchFleet } from './fleet-bench.js';
 import { benchModelForward } from './model-forward.js';
 import { benchNoise } from './noise-bench.js';
 import { benchTrainer } from './trainer-bench.js';
@@ -11,6 +12,7 @@ const suites: Record<string, () => Promise<SuiteResult>> = {
   noise: () => benchNoise(),
   'model-forward': () => benchModelForward(),
   trainer: () => benchTrainer(),
+  fleet: () => benchFleet(),
 };
 
 const requested = process.argv.slice(2).filter((a) => !a.startsWith('-'));

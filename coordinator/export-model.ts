@@ -1,0 +1,184 @@
+/**
+ * Exporting a trained model: the prepared base plus the update log up to a version, materialised (base +
+ * replay) and baked back into a plain ONNX model. Trainable weights become initializers again, and the loss
+ * head (its nodes, its label input, its loss/correct outputs) is removed, so the result runs like the original
+ * model: data inputs in, the output the loss read out.
+ *
+ * The log is read from a private copy of the file, so exporting never truncates (or otherwise touches) a log a
+ * running coordinator is appending to.
+ */
+import { copyFile, mkdtemp, open, rm, writeFile, rename } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, basename } from 'node:path';
+import { replay, UpdateLog, type LogEntry, type LogHeaderInput, type TailRecovery } from '../shared/log/index.js';
+import { decodeModel, encodeModel, slabSha256, type PreparedModel } from '../shared/model/index.js';
+import { HEAD_PREFIX } from '../shared/model/loss-head.js';
+import { floatTensor, tensorValueInfo, type DimSpec } from '../shared/model/onnx-builders.js';
+import { DataType, type ValueInfo } from '../shared/model/onnx-types.js';
+import type { NoiseEngine } from '../shared/noise/engine.js';
+
+export class ExportError extends Error {
+  override name = 'ExportError';
+}
+
+/**
+ * The prepared model with `slab` baked in: every slab tensor becomes a float32 initializer (and stops being a
+ * graph input), the loss head's nodes and label input are dropped, and the graph output is the one the loss
+ * read (float32; its shape as far as the manifest records it). A model prepared with loss 'none' keeps its
+ * outputs. Pure: `prepared` is not modified.
+ */
+export function bakeModel(prepared: PreparedModel, slab: Float32Array): Uint8Array {
+  const { manifest } = prepared;
+  if (!(slab instanceof Float32Array) || slab.length !== manifest.slabLength) {
+    throw new ExportError(`the slab must be a Float32Array of ${manifest.slabLength} values, got ${slab?.length ?? typeof slab}`);
+  }
+  const model = decodeModel(prepared.model, 'prepared model');
+  const graph = model.graph!;
+  const slabNames = new Set(manifest.tensors.map((t) => t.name));
+  const labelName = manifest.labelInput?.name;
+  const declared = new Set((graph.input ?? []).map((v) => v.name ?? ''));
+  const absent = manifest.tensors.filter((t) => !declared.has(t.name));
+  if (absent.length > 0) throw new ExportError(`the prepared model does not declare slab tensor(s) ${absent.map((t) => t.name).join(', ')} as inputs`);
+
+  graph.input = (graph.input ?? []).filter((v) => !slabNames.has(v.name ?? '') && v.name !== labelName);
+  graph.initializer = [
+    ...(graph.initializer ?? []),
+    // Copies: the initializers must not alias the caller's slab.
+    ...manifest.tensors.map((t) => floatTensor(t.name, t.shape, slab.slice(t.offset, t.offset + t.length))),
+  ];
+  if (manifest.loss !== 'none') {
+    if (manifest.lossOutput === null) throw new ExportError(`the manifest names no output for its ${manifest.loss} loss`);
+    graph.node = (graph.node ?? []).filter((n) => !(n.name ?? '').startsWith(HEAD_PREFIX));
+    graph.output = [lossOutputInfo(prepared)];
+  }
+  return encodeModel(model);
+}
+
+/** The original output the loss head read. Its declaration was replaced by the head's outputs; rebuild it. */
+function lossOutputInfo(prepared: PreparedModel): ValueInfo {
+  const { manifest } = prepared;
+  const name = manifest.lossOutput!;
+  let shape: DimSpec[] | undefined;
+  if (manifest.loss === 'cross-entropy') {
+    shape = [manifest.labelInput?.shape?.[0] ?? null, manifest.classes];
+  } else if (manifest.labelInput?.shape) {
+    shape = manifest.labelInput.shape; // mse targets have the output's shape
+  }
+  return tensorValueInfo(name, DataType.FLOAT, shape);
+}
+
+/** Reads a log's header without opening (or repairing) the file: magic "MEZOLOG1", u32 length, JSON. */
+async function readLogHeader(path: string): Promise<LogHeaderInput> {
+  const handle = await open(path, 'r').catch((err: NodeJS.ErrnoException) => {
+    throw new ExportError(`cannot read the update log ${path}: ${err.message}`);
+  });
+  try {
+    const prefix = Buffer.alloc(12);
+    const { bytesRead } = await handle.read(prefix, 0, 12, 0);
+    if (bytesRead < 12 || prefix.toString('latin1', 0, 8) !== 'MEZOLOG1') throw new ExportError(`${path} is not a mezo update log`);
+    const length = prefix.readUInt32LE(8);
+    if (length > 64 * 1024) throw new ExportError(`${path}: the log header is implausibly large (${length} bytes)`);
+    const json = Buffer.alloc(length);
+    await handle.read(json, 0, length, 12);
+    try {
+      return JSON.parse(json.toString('utf8')) as LogHeaderInput;
+    } catch {
+      throw new ExportError(`${path}: the log header is not valid JSON`);
+    }
+  } finally {
+    await handle.close();
+  }
+}
+
+export interface LoadedLog {
+  header: LogHeaderInput;
+  entries: LogEntry[];
+  headHash: string;
+  /** Set when the copy read had a torn final record (cut off in the copy; the original is untouched). */
+  recovery: TailRecovery | undefined;
+}
+
+/** Reads and verifies a whole update log (chain, checksums) from a private copy of the file. */
+export async function readLog(path: string): Promise<LoadedLog> {
+  const header = await readLogHeader(path);
+  const scratch = await mkdtemp(join(tmpdir(), 'mezo-export-'));
+  try {
+    const copy = join(scratch, 'update.log');
+    await copyFile(path, copy);
+    const log = await UpdateLog.open(copy, header);
+    try {
+      return { header, entries: log.entries(), headHash: log.headHash, recovery: log.recovery };
+    } finally {
+      await log.close();
+    }
+  } catch (err) {
+    if (err instanceof ExportError) throw err;
+    throw new ExportError(`cannot read the update log ${path}: ${(err as Error).message}`, { cause: err });
+  } finally {
+    await rm(scratch, { recursive: true, force: true });
+  }
+}
+
+export interface MaterialiseOptions {
+  /** Version to materialise (default: the head). */
+  version?: number;
+}
+
+/** base + replay(entries 1..version): the weights the log describes at `version`, checked against the base. */
+export function materialiseAt(prepared: PreparedModel, log: LoadedLog, engine: NoiseEngine, options: MaterialiseOptions = {}): Float32Array {
+  const base = prepared.manifest.slabSha256;
+  if (log.header.baseSha256 !== base) {
+    throw new ExportError(`the log was written for base ${log.header.baseSha256}, but the model's base slab is ${base}: wrong --model for this log`);
+  }
+  if (slabSha256(prepared.slab) !== base) throw new ExportError('the prepared slab does not match its manifest hash');
+  const head = log.entries.length;
+  const version = options.version ?? head;
+  if (!Number.isSafeInteger(version) || version < 0) throw new ExportError(`version must be a non-negative integer, got ${version}`);
+  if (version > head) throw new ExportError(`version ${version} is past the log's head (version ${head})`);
+  const slab = prepared.slab.slice();
+  replay(engine, slab, log.entries.slice(0, version), log.header.distribution, { decayRanges: log.header.decayRanges ?? [] });
+  return slab;
+}
+
+export interface ExportResult {
+  version: number;
+  /** Hash of the log entry at `version` (the genesis state: empty string at version 0). */
+  entryHash: string;
+  weightsSha256: string;
+  bytes: number;
+  recovery: TailRecovery | undefined;
+}
+
+/** Writes `bytes` to `path` atomically (temporary sibling file, then rename). */
+async function writeAtomically(path: string, bytes: Uint8Array): Promise<void> {
+  const temporary = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
+  try {
+    await writeFile(temporary, bytes);
+    await rename(temporary, path);
+  } catch (err) {
+    await rm(temporary, { force: true });
+    throw err;
+  }
+}
+
+/** Reads the log at `logPath`, materialises it at `version` on `prepared`, and writes the baked model to `outPath`. */
+export async function exportModel(
+  prepared: PreparedModel,
+  logPath: string,
+  outPath: string,
+  engine: NoiseEngine,
+  options: MaterialiseOptions = {},
+): Promise<ExportResult> {
+  const log = await readLog(logPath);
+  const slab = materialiseAt(prepared, log, engine, options);
+  const version = options.version ?? log.entries.length;
+  const bytes = bakeModel(prepared, slab);
+  await writeAtomically(outPath, bytes);
+  return {
+    version,
+    entryHash: version === 0 ? '' : log.entries[version - 1]!.hash,
+    weightsSha256: slabSha256(slab),
+    bytes: bytes.length,
+    recovery: log.recovery,
+  };
+}

@@ -1,0 +1,166 @@
+/**
+ * The agents' side of the fleet benchmark, in its own process: many lightweight agents, each with its own gRPC
+ * connection and Session stream, speaking the real protocol through the real transport. They hold no model:
+ * a Task is answered at once with synthetic scalars that pass the coordinator's checks, an Update only moves
+ * the agent's version, a Ping is answered, and heartbeats go out every heartbeat period.
+ *
+ * Driven over IPC by fleet-bench.ts: 'start' → 'ready'; 'io' → the process's byte counters; 'stop'.
+ */
+import { readFileSync } from 'node:fs';
+import {
+  GrpcTransport,
+  type ClientSession,
+  type CoordinatorClient,
+  type CoordinatorMessage,
+  type JoinAccepted,
+  type Task,
+} from '../../shared/transport/index.js';
+
+export interface FleetChildConfig {
+  address: string;
+  agents: number;
+  baseSha256: string;
+  /** How many agents join at once while the fleet is set up. */
+  joinConcurrency?: number;
+  /** 'per-agent': a TCP connection per agent, as separate devices have; 'shared': all streams on one connection. */
+  connections: 'per-agent' | 'shared';
+}
+
+export interface IoCounters {
+  /** Bytes the process passed through read(2)/write(2): here, nearly all of it socket traffic. */
+  readBytes: number;
+  writtenBytes: number;
+  updates: number;
+  tasks: number;
+  results: number;
+}
+
+const counters = { updates: 0, tasks: 0, results: 0 };
+
+/** A model-free agent: real transport and protocol, synthetic answers. */
+export class LightAgent {
+  private client: CoordinatorClient | undefined;
+  private session: ClientSession | undefined;
+  private heartbeat: NodeJS.Timeout | undefined;
+  version = 0;
+
+  constructor(
+    readonly id: string,
+    private readonly address: string,
+    private readonly baseSha256: string,
+    private readonly ownConnection: boolean,
+  ) {}
+
+  async start(): Promise<JoinAccepted> {
+    // grpc-js shares one connection per target between clients unless each asks for its own.
+    const transport = new GrpcTransport({ address: this.address, localSubchannelPool: this.ownConnection });
+    const client = transport.connect({ agentId: this.id, token: '' });
+    this.client = client;
+    const accepted = await client.join({
+      agentId: this.id,
+      token: '',
+      capabilities: { memoryBytes: 1 << 30, cores: 1, noiseImpl: 'js' },
+      baseSha256: this.baseSha256,
+      versionHeld: 0,
+    });
+    this.version = accepted.currentVersion;
+    const session = client.session({
+      message: (message) => this.onMessage(message),
+      invalid: () => undefined,
+      closed: () => this.stopHeartbeat(),
+    });
+    this.session = session;
+    this.heartbeat = setInterval(
+      () => session.send({ kind: 'heartbeat', heartbeat: { version: this.version, weightsSha256: this.baseSha256 } }),
+      accepted.heartbeatMs,
+    );
+    return accepted;
+  }
+
+  private onMessage(message: CoordinatorMessage): void {
+    switch (message.kind) {
+      case 'ping':
+        this.session!.send({ kind: 'pong', nonce: message.nonce });
+        return;
+      case 'update':
+        counters.updates++;
+        this.version = message.update.version;
+        return;
+      case 'task':
+        counters.tasks++;
+        this.answer(message.task);
+        return;
+    }
+  }
+
+  /** g = (loss+ − loss−)/2ε by construction, so the coordinator's consistency check passes. */
+  private answer(task: Task): void {
+    const g = task.seeds.map((_, k) => 0.25 - 0.01 * k);
+    counters.results++;
+    this.session!.send({
+      kind: 'result',
+      result: {
+        round: task.round,
+        attempt: task.attempt,
+        seeds: task.seeds,
+        g,
+        lossPlus: g.map((x) => 1 + task.epsilon * x),
+        lossMinus: g.map((x) => 1 - task.epsilon * x),
+        sampleCount: task.batchSize,
+      },
+    });
+  }
+
+  private stopHeartbeat(): void {
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.heartbeat = undefined;
+  }
+
+  close(): void {
+    this.stopHeartbeat();
+    this.session?.end();
+    this.client?.close();
+  }
+}
+
+/** read(2)/write(2) byte totals of this process (Linux /proc/self/io); zeros where unavailable. */
+function processIo(): { readBytes: number; writtenBytes: number } {
+  try {
+    const text = readFileSync('/proc/self/io', 'utf8');
+    const field = (name: string): number => Number(new RegExp(`^${name}: (\\d+)$`, 'm').exec(text)?.[1] ?? 0);
+    return { readBytes: field('rchar'), writtenBytes: field('wchar') };
+  } catch {
+    return { readBytes: 0, writtenBytes: 0 };
+  }
+}
+
+async function startFleet(config: FleetChildConfig): Promise<LightAgent[]> {
+  const agents = Array.from({ length: config.agents }, (_, i) => new LightAgent(`light-${i}`, config.address, config.baseSha256, config.connections === 'per-agent'));
+  const concurrency = config.joinConcurrency ?? 50;
+  for (let at = 0; at < agents.length; at += concurrency) await Promise.all(agents.slice(at, at + concurrency).map((a) => a.start()));
+  return agents;
+}
+
+if (process.send !== undefined) {
+  let fleet: LightAgent[] = [];
+  process.on('message', (message: { cmd: 'start'; config: FleetChildConfig } | { cmd: 'io' } | { cmd: 'stop' }) => {
+    switch (message.cmd) {
+      case 'start':
+        startFleet(message.config).then(
+          (agents) => {
+            fleet = agents;
+            process.send!({ kind: 'ready', agents: agents.length });
+          },
+          (err: unknown) => process.send!({ kind: 'error', error: err instanceof Error ? (err.stack ?? err.message) : String(err) }),
+        );
+        return;
+      case 'io':
+        process.send!({ kind: 'io', io: { ...processIo(), ...counters } satisfies IoCounters });
+        return;
+      case 'stop':
+        fleet.forEach((a) => a.close());
+        process.send!({ kind: 'stopped' }, () => process.exit(0));
+        return;
+    }
+  });
+}
