@@ -27,6 +27,11 @@ export interface MezoBackend {
   snapshot(): Promise<Float32Array>;
   /** SHA-256 of the current weights (little-endian float32), as replicas and audits compare them. */
   sha256(): Promise<string>;
+  /**
+   * Replaces the weights (and the canonical checkpoint) with `slab`, e.g. a snapshot downloaded to catch up:
+   * it must hold manifest.slabLength values, all finite.
+   */
+  load(slab: Float32Array): Promise<void>;
   /** Two perturbed losses per seed on one batch; with `fuse`, each restore also applies the seed's update. */
   evaluate(seeds: readonly Seed[], epsilon: number, batch: BatchData, fuse?: UpdateRule): Promise<SeedEvaluation[]>;
   /** Weight decay (optional), then θ += Σ coeff·z(seed) in order, in one pass. */
@@ -51,6 +56,15 @@ export interface BackendOptions {
   checkpointPath?: string;
   /** Keep the checkpoint in memory instead (twice the weights' memory: simulation workers and tests). */
   checkpointInMemory?: boolean;
+}
+
+/** What `load` accepts: a Float32Array of exactly `length` finite values (checked before anything changes). */
+export function checkLoadable(slab: unknown, length: number): asserts slab is Float32Array {
+  if (!(slab instanceof Float32Array)) throw new TypeError('load: slab must be a Float32Array');
+  if (slab.length !== length) throw new RangeError(`load: slab has ${slab.length} values, the model needs ${length}`);
+  for (let i = 0; i < slab.length; i++) {
+    if (!Number.isFinite(slab[i])) throw new RangeError(`load: slab[${i}] is not finite`);
+  }
 }
 
 function createCheckpoint(length: number, options: BackendOptions): SlabCheckpoint | undefined {
@@ -110,6 +124,14 @@ export class InProcessBackend implements MezoBackend {
 
   sha256(): Promise<string> {
     return this.evaluator.exclusive(() => slabSha256(this.slab));
+  }
+
+  async load(slab: Float32Array): Promise<void> {
+    checkLoadable(slab, this.manifest.slabLength);
+    await this.evaluator.exclusive(() => {
+      this.slab.set(slab);
+      this.evaluator.checkpoint?.save(this.slab);
+    });
   }
 
   async close(): Promise<void> {

@@ -38,6 +38,8 @@ async function main(): Promise<void> {
           return backend.snapshot();
         case 'sha256':
           return backend.sha256();
+        case 'load':
+          return backend.load(request.slab);
         case 'close':
           await backend.close();
           return undefined;

@@ -8,7 +8,7 @@ import type { Manifest, PreparedModel, RunResult } from '../shared/model/index.j
 import type { Distribution, Seed } from '../shared/noise/index.js';
 import { compiledSibling } from '../shared/compiled-path.js';
 import type { BatchData } from './batch-feeds.js';
-import type { DecayUpdate, MezoBackend, RestoreMode } from './mezo-backend.js';
+import { checkLoadable, type DecayUpdate, type MezoBackend, type RestoreMode } from './mezo-backend.js';
 import type { SeedEvaluation, UpdateRule } from './mezo-evaluator.js';
 import type { WorkerCall, WorkerInit, WorkerResponse } from './worker-protocol.js';
 
@@ -132,6 +132,11 @@ export class WorkerBackend implements MezoBackend {
 
   sha256(): Promise<string> {
     return this.call({ kind: 'sha256' });
+  }
+
+  async load(slab: Float32Array): Promise<void> {
+    checkLoadable(slab, this.manifest.slabLength);
+    await this.call({ kind: 'load', slab });
   }
 
   async close(): Promise<void> {

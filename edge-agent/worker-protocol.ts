@@ -24,6 +24,7 @@ export type WorkerCall =
   | { kind: 'run'; batch: BatchData }
   | { kind: 'snapshot' }
   | { kind: 'sha256' }
+  | { kind: 'load'; slab: Float32Array }
   | { kind: 'close' };
 
 export type WorkerRequest = { id: number } & WorkerCall;

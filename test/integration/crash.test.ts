@@ -17,6 +17,7 @@ import { GrpcTransport } from '../../shared/transport/index.js';
 import type { MezoBackend } from '../../edge-agent/mezo-backend.js';
 import type { Agent } from '../../edge-agent/agent.js';
 import { fixture, logHeader, makeAgent, until } from './fleet-fixture.js';
+import { delegatingBackend } from '../helpers/delegating-backend.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const CLI = join(ROOT, 'bin', 'mezo.js');
@@ -78,20 +79,13 @@ function startCoordinatorProcess(port: number, logPath: string): Child {
 
 /** Calls `onEvaluate` whenever the agent starts a task: the round is open at that moment. */
 function observed(onEvaluate: () => void) {
-  return (inner: MezoBackend): MezoBackend => ({
-    manifest: inner.manifest,
-    distribution: inner.distribution,
-    restore: inner.restore,
-    snapshot: () => inner.snapshot(),
-    sha256: () => inner.sha256(),
-    apply: (terms, decay) => inner.apply(terms, decay),
-    run: (batch) => inner.run(batch),
-    close: () => inner.close(),
-    evaluate: (seeds, epsilon, batch, fuse) => {
-      onEvaluate();
-      return inner.evaluate(seeds, epsilon, batch, fuse);
-    },
-  });
+  return (inner: MezoBackend): MezoBackend =>
+    delegatingBackend(inner, {
+      evaluate: (seeds, epsilon, batch, fuse) => {
+        onEvaluate();
+        return inner.evaluate(seeds, epsilon, batch, fuse);
+      },
+    });
 }
 
 describe('a coordinator killed mid-round', () => {

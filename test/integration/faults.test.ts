@@ -4,27 +4,21 @@ import type { MezoBackend } from '../../edge-agent/mezo-backend.js';
 import type { Agent } from '../../edge-agent/agent.js';
 import type { Coordinator } from '../../coordinator/index.js';
 import { fixture, makeAgent, startCoordinator, until, type Fixture } from './fleet-fixture.js';
+import { delegatingBackend } from '../helpers/delegating-backend.js';
 
 const ROUNDS = 8;
 const EPSILON = 1e-3;
 
 /** A backend whose evaluations take `delayMs` longer: an agent that stalls past the round. */
 function stalling(delayMs: number) {
-  return (inner: MezoBackend): MezoBackend => ({
-    manifest: inner.manifest,
-    distribution: inner.distribution,
-    restore: inner.restore,
-    snapshot: () => inner.snapshot(),
-    sha256: () => inner.sha256(),
-    apply: (terms, decay) => inner.apply(terms, decay),
-    run: (batch) => inner.run(batch),
-    close: () => inner.close(),
-    evaluate: async (seeds, epsilon, batch, fuse) => {
-      const result = await inner.evaluate(seeds, epsilon, batch, fuse);
-      await new Promise((resolve) => setTimeout(resolve, delayMs));
-      return result;
-    },
-  });
+  return (inner: MezoBackend): MezoBackend =>
+    delegatingBackend(inner, {
+      evaluate: async (seeds, epsilon, batch, fuse) => {
+        const result = await inner.evaluate(seeds, epsilon, batch, fuse);
+        await new Promise((resolve) => setTimeout(resolve, delayMs));
+        return result;
+      },
+    });
 }
 
 /** A hand-written client that joins properly, then reacts to tasks as `onTask` says. */

@@ -66,6 +66,23 @@ describe(`worker backend (${noise.kind})`, () => {
     expect(await worker.run(batch)).toEqual(await local.run(batch));
   });
 
+  it('loads new weights (a snapshot) into the model and its checkpoint, and rejects bad ones unchanged', async () => {
+    const replacement = prepared.slab.map((v, i) => v + (i % 3) * 1e-3);
+    for (const backend of [worker, local] as MezoBackend[]) {
+      const before = await backend.sha256();
+      await expect(backend.load(replacement.subarray(1))).rejects.toThrow(/load: slab has \d+ values, the model needs/);
+      const bad = replacement.slice();
+      bad[5] = Number.NaN;
+      await expect(backend.load(bad)).rejects.toThrow(/load: slab\[5\] is not finite/);
+      expect(await backend.sha256()).toBe(before);
+      await backend.load(replacement);
+      expect(await backend.sha256()).toBe(slabSha256(replacement));
+      // An evaluation restores to the loaded weights (the checkpoint was replaced too).
+      await backend.evaluate([3n], 1e-3, batch);
+      expect(await backend.sha256()).toBe(slabSha256(replacement));
+    }
+  });
+
   it('passes errors back with their name and message, and keeps serving', async () => {
     const backends: MezoBackend[] = [worker, local];
     for (const backend of backends) {

@@ -1,0 +1,18 @@
+import type { MezoBackend } from '../../edge-agent/mezo-backend.js';
+
+/** A backend that forwards everything to `inner` except the methods given in `overrides` (fault injection). */
+export function delegatingBackend(inner: MezoBackend, overrides: Partial<MezoBackend>): MezoBackend {
+  return {
+    manifest: inner.manifest,
+    distribution: inner.distribution,
+    restore: inner.restore,
+    evaluate: (seeds, epsilon, batch, fuse) => inner.evaluate(seeds, epsilon, batch, fuse),
+    apply: (terms, decay) => inner.apply(terms, decay),
+    run: (batch) => inner.run(batch),
+    snapshot: () => inner.snapshot(),
+    sha256: () => inner.sha256(),
+    load: (slab) => inner.load(slab),
+    close: () => inner.close(),
+    ...overrides,
+  };
+}
