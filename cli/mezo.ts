@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { registerInfoCommand } from './info-command.js';
 import { registerTrainCommand } from './train-command.js';
+import { registerPlanCommand } from './plan-command.js';
 import { registerPrepareCommand } from './prepare-command.js';
 import { registerZooCommand } from './zoo-command.js';
 import { registerCoordinatorCommand } from './coordinator-command.js';
@@ -31,6 +32,7 @@ export function buildProgram(): Command {
     .configureHelp({ sortSubcommands: true });
   registerInfoCommand(program);
   registerTrainCommand(program);
+  registerPlanCommand(program);
   registerPrepareCommand(program);
   registerZooCommand(program);
   registerCoordinatorCommand(program);

@@ -6,6 +6,7 @@ import { report, type SuiteResult } from './harness.js';
 import { benchFleet } from './fleet-bench.js';
 import { benchModelForward } from './model-forward.js';
 import { benchNoise } from './noise-bench.js';
+import { benchPlanValidation } from './plan-validation.js';
 import { benchTrainer } from './trainer-bench.js';
 
 const suites: Record<string, () => Promise<SuiteResult>> = {
@@ -13,6 +14,7 @@ const suites: Record<string, () => Promise<SuiteResult>> = {
   'model-forward': () => benchModelForward(),
   trainer: () => benchTrainer(),
   fleet: () => benchFleet(),
+  'plan-validation': () => benchPlanValidation(),
 };
 
 const requested = process.argv.slice(2).filter((a) => !a.startsWith('-'));

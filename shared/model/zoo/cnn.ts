@@ -20,7 +20,7 @@ export function buildCnn(options: CnnOptions = {}): ZooModel {
   const [c1, c2] = [checkSize(channels[0], 'channels[0]', 1, 4096), checkSize(channels[1], 'channels[1]', 1, 4096)];
   const hidden = checkSize(options.hidden ?? 64, 'hidden');
   const classes = checkSize(options.classes ?? 10, 'classes');
-  const g = new GraphBuilder({ opset: options.opset ?? 18, seed: options.seed ?? 1 });
+  const g = new GraphBuilder({ opset: options.opset ?? 18, seed: options.seed ?? 1 , shapesOnly: options.shapesOnly ?? false });
 
   const conv = { kernel_shape: [3, 3], pads: [1, 1, 1, 1] };
   const pool = { kernel_shape: [2, 2], strides: [2, 2] };

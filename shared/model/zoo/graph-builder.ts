@@ -6,7 +6,7 @@
 import { noise } from '../../noise/index.js';
 import { constantNode, floatTensor, int64Tensor, node, tensorValueInfo, type AttributeValue, type DimSpec } from '../onnx-builders.js';
 import { encodeModel } from '../onnx-codec.js';
-import type { ModelProto, NodeProto, TensorProto, ValueInfo } from '../onnx-types.js';
+import { DataType, type ModelProto, type NodeProto, type TensorProto, type ValueInfo } from '../onnx-types.js';
 
 /** How an initializer starts: standard normal scaled by `std`, or a constant. */
 export type Init = { std: number } | { constant: number };
@@ -23,6 +23,7 @@ export function irVersionFor(opset: number): number {
 export class GraphBuilder {
   readonly opset: number;
   private readonly seed: bigint | number;
+  private readonly shapesOnly: boolean;
   private drawn = 0;
   private constants = 0;
   readonly nodes: NodeProto[] = [];
@@ -30,16 +31,21 @@ export class GraphBuilder {
   readonly inputs: ValueInfo[] = [];
   readonly outputs: ValueInfo[] = [];
 
-  constructor(options: { opset: number; seed: bigint | number }) {
+  constructor(options: { opset: number; seed: bigint | number; shapesOnly?: boolean }) {
     if (!Number.isInteger(options.opset) || options.opset < 13) {
       throw new RangeError(`opset must be an integer >= 13, got ${String(options.opset)}`);
     }
     this.opset = options.opset;
     this.seed = options.seed;
+    this.shapesOnly = options.shapesOnly ?? false;
   }
 
-  /** Adds a float32 initializer and returns its name. */
+  /** Adds a float32 initializer (data-less when building shapes only) and returns its name. */
   weight(name: string, dims: readonly number[], init: Init): string {
+    if (this.shapesOnly) {
+      this.initializers.push({ name, dims: [...dims], data_type: DataType.FLOAT });
+      return name;
+    }
     const count = dims.reduce((a, b) => a * b, 1);
     const data = new Float32Array(count);
     if ('constant' in init) data.fill(init.constant);

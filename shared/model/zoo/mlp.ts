@@ -19,7 +19,7 @@ export function buildMlp(options: MlpOptions = {}): ZooModel {
   sizes.forEach((s, i) => checkSize(s, `sizes[${i}]`));
   const layer = options.layer ?? 'gemm';
   if (layer !== 'gemm' && layer !== 'matmul') throw new RangeError(`layer must be 'gemm' or 'matmul', got ${JSON.stringify(layer)}`);
-  const g = new GraphBuilder({ opset: options.opset ?? 13, seed: options.seed ?? 1 });
+  const g = new GraphBuilder({ opset: options.opset ?? 13, seed: options.seed ?? 1 , shapesOnly: options.shapesOnly ?? false });
 
   let x = g.input('input', DataType.FLOAT, [BATCH, sizes[0]!]);
   for (let i = 0; i + 1 < sizes.length; i++) {

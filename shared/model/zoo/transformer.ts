@@ -45,7 +45,7 @@ export function buildTransformer(options: TransformerOptions = {}): ZooModel {
   if (layerNorm === 'op' && opset < 17) throw new RangeError(`layerNorm 'op' needs opset >= 17, got opset ${opset}`);
   if (layerNorm !== 'op' && layerNorm !== 'decomposed') throw new RangeError(`layerNorm must be 'op' or 'decomposed', got ${JSON.stringify(layerNorm)}`);
   const headDim = dim / heads;
-  const g = new GraphBuilder({ opset, seed: options.seed ?? 1 });
+  const g = new GraphBuilder({ opset, seed: options.seed ?? 1 , shapesOnly: options.shapesOnly ?? false });
 
   const norm = (x: string, prefix: string): string => {
     const gamma = g.weight(`${prefix}.weight`, [dim], { constant: 1 });

@@ -16,6 +16,11 @@ export interface CommonZooOptions {
   seed?: bigint | number;
   /** ai.onnx opset to emit (>= 13). */
   opset?: number;
+  /**
+   * Declare weights by shape only, with no data (default false): the same graph, node for node, for tools that
+   * only read shapes (the memory planner sizes models far larger than it could initialise).
+   */
+  shapesOnly?: boolean;
 }
 
 export const BATCH = 'batch';
