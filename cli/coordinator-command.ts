@@ -26,6 +26,8 @@ export const coordinatorConfigSchema = z.strictObject({
   snapshotEvery: z.number().int().min(0).default(0),
   /** Where snapshots go (default: snapshots/ next to the log). */
   snapshotDir: z.string().min(1).optional(),
+  /** Serve FetchLog only for the newest n versions (never past the newest snapshot); older agents load a snapshot. */
+  keepVersions: z.number().int().min(0).optional(),
   job: z.preprocess((value) => {
     // A linear or cosine schedule decays over the job's rounds unless totalSteps says otherwise.
     if (value === null || typeof value !== 'object') return value;
@@ -92,6 +94,7 @@ const FLAGS: Record<string, string> = {
   tlsClientCa: 'tlsClientCa',
   snapshotEvery: 'snapshotEvery',
   snapshotDir: 'snapshotDir',
+  keepVersions: 'keepVersions',
   rateLimit: 'job.rateLimit.perSecond',
   rateBurst: 'job.rateLimit.burst',
 };
@@ -150,7 +153,13 @@ export async function runCoordinator(config: CoordinatorConfig, signals: NodeJS.
     }),
     options: config.job,
     ...(config.snapshotEvery > 0
-      ? { snapshots: { dir: config.snapshotDir ?? join(dirname(config.log), 'snapshots'), every: config.snapshotEvery } }
+      ? {
+          snapshots: {
+            dir: config.snapshotDir ?? join(dirname(config.log), 'snapshots'),
+            every: config.snapshotEvery,
+            ...(config.keepVersions !== undefined ? { keepVersions: config.keepVersions } : {}),
+          },
+        }
       : {}),
   });
   const onSignal = (signal: NodeJS.Signals): void => {
@@ -209,6 +218,7 @@ export function registerCoordinatorCommand(program: Command): void {
     .option('--tls-client-ca <pem>', 'mutual TLS: require agent certificates signed by this CA')
     .option('--snapshot-every <n>', 'snapshot the weights every n versions, so restarts replay only the tail (0: off)', number)
     .option('--snapshot-dir <dir>', 'where snapshots go (default: snapshots/ next to the log)')
+    .option('--keep-versions <n>', 'serve the log only for the newest n versions (never past the newest snapshot); agents further behind download a snapshot', number)
     .option('--rate-limit <n>', 'messages per second each agent may send (0: unlimited; default 100)', number)
     .option('--rate-burst <n>', 'burst of the per-agent rate limit (default 200)', number)
     .action(async (flags: Record<string, unknown>) => {

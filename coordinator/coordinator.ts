@@ -16,23 +16,29 @@ import { replay, type LogEntry, type UpdateLog } from '../shared/log/index.js';
 import { logger } from '../shared/logger.js';
 import {
   MAX_ENTRIES_PER_PAGE,
+  MAX_SNAPSHOT_CHUNK_BYTES,
   TransportError,
+  entryFieldBytes,
+  fetchLogBytes,
+  fetchSnapshotBytes,
   type AgentMessage,
   type Capabilities,
   type CallInfo,
   type CoordinatorHandler,
   type FetchLogRequest,
   type FetchLogResponse,
+  type FetchSnapshotRequest,
   type JoinAccepted,
   type JoinRequest,
   type Listener,
   type Result,
   type ServerSession,
+  type SnapshotChunk,
   type Transport,
 } from '../shared/transport/index.js';
 import { parseRoundOptions, type RoundOptions, type RoundOptionsInput } from './options.js';
 import { MezoStrategy, type AgentResult, type Assignment, type Strategy } from './strategy.js';
-import { loadLatestSnapshot, pruneSnapshots, writeSnapshot, type SnapshotScan } from './snapshot.js';
+import { loadLatestSnapshot, pruneSnapshots, readSnapshotBytes, writeSnapshot, type SnapshotScan } from './snapshot.js';
 
 /** Why results were rejected; each counts against the agent that sent it. */
 export type RejectionReason =
@@ -111,9 +117,15 @@ export interface CoordinatorInit {
   onRound?: (report: RoundReport) => void;
   /**
    * Snapshots of the materialised weights (snapshot.ts): one every `every` committed versions, the newest `keep`
-   * (default 2) kept in `dir`. listen() restores from the newest valid one and replays only the log after it.
+   * (default 2) kept in `dir`. listen() restores from the newest valid one and replays only the log after it
+   * (and writes one at the head when the newest is `every` or more versions behind). Agents far behind download
+   * the newest with FetchSnapshot, in chunks of `chunkBytes` (default and at most 1 MiB).
+   *
+   * `keepVersions` bounds what FetchLog serves: entries after max(0, min(head − keepVersions, newest snapshot
+   * version)); an agent holding less catches up by snapshot. Unset: the whole log is served. The log file itself
+   * always stays whole (it is the durable record and what a restart verifies).
    */
-  snapshots?: { dir: string; every: number; keep?: number };
+  snapshots?: { dir: string; every: number; keep?: number; keepVersions?: number; chunkBytes?: number };
 }
 
 interface AgentRecord {
@@ -187,7 +199,11 @@ export class Coordinator {
   private readonly shaAt = new Map<number, string>();
   private readonly revoked = new Set<string>();
   private materialised: Float32Array | undefined;
-  private readonly snapshots: { dir: string; every: number; keep: number } | undefined;
+  private readonly snapshots: { dir: string; every: number; keep: number; keepVersions: number | undefined; chunkBytes: number } | undefined;
+  /** Snapshots on disk that agents may fetch, oldest first. */
+  private retained: Array<{ version: number }> = [];
+  /** entryFieldsUpTo[v]: FetchLog bytes of entries 1..v, their page framing aside (see wire-size.ts). */
+  private readonly entryFieldsUpTo: number[] = [0];
   private snapshotWrites: Promise<void> = Promise.resolve();
   /** What listen() found in the snapshot directory (undefined without snapshots). */
   snapshotScan: SnapshotScan | undefined;
@@ -220,9 +236,15 @@ export class Coordinator {
       throw new RangeError(`coordinator: the log perturbs with '${header.distribution}', options say '${this.options.distribution}'`);
     }
     if (init.snapshots) {
-      const { dir, every, keep = 2 } = init.snapshots;
+      const { dir, every, keep = 2, keepVersions, chunkBytes = MAX_SNAPSHOT_CHUNK_BYTES } = init.snapshots;
       if (!Number.isSafeInteger(every) || every < 1) throw new RangeError(`coordinator: snapshots.every must be a positive integer, got ${every}`);
-      this.snapshots = { dir, every, keep: Math.max(1, keep) };
+      if (keepVersions !== undefined && (!Number.isSafeInteger(keepVersions) || keepVersions < 0)) {
+        throw new RangeError(`coordinator: snapshots.keepVersions must be a non-negative integer, got ${keepVersions}`);
+      }
+      if (!Number.isSafeInteger(chunkBytes) || chunkBytes < 4 || chunkBytes > MAX_SNAPSHOT_CHUNK_BYTES || chunkBytes % 4 !== 0) {
+        throw new RangeError(`coordinator: snapshots.chunkBytes must be a multiple of 4 in [4, ${MAX_SNAPSHOT_CHUNK_BYTES}], got ${chunkBytes}`);
+      }
+      this.snapshots = { dir, every, keep: Math.max(1, keep), keepVersions, chunkBytes };
     }
     // With snapshots, listen() materialises (from the newest snapshot); otherwise do it now when auditing.
     if (this.options.audit && !this.snapshots) this.materialise();
@@ -236,23 +258,86 @@ export class Coordinator {
     for (const { path, reason } of scan.rejected) logger.warn({ path, reason }, 'skipped an unusable snapshot');
     if (!scan.snapshot) {
       this.materialise();
-      return;
+    } else {
+      const { slab, meta } = scan.snapshot;
+      this.shaAt.set(meta.version, meta.weightsSha256);
+      replay(this.engine, slab, this.log.entries(meta.version), this.log.distribution, { decayRanges: this.log.header.decayRanges });
+      this.materialised = slab;
+      this.shaAt.set(this.log.version, slabSha256(slab));
+      this.retained = [{ version: meta.version }];
+      logger.info({ version: meta.version, replayed: this.log.version - meta.version }, 'materialised from a snapshot');
     }
-    const { slab, meta } = scan.snapshot;
-    this.shaAt.set(meta.version, meta.weightsSha256);
-    replay(this.engine, slab, this.log.entries(meta.version), this.log.distribution, { decayRanges: this.log.header.decayRanges });
-    this.materialised = slab;
-    this.shaAt.set(this.log.version, slabSha256(slab));
-    logger.info({ version: meta.version, replayed: this.log.version - meta.version }, 'materialised from a snapshot');
+    // A long log with no recent snapshot: write one at the head now, so agents far behind need not replay it all.
+    const newest = this.retained.at(-1)?.version ?? 0;
+    if (this.log.version > 0 && this.log.version - newest >= this.snapshots.every) this.queueSnapshot(this.log.version);
+  }
+
+  /** FetchLog serves entries with version > this floor (snapshots.keepVersions; 0 when unbounded). */
+  logFloor(): number {
+    const keepVersions = this.snapshots?.keepVersions;
+    if (keepVersions === undefined) return 0;
+    const newest = this.retained.at(-1)?.version ?? 0;
+    return Math.max(0, Math.min(this.log.version - keepVersions, newest));
+  }
+
+  /** Versions of the snapshots agents can fetch now, oldest first. */
+  fetchableSnapshots(): number[] {
+    return this.retained.map((r) => r.version);
+  }
+
+  /** FetchLog bytes (wire-size.ts) of the entries with from < version ≤ head. */
+  private logBytesFrom(from: number): number {
+    const head = this.log.version;
+    for (let v = this.entryFieldsUpTo.length; v <= head; v++) {
+      this.entryFieldsUpTo.push(this.entryFieldsUpTo[v - 1]! + entryFieldBytes(this.log.entries(v - 1, v)[0]!));
+    }
+    return fetchLogBytes(head - from, this.entryFieldsUpTo[head]! - this.entryFieldsUpTo[from]!, head);
+  }
+
+  /** The chunks of a retained snapshot, read from its file and cut lazily as the stream drains. */
+  private async snapshotChunks(request: FetchSnapshotRequest): Promise<Iterable<SnapshotChunk>> {
+    const snapshots = this.snapshots;
+    const version = request.version === 0 ? this.retained.at(-1)?.version : request.version;
+    if (!snapshots || version === undefined || !this.retained.some((r) => r.version === version)) {
+      throw new TransportError('NOT_FOUND', `fetchSnapshot: no snapshot${request.version === 0 ? '' : ` at version ${request.version}`} is available (have: ${this.fetchableSnapshots().join(', ') || 'none'})`);
+    }
+    let stored: Awaited<ReturnType<typeof readSnapshotBytes>>;
+    try {
+      stored = await readSnapshotBytes(snapshots.dir, version);
+    } catch (err) {
+      throw new TransportError('NOT_FOUND', `fetchSnapshot: snapshot ${version} cannot be read: ${(err as Error).message}`);
+    }
+    const { meta, body } = stored;
+    const chunkBytes = snapshots.chunkBytes;
+    return (function* (): Generator<SnapshotChunk> {
+      for (let offset = 0; offset < body.length; offset += chunkBytes) {
+        yield {
+          version: meta.version,
+          entryHash: meta.entryHash,
+          weightsSha256: meta.weightsSha256,
+          totalBytes: body.length,
+          offset,
+          data: body.subarray(offset, Math.min(body.length, offset + chunkBytes)),
+        };
+      }
+    })();
   }
 
   private maybeSnapshot(version: number): void {
+    if (!this.snapshots || version % this.snapshots.every !== 0) return;
+    this.queueSnapshot(version);
+  }
+
+  /** Queues a snapshot of the materialised weights, which must be at `version` now. */
+  private queueSnapshot(version: number): void {
     const snapshots = this.snapshots;
-    if (!snapshots || !this.materialised || version % snapshots.every !== 0) return;
+    if (!snapshots || !this.materialised) return;
     const slab = this.materialised.slice();
     this.snapshotWrites = this.snapshotWrites
       .then(async () => {
         await writeSnapshot(snapshots.dir, this.log, version, slab);
+        // Fetchable from now on; pruned ones stop being offered before their files go.
+        this.retained = [...this.retained.filter((r) => r.version !== version), { version }].sort((a, b) => a.version - b.version).slice(-snapshots.keep);
         await pruneSnapshots(snapshots.dir, snapshots.keep);
       })
       .catch((err: unknown) => logger.warn({ version, err: (err as Error).message }, 'writing a snapshot failed; the log alone still holds the model'));
@@ -658,6 +743,7 @@ export class Coordinator {
         agent.capabilities = request.capabilities;
         agent.version = request.versionHeld;
         logger.info({ agent: agent.id, peer, version: request.versionHeld }, 'agent joined');
+        const snapshotVersion = this.retained.at(-1)?.version ?? 0;
         return {
           jobId: this.options.jobId,
           distribution: header.distribution,
@@ -668,6 +754,11 @@ export class Coordinator {
           genesisHash: this.log.genesisHash,
           decayRanges: header.decayRanges.map(([s, e]): [number, number] => [s, e]),
           heartbeatMs: this.options.heartbeatMs,
+          snapshotVersion,
+          snapshotBytes: snapshotVersion === 0 ? 0 : fetchSnapshotBytes(snapshotVersion, this.baseSlab.length * 4, this.snapshots!.chunkBytes),
+          logBytes: this.logBytesFrom(request.versionHeld),
+          logBytesAfterSnapshot: this.logBytesFrom(snapshotVersion),
+          logFloor: this.logFloor(),
         };
       },
 
@@ -679,8 +770,18 @@ export class Coordinator {
         if (request.fromVersion > head || to > head) {
           throw new TransportError('OUT_OF_RANGE', `fetchLog: versions ${request.fromVersion}..${to} exceed the head (${head})`);
         }
+        const floor = this.logFloor();
+        if (request.fromVersion < floor) {
+          throw new TransportError('OUT_OF_RANGE', `fetchLog: entries up to version ${floor} are served only as a snapshot (FetchSnapshot); asked from ${request.fromVersion}`);
+        }
         const end = Math.min(to, request.fromVersion + MAX_ENTRIES_PER_PAGE);
         return { entries: this.log.entries(request.fromVersion, end), headVersion: head };
+      },
+
+      fetchSnapshot: async (request: FetchSnapshotRequest, info: CallInfo): Promise<Iterable<SnapshotChunk>> => {
+        const agent = this.joined(info);
+        if (!this.spend(agent)) throw this.overBudget(agent);
+        return this.snapshotChunks(request);
       },
 
       session: (session: ServerSession): void => {

@@ -95,7 +95,7 @@ export async function writeSnapshot(dir: string, log: UpdateLog, version: number
   return path;
 }
 
-function parse(bytes: Buffer): { meta: SnapshotMeta; slab: Float32Array } {
+function parseRaw(bytes: Buffer): { meta: SnapshotMeta; body: Buffer } {
   if (bytes.length < MAGIC.length + 4 || !bytes.subarray(0, MAGIC.length).equals(MAGIC)) throw new Error('not a snapshot (bad magic)');
   const jsonLength = bytes.readUInt32LE(MAGIC.length);
   const start = MAGIC.length + 4;
@@ -104,6 +104,11 @@ function parse(bytes: Buffer): { meta: SnapshotMeta; slab: Float32Array } {
   if (meta.format !== SNAPSHOT_FORMAT) throw new Error(`unknown format ${String(meta.format)}`);
   const body = bytes.subarray(start + jsonLength);
   if (!Number.isSafeInteger(meta.length) || body.length !== meta.length * 4) throw new Error(`holds ${body.length} bytes, not ${meta.length} float32 values`);
+  return { meta, body };
+}
+
+function parse(bytes: Buffer): { meta: SnapshotMeta; slab: Float32Array } {
+  const { meta, body } = parseRaw(bytes);
   const slab = new Float32Array(meta.length);
   for (let i = 0; i < slab.length; i++) slab[i] = body.readFloatLE(i * 4);
   return { meta, slab };
@@ -153,4 +158,14 @@ export async function loadLatestSnapshot(dir: string, log: UpdateLog, slabLength
 export async function pruneSnapshots(dir: string, keep: number): Promise<void> {
   const names = (await readdir(dir)).filter((name) => NAME.test(name)).sort();
   for (const name of names.slice(0, Math.max(0, names.length - keep))) await rm(join(dir, name), { force: true });
+}
+
+/**
+ * The snapshot at `version` in `dir` as stored: its metadata and the weights' bytes (little-endian float32), for
+ * serving to agents. It was checked when written or loaded; the receiving agent checks the SHA-256 again.
+ */
+export async function readSnapshotBytes(dir: string, version: number): Promise<{ meta: SnapshotMeta; body: Buffer }> {
+  const { meta, body } = parseRaw(await readFile(join(dir, snapshotFileName(version))));
+  if (meta.version !== version) throw new Error(`${snapshotFileName(version)} holds version ${meta.version}`);
+  return { meta, body };
 }

@@ -2,10 +2,14 @@
  * An edge agent of a federated MeZO job. It joins the coordinator, catches up on the update log (a fresh agent
  * starts from the base weights at version 0), then serves its Session stream: for each Task it evaluates two
  * perturbed losses per seed on a batch of its local data and sends back only scalars; each broadcast Update is
- * checked against its own hash chain and applied in order (a gap is filled with FetchLog). It sends heartbeats
+ * checked against its own hash chain and applied in order (a gap is filled with FetchLog). An agent far behind
+ * catches up by downloading a snapshot of the weights instead when that moves fewer bytes (or when the
+ * coordinator no longer serves the log entries it lacks), verifies its SHA-256, loads it and replays the rest.
+ * It sends heartbeats
  * with its version and weights hash, answers pings at once (the model may be busy on its worker thread), and
  * reconnects with exponential backoff and jitter when the connection drops.
  */
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { FeatureArray, LocalDataset } from '../shared/data/index.js';
 import { encodeEntryPayload, hashPayload, UpdateLog, type LogEntry } from '../shared/log/index.js';
@@ -20,6 +24,8 @@ import {
   type CoordinatorClient,
   type CoordinatorMessage,
   type JoinAccepted,
+  type JoinRequest,
+  type SnapshotChunk,
   type Task,
   type Transport,
 } from '../shared/transport/index.js';
@@ -44,11 +50,49 @@ export interface AgentInit {
   reconnect?: { initialMs?: number; maxMs?: number };
 }
 
+export type CatchUpPath = 'log' | 'snapshot';
+
+/** How the agent last caught up after joining, and the byte counts the coordinator reported for each path. */
+export interface CatchUpRecord {
+  path: CatchUpPath;
+  from: number;
+  to: number;
+  /** FetchLog bytes from `from` to the head. */
+  logBytes: number;
+  /** FetchSnapshot bytes plus FetchLog bytes after the snapshot (undefined when no snapshot was on offer). */
+  snapshotBytes: number | undefined;
+  /** The snapshot's version when path is 'snapshot'. */
+  snapshotVersion?: number;
+}
+
 export interface AgentState {
   version: number;
   headHash: string | undefined;
   tasksDone: number;
   reconnects: number;
+  lastCatchUp: CatchUpRecord | undefined;
+  /** Snapshots downloaded and refused (hash or framing did not check out). */
+  snapshotsRejected: number;
+}
+
+/**
+ * The catch-up path from `version` given what the coordinator reported at join: the snapshot when the log no
+ * longer reaches back to `version`, or when the snapshot plus the log after it is strictly fewer bytes than the
+ * log from `version`; the log otherwise.
+ */
+export function chooseCatchUp(version: number, accepted: JoinAccepted): CatchUpPath {
+  if (version >= accepted.currentVersion || accepted.snapshotVersion <= version) return 'log';
+  if (version < accepted.logFloor) return 'snapshot';
+  return accepted.snapshotBytes + accepted.logBytesAfterSnapshot < accepted.logBytes ? 'snapshot' : 'log';
+}
+
+/** A downloaded snapshot failed its checks; nothing was loaded. A retry (reconnect) may get a good one. */
+export class SnapshotRejectedError extends TransportError {
+  override name = 'SnapshotRejectedError';
+
+  constructor(message: string) {
+    super('DATA_LOSS', message);
+  }
 }
 
 /** The agent's weights no longer follow the coordinator's chain: it must be reset, not reconnected. */
@@ -59,7 +103,14 @@ export class AgentStateError extends Error {
 interface Job {
   accepted: JoinAccepted;
   backend: MezoBackend;
-  replica: UpdateLog;
+  /**
+   * The local log replica while it holds every entry the weights reflect (from genesis). Loading a snapshot
+   * retires it: a stored file keeps its valid prefix, which a restart replays before catching up again.
+   */
+  replica: UpdateLog | undefined;
+  /** The weights' version and the hash of the entry at it (the genesis hash at 0). */
+  version: number;
+  headHash: string;
 }
 
 export class Agent {
@@ -75,6 +126,8 @@ export class Agent {
   private work: Promise<unknown> = Promise.resolve();
   private tasksDone = 0;
   private reconnects = 0;
+  private lastCatchUp: CatchUpRecord | undefined;
+  private snapshotsRejected = 0;
 
   constructor(init: AgentInit) {
     this.init = init;
@@ -83,10 +136,12 @@ export class Agent {
 
   get state(): AgentState {
     return {
-      version: this.job?.replica.version ?? 0,
-      headHash: this.job?.replica.headHash,
+      version: this.job?.version ?? 0,
+      headHash: this.job?.headHash,
       tasksDone: this.tasksDone,
       reconnects: this.reconnects,
+      lastCatchUp: this.lastCatchUp,
+      snapshotsRejected: this.snapshotsRejected,
     };
   }
 
@@ -113,7 +168,7 @@ export class Agent {
     await this.running?.catch(() => undefined);
     await this.work.catch(() => undefined);
     await this.job?.backend.close();
-    await this.job?.replica.close();
+    await this.job?.replica?.close();
     this.job = undefined;
   }
 
@@ -123,15 +178,22 @@ export class Agent {
       const client = this.init.transport.connect({ agentId: this.id, token: this.init.token ?? '' });
       this.client = client;
       try {
-        const accepted = await client.join({
+        const joinRequest = (): JoinRequest => ({
           agentId: this.id,
           token: this.init.token ?? '',
           capabilities: { memoryBytes: 0, cores: 0, noiseImpl: '', ...this.init.capabilities },
           baseSha256: this.init.prepared.manifest.slabSha256,
-          versionHeld: this.job?.replica.version ?? 0,
+          versionHeld: this.job?.version ?? 0,
         });
+        const request = joinRequest();
+        let accepted = await client.join(request);
         await this.setUp(accepted, client);
-        await this.catchUp(client, accepted.currentVersion);
+        // A stored replica replayed on the first join: ask again, so the byte counts are from the version held.
+        if (this.job!.version !== request.versionHeld) {
+          accepted = await client.join(joinRequest());
+          this.job!.accepted = accepted;
+        }
+        await this.catchUpAfterJoin(client, accepted);
         failures = 0;
         if (this.stopped) break;
         await this.serve(client);
@@ -189,7 +251,14 @@ export class Agent {
       await replica.close();
       throw new AgentStateError(`genesis hash mismatch: the coordinator says ${accepted.genesisHash}, the job header gives ${replica.genesisHash}`);
     }
-    if (replica.version > 0) {
+    let replayable: UpdateLog | undefined = replica;
+    if (replica.version > 0 && replica.version - 1 < accepted.logFloor) {
+      // The coordinator no longer serves the entry that would prove this replica is on its chain; the agent
+      // starts from the base and catches up by snapshot, leaving the stored file as it is.
+      logger.info({ agent: this.id, replica: replica.version, floor: accepted.logFloor }, 'log replica older than the served log; not replayed');
+      await replica.close();
+      replayable = undefined;
+    } else if (replica.version > 0) {
       // The stored replica must be a prefix of the coordinator's chain.
       const theirs = replica.version <= accepted.currentVersion
         ? (await client.fetchLog({ fromVersion: replica.version - 1, toVersion: replica.version })).entries[0]
@@ -206,19 +275,91 @@ export class Agent {
       await replica.close();
       throw new AgentStateError(`the backend's initial weights hash to ${baseSha}, the job's base is ${accepted.baseSha256}`);
     }
-    for (const entry of replica.entries()) await backend.apply(entry.terms, this.decayOf(entry, accepted));
-    this.job = { accepted, backend, replica };
-    logger.info({ agent: this.id, jobId: accepted.jobId, version: replica.version }, 'agent set up');
+    for (const entry of replayable?.entries() ?? []) await backend.apply(entry.terms, this.decayOf(entry, accepted));
+    this.job = {
+      accepted,
+      backend,
+      replica: replayable,
+      version: replayable?.version ?? 0,
+      headHash: replayable?.headHash ?? accepted.genesisHash,
+    };
+    logger.info({ agent: this.id, jobId: accepted.jobId, version: this.job.version }, 'agent set up');
   }
 
   private decayOf(entry: Pick<LogEntry, 'decay'>, accepted: JoinAccepted) {
     return entry.decay === 1 ? undefined : { factor: entry.decay, ranges: accepted.decayRanges };
   }
 
-  /** Fetches and applies entries until the replica is at `target` (or beyond). */
+  /**
+   * Brings the weights to the version the coordinator reported at join, by the cheaper path (chooseCatchUp).
+   * A snapshot that fails its checks is refused; the agent then replays the log when the coordinator still
+   * serves it from the agent's version, and otherwise gives up this connection (a reconnect tries again).
+   */
+  private async catchUpAfterJoin(client: CoordinatorClient, accepted: JoinAccepted): Promise<void> {
+    const from = this.job!.version;
+    if (from >= accepted.currentVersion) return;
+    const path = chooseCatchUp(from, accepted);
+    const offered = accepted.snapshotVersion > from ? accepted.snapshotBytes + accepted.logBytesAfterSnapshot : undefined;
+    this.lastCatchUp = { path, from, to: accepted.currentVersion, logBytes: accepted.logBytes, snapshotBytes: offered };
+    logger.info({ agent: this.id, ...this.lastCatchUp }, 'catching up');
+    if (path === 'snapshot') {
+      try {
+        await this.loadSnapshot(client, accepted.snapshotVersion);
+        this.lastCatchUp.snapshotVersion = accepted.snapshotVersion;
+      } catch (err) {
+        if (!(err instanceof SnapshotRejectedError)) throw err;
+        this.snapshotsRejected++;
+        if (from < accepted.logFloor) throw err;
+        logger.warn({ agent: this.id, err: err.message }, 'snapshot refused; catching up by the log instead');
+        this.lastCatchUp = { ...this.lastCatchUp, path: 'log' };
+      }
+    }
+    await this.catchUp(client, accepted.currentVersion);
+  }
+
+  /** Downloads the snapshot at `version`, checks its framing and SHA-256, and only then loads it. */
+  private async loadSnapshot(client: CoordinatorClient, version: number): Promise<void> {
+    const job = this.job!;
+    const expectedBytes = this.init.prepared.manifest.slabLength * 4;
+    let first: SnapshotChunk | undefined;
+    let bytes: Buffer | undefined;
+    let received = 0;
+    for await (const chunk of client.fetchSnapshot({ version })) {
+      if (!first) {
+        if (chunk.version !== version) throw new SnapshotRejectedError(`snapshot: asked for version ${version}, got ${chunk.version}`);
+        if (chunk.totalBytes !== expectedBytes) throw new SnapshotRejectedError(`snapshot ${version}: ${chunk.totalBytes} bytes, the model has ${expectedBytes}`);
+        first = chunk;
+        bytes = Buffer.alloc(chunk.totalBytes);
+      } else if (chunk.version !== first.version || chunk.entryHash !== first.entryHash || chunk.weightsSha256 !== first.weightsSha256 || chunk.totalBytes !== first.totalBytes) {
+        throw new SnapshotRejectedError(`snapshot ${version}: chunk at offset ${chunk.offset} belongs to another snapshot`);
+      }
+      if (chunk.offset !== received) throw new SnapshotRejectedError(`snapshot ${version}: chunk at offset ${chunk.offset}, expected ${received}`);
+      bytes!.set(chunk.data, received);
+      received += chunk.data.length;
+    }
+    if (!first || !bytes || received !== first.totalBytes) {
+      throw new SnapshotRejectedError(`snapshot ${version}: stream ended after ${received} of ${first?.totalBytes ?? expectedBytes} bytes`);
+    }
+    const sha = createHash('sha256').update(bytes).digest('hex');
+    if (sha !== first.weightsSha256) {
+      throw new SnapshotRejectedError(`snapshot ${version}: weights hash to ${sha}, the coordinator says ${first.weightsSha256}; not loaded`);
+    }
+    const slab = new Float32Array(bytes.length / 4);
+    for (let i = 0; i < slab.length; i++) slab[i] = bytes.readFloatLE(i * 4);
+    await job.backend.load(slab);
+    const loaded = await job.backend.sha256();
+    if (loaded !== first.weightsSha256) throw new AgentStateError(`snapshot ${version}: loaded weights hash to ${loaded}, expected ${first.weightsSha256}`);
+    await job.replica?.close();
+    job.replica = undefined;
+    job.version = first.version;
+    job.headHash = first.entryHash;
+    logger.info({ agent: this.id, version, bytes: bytes.length }, 'loaded a snapshot');
+  }
+
+  /** Fetches and applies entries until the weights are at `target` (or beyond). */
   private async catchUp(client: CoordinatorClient, target: number): Promise<void> {
-    while (this.job!.replica.version < target) {
-      const from = this.job!.replica.version;
+    while (this.job!.version < target) {
+      const from = this.job!.version;
       const page = await client.fetchLog({ fromVersion: from, toVersion: target });
       if (page.entries.length === 0) throw new TransportError('DATA_LOSS', `fetchLog returned no entries after version ${from}`);
       for (const entry of page.entries) await this.applyEntry(entry);
@@ -227,17 +368,22 @@ export class Agent {
 
   /** Verifies an entry against the local chain, applies it to the weights, then records it in the replica. */
   private async applyEntry(entry: LogEntry): Promise<void> {
-    const { backend, replica, accepted } = this.job!;
-    if (entry.version <= replica.version) return; // already held
-    if (entry.version !== replica.version + 1) throw new TransportError('DATA_LOSS', `entry ${entry.version} does not follow version ${replica.version}`);
-    if (entry.prevHash !== replica.headHash) {
-      throw new AgentStateError(`update ${entry.version}: prevHash ${entry.prevHash.slice(0, 12)}… does not match the local head ${replica.headHash.slice(0, 12)}…`);
+    const job = this.job!;
+    const { backend, replica, accepted } = job;
+    if (entry.version <= job.version) return; // already held
+    if (entry.version !== job.version + 1) throw new TransportError('DATA_LOSS', `entry ${entry.version} does not follow version ${job.version}`);
+    if (entry.prevHash !== job.headHash) {
+      throw new AgentStateError(`update ${entry.version}: prevHash ${entry.prevHash.slice(0, 12)}… does not match the local head ${job.headHash.slice(0, 12)}…`);
     }
     const { hash, ...unsigned } = entry;
     if (hashPayload(encodeEntryPayload(unsigned)) !== hash) throw new AgentStateError(`update ${entry.version}: hash does not match its contents`);
     await backend.apply(entry.terms, this.decayOf(entry, accepted));
-    const stored = await replica.append({ round: entry.round, lr: entry.lr, decay: entry.decay, terms: entry.terms });
-    if (stored.hash !== hash) throw new AgentStateError(`update ${entry.version}: replica hash ${stored.hash} differs from ${hash}`);
+    job.version = entry.version;
+    job.headHash = hash;
+    if (replica) {
+      const stored = await replica.append({ round: entry.round, lr: entry.lr, decay: entry.decay, terms: entry.terms });
+      if (stored.hash !== hash) throw new AgentStateError(`update ${entry.version}: replica hash ${stored.hash} differs from ${hash}`);
+    }
   }
 
   /** Serves one Session stream until it closes. */
@@ -250,8 +396,8 @@ export class Agent {
         heartbeatQueued = true;
         this.enqueue(async () => {
           heartbeatQueued = false;
-          const { backend, replica } = this.job!;
-          session?.send({ kind: 'heartbeat', heartbeat: { version: replica.version, weightsSha256: await backend.sha256() } });
+          const { backend, version } = this.job!;
+          session?.send({ kind: 'heartbeat', heartbeat: { version, weightsSha256: await backend.sha256() } });
         });
       }, this.job!.accepted.heartbeatMs || 2000);
       const finish = (error?: Error): void => {
@@ -290,8 +436,7 @@ export class Agent {
         return;
       case 'update':
         this.enqueue(async () => {
-          const { replica } = this.job!;
-          if (message.update.version > replica.version + 1) await this.catchUp(client, message.update.version - 1);
+          if (message.update.version > this.job!.version + 1) await this.catchUp(client, message.update.version - 1);
           await this.applyEntry(message.update);
         }).catch((err: Error) => (err instanceof AgentStateError ? fail(err) : session.end()));
         return;
@@ -320,11 +465,12 @@ export class Agent {
   }
 
   private async runTask(task: Task, receivedAt: number, client: CoordinatorClient, session: ClientSession): Promise<void> {
-    const { backend, replica, accepted } = this.job!;
+    const job = this.job!;
+    const { backend, accepted } = job;
     if (task.jobId !== accepted.jobId) return;
     if (Date.now() - receivedAt > task.deadlineMs) return; // its round has closed; do not waste the work
-    if (replica.version < task.version) await this.catchUp(client, task.version);
-    if (replica.version !== task.version) return; // a stale task: the weights moved on
+    if (job.version < task.version) await this.catchUp(client, task.version);
+    if (job.version !== task.version) return; // a stale task: the weights moved on
     const batch = this.nextBatch(task.batchSize);
     const evaluations = await backend.evaluate(task.seeds, task.epsilon, batch);
     if (evaluations.some((e) => !e.valid)) {

@@ -1,6 +1,6 @@
 /**
  * The gRPC Transport: the Coordinator service (proto/mezo/v1/coordinator.proto) plus grpc.health.v1 on one
- * server, and a client for agents. Identity for Session and FetchLog travels in call metadata
+ * server, and a client for agents. Identity for Session, FetchLog and FetchSnapshot travels in call metadata
  * (x-mezo-agent-id, x-mezo-token). Messages larger than maxMessageBytes are refused by gRPC itself with
  * RESOURCE_EXHAUSTED; every decoded message is validated (messages.ts) before the handler sees it.
  */
@@ -14,16 +14,21 @@ import {
   decodeCoordinatorMessage,
   decodeFetchLogRequest,
   decodeFetchLogResponse,
+  decodeFetchSnapshotRequest,
   decodeJoinAccepted,
   decodeJoinRequest,
+  decodeSnapshotChunk,
   encodeAgentMessage,
   encodeCoordinatorMessage,
   encodeFetchLogRequest,
   encodeFetchLogResponse,
+  encodeFetchSnapshotRequest,
   encodeJoinAccepted,
   encodeJoinRequest,
+  encodeSnapshotChunk,
   type AgentMessage,
   type CoordinatorMessage,
+  type SnapshotChunk,
 } from './messages.js';
 import { loadProtocol } from './proto.js';
 import type {
@@ -226,6 +231,31 @@ export class GrpcTransport implements Transport {
         (request, call) => handler.fetchLog(request, callInfo(call.metadata, call.getPeer())),
         encodeFetchLogResponse,
       ),
+      FetchSnapshot: (call: grpc.ServerWritableStream<WireObject, WireObject>) => {
+        void (async () => {
+          try {
+            const chunks = await handler.fetchSnapshot(decodeFetchSnapshotRequest(call.request), callInfo(call.metadata, call.getPeer()));
+            for (const chunk of chunks) {
+              if (call.cancelled) return;
+              if (!call.write(encodeSnapshotChunk(chunk))) {
+                // Backpressure: a slab can be large; wait until the stream drains (or the agent goes away).
+                await new Promise<void>((resolve) => {
+                  const done = (): void => {
+                    call.off('drain', done);
+                    call.off('cancelled', done);
+                    resolve();
+                  };
+                  call.on('drain', done);
+                  call.on('cancelled', done);
+                });
+              }
+            }
+            if (!call.cancelled) call.end();
+          } catch (err) {
+            if (!call.cancelled) call.emit('error', toServiceError(err));
+          }
+        })();
+      },
       Session: (call: grpc.ServerDuplexStream<WireObject, WireObject>) => {
         try {
           const session = new GrpcServerSession(callInfo(call.metadata, call.getPeer()), call, (s) => sessions.delete(s));
@@ -314,10 +344,23 @@ export class GrpcTransport implements Transport {
         });
       });
     const streams = new Set<grpc.ClientDuplexStream<WireObject, WireObject>>();
+    async function* fetchSnapshot(request: WireObject): AsyncGenerator<SnapshotChunk> {
+      const stream = client.FetchSnapshot!(request, metadata(), { deadline: Date.now() + timeout }) as grpc.ClientReadableStream<WireObject>;
+      let complete = false;
+      try {
+        for await (const wire of stream) yield decodeSnapshotChunk(wire);
+        complete = true;
+      } catch (err) {
+        throw toTransportError(err);
+      } finally {
+        if (!complete) stream.cancel();
+      }
+    }
 
     return {
       join: (request) => call('Join', encodeJoinRequest(request), decodeJoinAccepted),
       fetchLog: (request) => call('FetchLog', encodeFetchLogRequest(request), decodeFetchLogResponse),
+      fetchSnapshot: (request) => fetchSnapshot(encodeFetchSnapshotRequest(request)),
       session: (listener): ClientSession => {
         const stream = client.Session!(metadata()) as grpc.ClientDuplexStream<WireObject, WireObject>;
         streams.add(stream);

@@ -11,16 +11,22 @@ import {
   decodeCoordinatorMessage,
   decodeFetchLogRequest,
   decodeFetchLogResponse,
+  decodeFetchSnapshotRequest,
   decodeJoinAccepted,
   decodeJoinRequest,
+  decodeSnapshotChunk,
   encodeAgentMessage,
   encodeCoordinatorMessage,
   encodeFetchLogRequest,
   encodeFetchLogResponse,
+  encodeFetchSnapshotRequest,
   encodeJoinAccepted,
   encodeJoinRequest,
+  encodeSnapshotChunk,
   type AgentMessage,
   type CoordinatorMessage,
+  type FetchSnapshotRequest,
+  type SnapshotChunk,
 } from './messages.js';
 import type {
   AgentCredentials,
@@ -37,8 +43,18 @@ import type {
 
 let instances = 0;
 
+/** Approximate encoded size: JSON, with byte fields counted at their length (copies hold them as Uint8Array). */
 function wireSize(wire: unknown): number {
-  return Buffer.byteLength(JSON.stringify(wire, (_, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)) ?? '');
+  let bytes = 0;
+  const json = JSON.stringify(wire, (_, v: unknown) => {
+    if (typeof v === 'bigint') return v.toString();
+    if (v instanceof Uint8Array) {
+      bytes += v.length;
+      return '';
+    }
+    return v;
+  });
+  return bytes + Buffer.byteLength(json ?? '');
 }
 
 const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -202,6 +218,25 @@ export class InMemoryTransport implements Transport {
     return decodeResponse(response);
   }
 
+  /** A server-streaming call: the chunks are copied, size-checked and decoded one by one, asynchronously. */
+  private async *snapshotStream(request: FetchSnapshotRequest, info: () => CallInfo): AsyncGenerator<SnapshotChunk> {
+    await tick();
+    let chunks: Iterable<SnapshotChunk>;
+    try {
+      const handler = this.serving();
+      chunks = await handler.fetchSnapshot(decodeFetchSnapshotRequest(structuredClone(encodeFetchSnapshotRequest(request))), info());
+    } catch (err) {
+      throw asTransportError(err);
+    }
+    for (const chunk of chunks) {
+      const wire = structuredClone(encodeSnapshotChunk(chunk));
+      if (wireSize(wire) > this.maxBytes) throw new TransportError('RESOURCE_EXHAUSTED', `message larger than the ${this.maxBytes}-byte limit`);
+      await tick();
+      if (!this.handler) throw new TransportError('UNAVAILABLE', 'coordinator shutting down');
+      yield decodeSnapshotChunk(wire);
+    }
+  }
+
   connect(credentials: AgentCredentials): CoordinatorClient {
     const mine = new Set<MemorySession>();
     const info = (): CallInfo => ({ agentId: checkAgentId(credentials.agentId), token: credentials.token, peer: this.address });
@@ -218,6 +253,7 @@ export class InMemoryTransport implements Transport {
           async (handler, wire) => encodeFetchLogResponse(await handler.fetchLog(decodeFetchLogRequest(wire), info())),
           decodeFetchLogResponse,
         ),
+      fetchSnapshot: (request) => this.snapshotStream(request, info),
       session: (listener): ClientSession => {
         let session: MemorySession;
         let refusal: TransportError | undefined;

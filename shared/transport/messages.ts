@@ -18,6 +18,8 @@ export const MAX_TERMS_PER_UPDATE = 65_536;
 export const MAX_ENTRIES_PER_PAGE = 1024;
 /** Bound on |g| and |loss| an agent may report; anything larger is garbage, not a gradient estimate. */
 export const MAX_ABS_SCALAR = 1e12;
+/** Largest slice of a snapshot's weights in one SnapshotChunk (bytes). */
+export const MAX_SNAPSHOT_CHUNK_BYTES = 1024 * 1024;
 /** Default bound on one encoded message (bytes); larger ones are refused with RESOURCE_EXHAUSTED. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 
@@ -86,6 +88,17 @@ export const joinAcceptedSchema = z.object({
     .max(65_536)
     .transform((ranges) => ranges.map((r): [number, number] => [r.start, r.end])),
   heartbeatMs: uint32,
+  snapshotVersion: counter.default(0),
+  snapshotBytes: counter.default(0),
+  logBytes: counter.default(0),
+  logBytesAfterSnapshot: counter.default(0),
+  logFloor: counter.default(0),
+}).superRefine((m, ctx) => {
+  if (m.snapshotVersion > m.currentVersion) ctx.addIssue({ code: 'custom', path: ['snapshotVersion'], message: `must not exceed currentVersion (${m.currentVersion})` });
+  if (m.logFloor > m.currentVersion) ctx.addIssue({ code: 'custom', path: ['logFloor'], message: `must not exceed currentVersion (${m.currentVersion})` });
+  if (m.logFloor > 0 && m.snapshotVersion < m.logFloor) {
+    ctx.addIssue({ code: 'custom', path: ['snapshotVersion'], message: `must be at least logFloor (${m.logFloor}): versions below the floor are served only as a snapshot` });
+  }
 });
 
 export const taskSchema = z.object({
@@ -141,6 +154,23 @@ export const fetchLogResponseSchema = z.object({
   headVersion: counter,
 });
 
+export const fetchSnapshotRequestSchema = z.object({ version: counter });
+
+const chunkData = z
+  .custom<Uint8Array>((v) => v instanceof Uint8Array, 'must be bytes')
+  .refine((d) => d.length >= 1 && d.length <= MAX_SNAPSHOT_CHUNK_BYTES, `must hold 1 to ${MAX_SNAPSHOT_CHUNK_BYTES} bytes`);
+
+export const snapshotChunkSchema = z
+  .object({
+    version: counter.refine((v) => v >= 1, 'must be at least 1'),
+    entryHash: hex64,
+    weightsSha256: hex64,
+    totalBytes: counter.refine((n) => n >= 1 && n % 4 === 0, 'must be a positive multiple of 4 (float32 values)'),
+    offset: counter,
+    data: chunkData,
+  })
+  .refine((c) => c.offset + c.data.length <= c.totalBytes, { path: ['data'], message: 'runs past totalBytes' });
+
 // ---- typed forms ----
 
 export type Capabilities = z.output<typeof capabilitiesSchema>;
@@ -152,6 +182,8 @@ export type Update = LogEntry;
 export type Result = z.output<typeof resultSchema>;
 export type Heartbeat = z.output<typeof heartbeatSchema>;
 export type FetchLogRequest = z.output<typeof fetchLogRequestSchema>;
+export type FetchSnapshotRequest = z.output<typeof fetchSnapshotRequestSchema>;
+export type SnapshotChunk = z.output<typeof snapshotChunkSchema>;
 export interface FetchLogResponse {
   entries: Update[];
   headVersion: number;
@@ -187,6 +219,8 @@ export const decodeJoinRequest = (wire: unknown): JoinRequest => parseWith(joinR
 export const decodeJoinAccepted = (wire: unknown): JoinAccepted => parseWith(joinAcceptedSchema, wire, 'joinAccepted');
 export const decodeFetchLogRequest = (wire: unknown): FetchLogRequest => parseWith(fetchLogRequestSchema, wire, 'fetchLog');
 export const decodeFetchLogResponse = (wire: unknown): FetchLogResponse => parseWith(fetchLogResponseSchema, wire, 'fetchLogResponse');
+export const decodeFetchSnapshotRequest = (wire: unknown): FetchSnapshotRequest => parseWith(fetchSnapshotRequestSchema, wire, 'fetchSnapshot');
+export const decodeSnapshotChunk = (wire: unknown): SnapshotChunk => parseWith(snapshotChunkSchema, wire, 'snapshotChunk');
 export const decodeTask = (wire: unknown): Task => parseWith(taskSchema, wire, 'task');
 export const decodeUpdate = (wire: unknown): Update => parseWith(updateSchema, wire, 'update');
 export const decodeResult = (wire: unknown): Result => parseWith(resultSchema, wire, 'result');
@@ -252,6 +286,11 @@ export function encodeJoinAccepted(m: JoinAccepted): Record<string, unknown> {
     genesisHash: m.genesisHash,
     decayRanges: m.decayRanges.map(([start, end]) => ({ start: u64(start), end: u64(end) })),
     heartbeatMs: m.heartbeatMs,
+    snapshotVersion: u64(m.snapshotVersion),
+    snapshotBytes: u64(m.snapshotBytes),
+    logBytes: u64(m.logBytes),
+    logBytesAfterSnapshot: u64(m.logBytesAfterSnapshot),
+    logFloor: u64(m.logFloor),
   };
 }
 
@@ -300,6 +339,17 @@ export const encodeFetchLogRequest = (r: FetchLogRequest): Record<string, unknow
 export const encodeFetchLogResponse = (r: FetchLogResponse): Record<string, unknown> => ({
   entries: r.entries.map(encodeUpdate),
   headVersion: u64(r.headVersion),
+});
+
+export const encodeFetchSnapshotRequest = (r: FetchSnapshotRequest): Record<string, unknown> => ({ version: u64(r.version) });
+
+export const encodeSnapshotChunk = (c: SnapshotChunk): Record<string, unknown> => ({
+  version: u64(c.version),
+  entryHash: c.entryHash,
+  weightsSha256: c.weightsSha256,
+  totalBytes: u64(c.totalBytes),
+  offset: u64(c.offset),
+  data: c.data,
 });
 
 export function encodeCoordinatorMessage(m: CoordinatorMessage): Record<string, unknown> {

@@ -10,11 +10,13 @@ import type {
   CoordinatorMessage,
   FetchLogRequest,
   FetchLogResponse,
+  FetchSnapshotRequest,
   JoinAccepted,
   JoinRequest,
+  SnapshotChunk,
 } from './messages.js';
 
-/** Who is calling, as the transport established it (Session and FetchLog: from call metadata). */
+/** Who is calling, as the transport established it (Session, FetchLog and FetchSnapshot: from call metadata). */
 export interface CallInfo {
   agentId: string;
   token: string;
@@ -50,6 +52,11 @@ export interface ClientSession {
 export interface CoordinatorHandler {
   join(request: JoinRequest, peer: string): Promise<JoinAccepted>;
   fetchLog(request: FetchLogRequest, info: CallInfo): Promise<FetchLogResponse>;
+  /**
+   * A snapshot, as the chunks to stream in order. Credentials and the request are checked before the promise
+   * resolves (a rejection refuses the call); the chunks are produced lazily as the stream drains.
+   */
+  fetchSnapshot(request: FetchSnapshotRequest, info: CallInfo): Promise<Iterable<SnapshotChunk>>;
   /** A new Session stream; call session.listen() synchronously, or throw to refuse it. */
   session(session: ServerSession): void;
 }
@@ -67,6 +74,8 @@ export interface Listener {
 export interface CoordinatorClient {
   join(request: JoinRequest): Promise<JoinAccepted>;
   fetchLog(request: FetchLogRequest): Promise<FetchLogResponse>;
+  /** Streams a snapshot's chunks; iteration throws a TransportError when the call fails. */
+  fetchSnapshot(request: FetchSnapshotRequest): AsyncIterable<SnapshotChunk>;
   /** Opens the Session stream; the listener hears the coordinator's messages. */
   session(listener: StreamListener<CoordinatorMessage>): ClientSession;
   close(): void;

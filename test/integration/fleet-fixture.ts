@@ -32,10 +32,11 @@ export async function startCoordinator(
   transport: Transport,
   options: CoordinatorInit['options'],
   logPath?: string,
+  extra: Partial<Pick<CoordinatorInit, 'snapshots'>> = {},
 ): Promise<Coordinator> {
   const header = logHeader(f.prepared, options.jobId ?? 'fleet-test');
   const log = logPath ? await UpdateLog.open(logPath, header) : UpdateLog.inMemory(header);
-  const coordinator = new Coordinator({ log, baseSlab: f.prepared.slab, engine: noise, transport, options: { jobId: 'fleet-test', ...options } });
+  const coordinator = new Coordinator({ log, baseSlab: f.prepared.slab, engine: noise, transport, options: { jobId: 'fleet-test', ...options }, ...extra });
   await coordinator.listen();
   return coordinator;
 }

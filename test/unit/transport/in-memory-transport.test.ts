@@ -18,6 +18,11 @@ const accepted = {
   genesisHash: sha,
   decayRanges: [] as Array<[number, number]>,
   heartbeatMs: 100,
+  snapshotVersion: 0,
+  snapshotBytes: 0,
+  logBytes: 0,
+  logBytesAfterSnapshot: 0,
+  logFloor: 0,
 };
 
 function handler(onSession: (s: ServerSession) => void): CoordinatorHandler {
@@ -27,6 +32,9 @@ function handler(onSession: (s: ServerSession) => void): CoordinatorHandler {
       return accepted;
     },
     fetchLog: async () => ({ entries: [], headVersion: 0 }),
+    fetchSnapshot: async () => {
+      throw new TransportError('NOT_FOUND', 'no snapshot');
+    },
     session: onSession,
   };
 }
