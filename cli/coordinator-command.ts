@@ -28,6 +28,13 @@ export const coordinatorConfigSchema = z.strictObject({
   snapshotDir: z.string().min(1).optional(),
   /** Serve FetchLog only for the newest n versions (never past the newest snapshot); older agents load a snapshot. */
   keepVersions: z.number().int().min(0).optional(),
+  /** host:port for Prometheus /metrics, /healthz and /readyz (off when unset). */
+  metricsListen: z
+    .string()
+    .regex(/^[^\s:]*:\d{1,5}$/, 'must be host:port')
+    .optional(),
+  /** Bearer token the metrics endpoints require (read-only operator access); none when unset. */
+  metricsToken: z.string().min(1).optional(),
   job: z.preprocess((value) => {
     // A linear or cosine schedule decays over the job's rounds unless totalSteps says otherwise.
     if (value === null || typeof value !== 'object') return value;
@@ -56,6 +63,8 @@ const ENV: Record<string, EnvBinding> = {
   MEZO_COORDINATOR_LR: { path: 'job.strategy.schedule.lr', type: 'number' },
   MEZO_COORDINATOR_EPSILON: { path: 'job.epsilon', type: 'number' },
   MEZO_COORDINATOR_TOKEN: { path: 'job.token', type: 'string' },
+  MEZO_COORDINATOR_METRICS_LISTEN: { path: 'metricsListen', type: 'string' },
+  MEZO_COORDINATOR_METRICS_TOKEN: { path: 'metricsToken', type: 'string' },
   MEZO_COORDINATOR_TLS_CERT: { path: 'tlsCert', type: 'string' },
   MEZO_COORDINATOR_TLS_KEY: { path: 'tlsKey', type: 'string' },
   MEZO_COORDINATOR_TLS_CLIENT_CA: { path: 'tlsClientCa', type: 'string' },
@@ -95,6 +104,8 @@ const FLAGS: Record<string, string> = {
   snapshotEvery: 'snapshotEvery',
   snapshotDir: 'snapshotDir',
   keepVersions: 'keepVersions',
+  metricsListen: 'metricsListen',
+  metricsToken: 'metricsToken',
   rateLimit: 'job.rateLimit.perSecond',
   rateBurst: 'job.rateLimit.burst',
 };
@@ -131,6 +142,7 @@ export async function runCoordinator(config: CoordinatorConfig, signals: NodeJS.
   const { noise } = await import('../shared/noise/index.js');
   const { GrpcTransport, serverTlsCredentials } = await import('../shared/transport/index.js');
   const { Coordinator } = await import('../coordinator/coordinator.js');
+  const { CoordinatorMetrics, serveMetrics } = await import('../coordinator/metrics.js');
   const { logger } = await import('../shared/logger.js');
 
   const prepared = config.model ? await loadPrepared(config.model) : await loadDefaultModel();
@@ -140,7 +152,9 @@ export async function runCoordinator(config: CoordinatorConfig, signals: NodeJS.
     distribution: config.job.distribution,
     decayRanges: [],
   });
+  let metrics: InstanceType<typeof CoordinatorMetrics> | undefined;
   const coordinator = new Coordinator({
+    onRound: (report) => metrics?.observeRound(report),
     log,
     baseSlab: prepared.slab,
     engine: noise,
@@ -167,7 +181,21 @@ export async function runCoordinator(config: CoordinatorConfig, signals: NodeJS.
     coordinator.stop();
   };
   signals.forEach((s) => process.on(s, onSignal));
+  let metricsServer: Awaited<ReturnType<typeof serveMetrics>> | undefined;
   try {
+    if (config.metricsListen) {
+      metrics = new CoordinatorMetrics(coordinator);
+      metrics.setLogVersion(log.version);
+      const at = config.metricsListen.lastIndexOf(':');
+      metricsServer = await serveMetrics({
+        metrics,
+        host: config.metricsListen.slice(0, at) || '0.0.0.0',
+        port: Number(config.metricsListen.slice(at + 1)),
+        ...(config.metricsToken ? { token: config.metricsToken } : {}),
+        ready: () => coordinator.address !== undefined,
+      });
+      process.stderr.write(`metrics on ${metricsServer.url}/metrics\n`);
+    }
     const address = await coordinator.listen();
     if (log.recovery) {
       const r = log.recovery;
@@ -178,6 +206,7 @@ export async function runCoordinator(config: CoordinatorConfig, signals: NodeJS.
   } finally {
     signals.forEach((s) => process.off(s, onSignal));
     await coordinator.close();
+    await metricsServer?.close();
   }
 }
 
@@ -212,6 +241,8 @@ export function registerCoordinatorCommand(program: Command): void {
     .option('--distribution <kind>', 'gaussian | rademacher')
     .option('--heartbeat-ms <ms>', 'ping/heartbeat period', number)
     .option('--token <token>', 'join token agents must present')
+    .option('--metrics-listen <host:port>', 'serve Prometheus /metrics, /healthz and /readyz here')
+    .option('--metrics-token <token>', 'bearer token the metrics endpoints require')
     .option('--max-message-bytes <n>', 'largest accepted message', number)
     .option('--tls-cert <pem>', 'serve TLS with this certificate chain (with --tls-key)')
     .option('--tls-key <pem>', 'private key of --tls-cert')

@@ -689,6 +689,18 @@ export class Coordinator {
   }
 
   /** Takes one message from the agent's budget; false (and counted) when it is spent. */
+  private solicited(agent: AgentRecord, message: AgentMessage): boolean {
+    if (message.kind !== 'result') return false;
+    const open = this.open;
+    return (
+      open !== undefined &&
+      open.assigned.has(agent.id) &&
+      !open.results.has(agent.id) &&
+      message.result.round === open.round &&
+      message.result.attempt === open.attempt
+    );
+  }
+
   private spend(agent: AgentRecord): boolean {
     const { perSecond, burst } = this.options.rateLimit;
     if (perSecond === 0) return true;
@@ -795,7 +807,9 @@ export class Coordinator {
           message: (message: AgentMessage) => {
             if (agent.session !== session) return;
             agent.lastSeen = Date.now();
-            if (!this.spend(agent)) {
+            // The result of an open assignment costs no budget: a fast agent in fast rounds is not flooding.
+            // Everything else — heartbeats, pongs, extra or stray results — does.
+            if (!this.solicited(agent, message) && !this.spend(agent)) {
               logger.warn({ agent: agent.id }, 'agent over its message budget; ending its session');
               session.end(this.overBudget(agent));
               return;

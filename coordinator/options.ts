@@ -34,9 +34,10 @@ export const roundOptionsSchema = z
     token: z.string().max(1024).default(''),
     tokens: z.record(z.string(), z.string().min(1).max(1024)).default({}),
     /**
-     * Per-agent message budget, a token bucket: `perSecond` refill up to `burst`. Every Result, Heartbeat and
-     * Pong on the Session stream and every Join and FetchLog call costs one; an agent over budget has its call
-     * refused (or its session ended) with RESOURCE_EXHAUSTED. perSecond 0 turns the limit off.
+     * Per-agent message budget, a token bucket: `perSecond` refill up to `burst`. Every Heartbeat, Pong and
+     * unrequested Result on the Session stream and every Join and FetchLog call costs one (the result of an open
+     * assignment does not); an agent over budget has its call refused (or its session ended) with
+     * RESOURCE_EXHAUSTED. perSecond 0 turns the limit off.
      */
     rateLimit: z
       .strictObject({ perSecond: z.number().min(0).default(100), burst: z.number().int().min(1).default(200) })

@@ -51,6 +51,16 @@ describe('the round loop', () => {
     await c.close();
   });
 
+  it('does not count answers to its own tasks against an agent\'s message budget', async () => {
+    // A budget of 3 messages (burst) refilled at 1/s, and 40 fast rounds: only unsolicited traffic may spend it.
+    const { c, transport } = coordinator({ rounds: 40, strategy: { agentsPerRound: 1 }, rateLimit: { perSecond: 1, burst: 3 } });
+    await c.listen();
+    await scripted(transport, 'fast');
+    expect(await c.run()).toMatchObject({ roundsRun: 40, failedAttempts: 0 });
+    expect(c.agentStatus('fast')!.stats.rateLimited).toBe(0);
+    await c.close();
+  });
+
   it('retries a round without quorum at its deadline with fresh seeds, then fails instead of hanging', async () => {
     const { c, transport } = coordinator({ rounds: 1, deadlineMs: 80, maxAttempts: 3, strategy: { agentsPerRound: 2 } });
     await c.listen();
