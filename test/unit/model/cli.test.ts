@@ -1,50 +1,16 @@
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { Command } from 'commander';
-import { afterAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { registerPrepareCommand } from '../../../cli/prepare-command.js';
 import { registerZooCommand } from '../../../cli/zoo-command.js';
 import { loadPrepared } from '../../../shared/model/index.js';
 import { tempDir } from './model-helpers.js';
+import { runCli } from '../../helpers/run-cli.js';
 
 const root = tempDir('mezo-cli-');
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
-/**
- * Runs `mezo <args>` in-process; returns stdout, stderr, the exit code the command set, and commander's error
- * (for usage errors, which commander reports itself).
- */
-async function mezo(...args: string[]): Promise<{ stdout: string; stderr: string; exitCode: number; error?: Error }> {
-  const program = new Command('mezo').exitOverride();
-  let stderr = '';
-  program.configureOutput({ writeErr: (s) => (stderr += s), writeOut: () => undefined });
-  registerPrepareCommand(program);
-  registerZooCommand(program);
-  for (const sub of program.commands) sub.exitOverride().configureOutput({ writeErr: (s) => (stderr += s), writeOut: () => undefined });
-  let stdout = '';
-  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    stdout += String(chunk);
-    return true;
-  });
-  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    stderr += String(chunk);
-    return true;
-  });
-  const exitCode = (): number => {
-    const code = Number(process.exitCode ?? 0);
-    process.exitCode = undefined;
-    return code;
-  };
-  try {
-    await program.parseAsync(['node', 'mezo', ...args]);
-    return { stdout, stderr, exitCode: exitCode() };
-  } catch (error) {
-    return { stdout, stderr, exitCode: exitCode(), error: error as Error };
-  } finally {
-    out.mockRestore();
-    err.mockRestore();
-  }
-}
+const mezo = (...args: string[]) => runCli([registerPrepareCommand, registerZooCommand], ...args);
 
 describe('mezo zoo / mezo prepare', () => {
   it('builds a zoo model and prepares it, printing what was selected', async () => {

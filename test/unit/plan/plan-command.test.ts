@@ -2,45 +2,16 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Command } from 'commander';
-import { afterAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { registerPlanCommand } from '../../../cli/plan-command.js';
 import { prepareModel, writePrepared } from '../../../shared/model/index.js';
 import { buildMlp } from '../../../shared/model/zoo/index.js';
+import { runCli } from '../../helpers/run-cli.js';
 
 const root = mkdtempSync(join(tmpdir(), 'mezo-plan-cli-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
-async function mezo(...args: string[]): Promise<{ stdout: string; stderr: string; exitCode: number; error?: Error }> {
-  const program = new Command('mezo').exitOverride();
-  let stderr = '';
-  program.configureOutput({ writeErr: (s) => (stderr += s), writeOut: () => undefined });
-  registerPlanCommand(program);
-  for (const sub of program.commands) sub.exitOverride().configureOutput({ writeErr: (s) => (stderr += s), writeOut: () => undefined });
-  let stdout = '';
-  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    stdout += String(chunk);
-    return true;
-  });
-  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    stderr += String(chunk);
-    return true;
-  });
-  const exitCode = (): number => {
-    const code = Number(process.exitCode ?? 0);
-    process.exitCode = undefined;
-    return code;
-  };
-  try {
-    await program.parseAsync(['node', 'mezo', ...args]);
-    return { stdout, stderr, exitCode: exitCode() };
-  } catch (error) {
-    return { stdout, stderr, exitCode: exitCode(), error: error as Error };
-  } finally {
-    out.mockRestore();
-    err.mockRestore();
-  }
-}
+const mezo = (...args: string[]) => runCli([registerPlanCommand], ...args);
 
 describe('mezo plan', () => {
   it('prints a table for a prepared model and a plain .onnx file', async () => {
