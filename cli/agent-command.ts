@@ -3,12 +3,11 @@
  * default task, or a data file — with the model on a worker thread, and reconnects on its own. SIGINT/SIGTERM
  * end the session after the work in hand.
  */
-import { extname } from 'node:path';
 import { availableParallelism, totalmem } from 'node:os';
 import { InvalidArgumentError, type Command } from 'commander';
 import { z } from 'zod';
 import { resolveConfig, type EnvBinding } from '../shared/config/index.js';
-import { layeredFlags } from './coordinator-command.js';
+import { layeredFlags, number } from './option-parsing.js';
 
 export const agentConfigSchema = z
   .strictObject({
@@ -73,11 +72,6 @@ const FLAGS: Record<string, string> = {
   tlsServerName: 'tlsServerName',
 };
 
-function number(value: string): number {
-  const parsed = Number(value);
-  if (value.trim() === '' || !Number.isFinite(parsed)) throw new InvalidArgumentError('must be a number');
-  return parsed;
-}
 
 export function resolveAgentConfig(flags: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): AgentConfig {
   return resolveConfig(agentConfigSchema, { env, envBindings: ENV, ...layeredFlags(flags, FLAGS) });
@@ -87,17 +81,7 @@ async function loadData(config: AgentConfig, classes: number | null) {
   const data = await import('../shared/data/index.js');
   const { defaultTask } = await import('../shared/model/index.js');
   if (!config.data) return defaultTask({ numAgents: config.numAgents, seed: config.taskSeed }).agents[config.agentIndex]!;
-  const options = classes === null ? {} : { numClasses: classes };
-  switch (extname(config.data).toLowerCase()) {
-    case '.jsonl':
-      return data.readJsonl(config.data, options);
-    case '.csv':
-      return data.readCsv(config.data, options);
-    case '.mzds':
-      return data.readMzds(config.data);
-    default:
-      throw new InvalidArgumentError(`${config.data}: unknown data format (expected .jsonl, .csv or .mzds)`);
-  }
+  return data.readDatasetFile(config.data, classes === null ? {} : { numClasses: classes });
 }
 
 export async function runAgent(config: AgentConfig, signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM']): Promise<void> {

@@ -4,11 +4,12 @@
  * round, and close streams and the log cleanly.
  */
 import { dirname, join } from 'node:path';
-import { InvalidArgumentError, type Command } from 'commander';
+import type { Command } from 'commander';
 import { z } from 'zod';
 import { resolveConfig, type EnvBinding } from '../shared/config/index.js';
 import { roundOptionsSchema } from '../coordinator/options.js';
 import type { RunReport } from '../coordinator/coordinator.js';
+import { layeredFlags, number } from './option-parsing.js';
 
 export const coordinatorConfigSchema = z.strictObject({
   /** host:port to serve on. */
@@ -110,25 +111,7 @@ const FLAGS: Record<string, string> = {
   rateBurst: 'job.rateLimit.burst',
 };
 
-const kebab = (name: string): string => `--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
 
-function number(value: string): number {
-  const parsed = Number(value);
-  if (value.trim() === '' || !Number.isFinite(parsed)) throw new InvalidArgumentError('must be a number');
-  return parsed;
-}
-
-export function layeredFlags(flags: Record<string, unknown>, table: Record<string, string>) {
-  const layered: Record<string, unknown> = {};
-  const flagNames: Record<string, string> = {};
-  for (const [option, path] of Object.entries(table)) {
-    if (flags[option] !== undefined) {
-      layered[path] = flags[option];
-      flagNames[path] = kebab(option);
-    }
-  }
-  return { flags: layered, flagNames, ...(typeof flags.config === 'string' ? { file: flags.config } : {}) };
-}
 
 /** Defaults < --config file < MEZO_COORDINATOR_* < flags. */
 export function resolveCoordinatorConfig(flags: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): CoordinatorConfig {

@@ -4,12 +4,13 @@
  * format), the trained slab and a JSON report into --out.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { extname, join } from 'node:path';
+import { join } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import { z } from 'zod';
 import { resolveConfig, type EnvBinding } from '../shared/config/index.js';
 import { localTrainOptionsSchema, type LocalTrainReport } from '../edge-agent/local-trainer.js';
 import { lrScheduleSchema } from '../edge-agent/lr-schedule.js';
+import { layeredFlags, number } from './option-parsing.js';
 
 const DEFAULT_STEPS = 2000;
 
@@ -97,31 +98,10 @@ const FLAGS: Record<string, string> = {
   jobId: 'train.jobId',
 };
 
-const kebab = (name: string): string => `--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
-
-function number(value: string): number {
-  const parsed = Number(value);
-  if (value.trim() === '' || !Number.isFinite(parsed)) throw new InvalidArgumentError('must be a number');
-  return parsed;
-}
 
 /** Resolves the configuration from defaults, --config, MEZO_TRAIN_* and flags. */
 export function resolveTrainConfig(flags: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): TrainConfig {
-  const layered: Record<string, unknown> = {};
-  const flagNames: Record<string, string> = {};
-  for (const [option, path] of Object.entries(FLAGS)) {
-    if (flags[option] !== undefined) {
-      layered[path] = flags[option];
-      flagNames[path] = kebab(option);
-    }
-  }
-  return resolveConfig(trainConfigSchema, {
-    ...(typeof flags.config === 'string' ? { file: flags.config } : {}),
-    env,
-    envBindings: ENV,
-    flags: layered,
-    flagNames,
-  });
+  return resolveConfig(trainConfigSchema, { env, envBindings: ENV, ...layeredFlags(flags, FLAGS) });
 }
 
 export interface TrainOutcome {
@@ -131,18 +111,8 @@ export interface TrainOutcome {
 }
 
 async function loadDataFile(path: string, numClasses: number | null) {
-  const data = await import('../shared/data/index.js');
-  const options = numClasses === null ? {} : { numClasses };
-  switch (extname(path).toLowerCase()) {
-    case '.jsonl':
-      return data.readJsonl(path, options);
-    case '.csv':
-      return data.readCsv(path, options);
-    case '.mzds':
-      return data.readMzds(path);
-    default:
-      throw new InvalidArgumentError(`${path}: unknown data format (expected .jsonl, .csv or .mzds)`);
-  }
+  const { readDatasetFile } = await import('../shared/data/index.js');
+  return readDatasetFile(path, numClasses === null ? {} : { numClasses });
 }
 
 export async function runTrain(config: TrainConfig, options: { quiet?: boolean } = {}): Promise<TrainOutcome> {
