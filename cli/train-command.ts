@@ -4,6 +4,7 @@
  * format), the trained slab and a JSON report into --out.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import { z } from 'zod';
@@ -28,7 +29,16 @@ export const trainConfigSchema = z.strictObject({
   worker: z.boolean().default(true),
   /** onnxruntime intra-op threads (default 1: one core for the model). */
   threads: z.number().int().min(1).max(256).default(1),
-  noiseThreads: z.number().int().min(1).max(256).default(1),
+  /**
+   * Native noise threads. Noise passes and forward passes never overlap, so the noise may use every core
+   * (default: all of them, at most 4); the bits do not depend on it. Slabs under 2^20 values use one thread.
+   */
+  noiseThreads: z
+    .number()
+    .int()
+    .min(1)
+    .max(256)
+    .default(() => Math.min(4, availableParallelism())),
   /**
    * 'reload' (default): restore the weights after each perturbation from the canonical copy on disk
    * (out/trained.slab), so base + update log is the trained model bit for bit. 'subtract': add εz back — no
