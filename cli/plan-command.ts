@@ -6,6 +6,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
+import type { MemoryEstimate } from '../shared/plan/index.js';
 
 export interface PlanCommandOptions {
   batch: number;
@@ -109,16 +110,8 @@ export async function runPlan(target: string, options: PlanCommandOptions): Prom
   return result;
 }
 
-interface EstimateRow {
-  method: string;
-  checkpointing: boolean;
-  weights: number;
-  gradients: number;
-  optimizerState: number;
-  activations: number;
-  baseline: number;
-  total: number;
-}
+/** An estimate as the planner's JSON result carries it. */
+type EstimateRow = Omit<MemoryEstimate, 'method'> & { method: string };
 
 function table(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));

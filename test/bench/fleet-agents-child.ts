@@ -6,7 +6,6 @@
  *
  * Driven over IPC by fleet-bench.ts: 'start' → 'ready'; 'io' → the process's byte counters; 'stop'.
  */
-import { readFileSync } from 'node:fs';
 import {
   GrpcTransport,
   type ClientSession,
@@ -15,6 +14,7 @@ import {
   type JoinAccepted,
   type Task,
 } from '../../shared/transport/index.js';
+import { processIo } from './harness.js';
 
 export interface FleetChildConfig {
   address: string;
@@ -120,17 +120,6 @@ export class LightAgent {
     this.stopHeartbeat();
     this.session?.end();
     this.client?.close();
-  }
-}
-
-/** read(2)/write(2) byte totals of this process (Linux /proc/self/io); zeros where unavailable. */
-function processIo(): { readBytes: number; writtenBytes: number } {
-  try {
-    const text = readFileSync('/proc/self/io', 'utf8');
-    const field = (name: string): number => Number(new RegExp(`^${name}: (\\d+)$`, 'm').exec(text)?.[1] ?? 0);
-    return { readBytes: field('rchar'), writtenBytes: field('wchar') };
-  } catch {
-    return { readBytes: 0, writtenBytes: 0 };
   }
 }
 

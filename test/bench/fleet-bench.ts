@@ -9,7 +9,7 @@
  * and gRPC framing included — divided by the updates the agents received (one per agent per round).
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,7 +19,7 @@ import { logger } from '../../shared/logger.js';
 import { slabSha256 } from '../../shared/model/index.js';
 import { noise } from '../../shared/noise/index.js';
 import { GrpcTransport } from '../../shared/transport/index.js';
-import { hostInfo, type SuiteResult } from './harness.js';
+import { hostInfo, processIo, type SuiteResult } from './harness.js';
 import type { FleetChildConfig, IoCounters } from './fleet-agents-child.js';
 
 const CHILD = fileURLToPath(new URL('./fleet-agents-child.js', import.meta.url));
@@ -76,16 +76,6 @@ class AgentsProcess {
     const exited = new Promise((resolve) => this.child.once('exit', resolve));
     await this.ask({ cmd: 'stop' }).catch(() => undefined);
     await exited;
-  }
-}
-
-function processIo(): { readBytes: number; writtenBytes: number } {
-  try {
-    const text = readFileSync('/proc/self/io', 'utf8');
-    const field = (name: string): number => Number(new RegExp(`^${name}: (\\d+)$`, 'm').exec(text)?.[1] ?? 0);
-    return { readBytes: field('rchar'), writtenBytes: field('wchar') };
-  } catch {
-    return { readBytes: 0, writtenBytes: 0 };
   }
 }
 

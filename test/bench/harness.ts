@@ -3,7 +3,7 @@
  * JSON + table output every suite uses. Benchmarks report; they never assert — targets are shown as ratios.
  */
 import { fork } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 
@@ -124,4 +124,15 @@ export function reportToParent<Config, Report>(main: (config: Config) => Promise
     (err: unknown) =>
       process.send!({ ok: false, error: err instanceof Error ? (err.stack ?? err.message) : String(err) }, () => process.exit(1)),
   );
+}
+
+/** read(2)/write(2) byte totals of this process (Linux /proc/self/io); zeros where unavailable. */
+export function processIo(): { readBytes: number; writtenBytes: number } {
+  try {
+    const text = readFileSync('/proc/self/io', 'utf8');
+    const field = (name: string): number => Number(new RegExp(`^${name}: (\\d+)$`, 'm').exec(text)?.[1] ?? 0);
+    return { readBytes: field('rchar'), writtenBytes: field('wchar') };
+  } catch {
+    return { readBytes: 0, writtenBytes: 0 };
+  }
 }

@@ -1,5 +1,5 @@
 /** Shared set-up for the federation tests: the default model and task, coordinators and agents on loopback. */
-import type { Transport } from '../../shared/transport/index.js';
+import { TransportError, type Transport } from '../../shared/transport/index.js';
 import { Agent } from '../../edge-agent/agent.js';
 import { createAgentBackend } from '../../edge-agent/agent-backend.js';
 import type { MezoBackend } from '../../edge-agent/mezo-backend.js';
@@ -75,5 +75,16 @@ export async function until(predicate: () => boolean | Promise<boolean>, timeout
   while (!(await predicate())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** The status code a transport call fails with ('OK' when it succeeds). */
+export async function codeOf(promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise;
+    return 'OK';
+  } catch (err) {
+    if (!(err instanceof TransportError)) throw err;
+    return err.code;
   }
 }

@@ -14,7 +14,6 @@ import {
   checkHealth,
   clientTlsCredentials,
   serverTlsCredentials,
-  TransportError,
   type ClientSession,
   type CoordinatorClient,
   type CoordinatorMessage,
@@ -22,7 +21,7 @@ import {
 } from '../../shared/transport/index.js';
 import type { Coordinator } from '../../coordinator/index.js';
 import type { Agent } from '../../edge-agent/agent.js';
-import { fixture, makeAgent, startCoordinator, until, type Fixture } from './fleet-fixture.js';
+import { fixture, makeAgent, startCoordinator, until, codeOf, type Fixture } from './fleet-fixture.js';
 
 const openssl = (() => {
   try {
@@ -69,16 +68,6 @@ const rounds = { rounds: 3, deadlineMs: 10_000, heartbeatMs: 100, batchSize: 32,
 
 function joinRequest(f: Fixture, agentId: string, token: string): JoinRequest {
   return { agentId, token, capabilities: { memoryBytes: 0, cores: 1, noiseImpl: 'js' }, baseSha256: f.prepared.manifest.slabSha256, versionHeld: 0 };
-}
-
-async function codeOf(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-    return 'OK';
-  } catch (err) {
-    expect(err).toBeInstanceOf(TransportError);
-    return (err as TransportError).code;
-  }
 }
 
 /** Opens a Session and resolves with the status it ends with (OK when it ends cleanly); `onOpen` may send. */

@@ -15,7 +15,6 @@ import { noise } from '../../shared/noise/index.js';
 import {
   GRPC_FRAME_BYTES,
   GrpcTransport,
-  TransportError,
   encodeFetchLogResponse,
   encodeSnapshotChunk,
   loadProtocol,
@@ -26,7 +25,7 @@ import {
   type SnapshotChunk,
   type Transport,
 } from '../../shared/transport/index.js';
-import { fixture, logHeader, startCoordinator, until, type Fixture } from './fleet-fixture.js';
+import { fixture, logHeader, startCoordinator, until, codeOf, type Fixture } from './fleet-fixture.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'mezo-snapshot-catchup-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -116,16 +115,6 @@ async function meterSnapshot(address: string, agentId: string, f: Fixture): Prom
     return transport.meter.snapshot;
   } finally {
     client.close();
-  }
-}
-
-async function codeOf(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-    return 'OK';
-  } catch (err) {
-    expect(err).toBeInstanceOf(TransportError);
-    return (err as TransportError).code;
   }
 }
 
