@@ -12,10 +12,12 @@ export {
   LogCorruptError,
   UpdateLog,
   genesisHash,
+  verifyRecord,
   logHeaderSchema,
   type AppendInput,
   type LogHeader,
   type LogHeaderInput,
+  type LogStorage,
   type TailRecovery,
 } from './update-log.js';
 export { applyDecay, replay, type ReplayOptions } from './replay.js';

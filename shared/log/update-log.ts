@@ -104,6 +104,52 @@ function frameRecord(payload: Buffer, hash: string): Buffer {
   return Buffer.concat([length, payload, Buffer.from(hash, 'hex')]);
 }
 
+/**
+ * Where a log's records are kept. The UpdateLog builds, validates and chains records; a storage only makes each
+ * one durable, in order: the promise of appendRecord resolves once the record would survive a crash (file:
+ * write + fdatasync; JetStream: the stream's acknowledgement).
+ */
+export interface LogStorage {
+  /** Stores the record of `entry` (its canonical payload and SHA-256); resolves once it is durable. */
+  appendRecord(entry: LogEntry, payload: Buffer): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** An append-only file with fdatasync per record (the layout at the top of this file). */
+class FileLogStorage implements LogStorage {
+  constructor(private readonly handle: FileHandle) {}
+
+  async appendRecord(entry: LogEntry, payload: Buffer): Promise<void> {
+    await this.handle.write(frameRecord(payload, entry.hash));
+    await this.handle.datasync();
+  }
+
+  close(): Promise<void> {
+    return this.handle.close();
+  }
+}
+
+/**
+ * Checks one stored record against the chain: its hash, its decoding, its version and its link to `prevHash`.
+ * `where` names the record in errors. Storage back-ends that read records back (files, streams) share it.
+ */
+export function verifyRecord(payload: Buffer, hash: string, expectedVersion: number, prevHash: string, where: string): LogEntry {
+  if (hashPayload(payload) !== hash) throw new LogCorruptError(`${where}: entry ${expectedVersion} fails its checksum`);
+  let decoded;
+  try {
+    decoded = decodeEntryPayload(payload);
+  } catch (err) {
+    throw new LogCorruptError(`${where}: entry ${expectedVersion} is malformed`, { cause: err });
+  }
+  if (decoded.version !== expectedVersion || decoded.prevHash !== prevHash) {
+    throw new LogCorruptError(
+      `${where}: hash chain broken at entry ${expectedVersion} (version ${decoded.version}, prevHash ${decoded.prevHash.slice(0, 12)}… ` +
+        `expected ${prevHash.slice(0, 12)}…)`,
+    );
+  }
+  return { ...decoded, hash };
+}
+
 export class UpdateLog {
   readonly header: LogHeader;
   readonly genesisHash: string;
@@ -111,7 +157,7 @@ export class UpdateLog {
   readonly recovery: TailRecovery | undefined;
   readonly path: string | undefined;
   private readonly entryList: LogEntry[];
-  private handle: FileHandle | undefined;
+  private storage: LogStorage | undefined;
   private appendQueue: Promise<unknown> = Promise.resolve();
   private closed = false;
 
@@ -119,15 +165,29 @@ export class UpdateLog {
     header: LogHeader,
     entries: LogEntry[],
     path: string | undefined,
-    handle: FileHandle | undefined,
+    storage: LogStorage | undefined,
     recovery: TailRecovery | undefined,
   ) {
     this.header = header;
     this.genesisHash = genesisHash(header);
     this.entryList = entries;
     this.path = path;
-    this.handle = handle;
+    this.storage = storage;
     this.recovery = recovery;
+  }
+
+  /**
+   * A log over another storage back-end (a JetStream stream, say) whose `entries` the caller has read back and
+   * verified (verifyRecord) from the genesis of `header`. New entries are appended through `storage`.
+   */
+  static withStorage(header: LogHeaderInput, entries: LogEntry[], storage: LogStorage, recovery?: TailRecovery): UpdateLog {
+    const parsed = parseHeader(header);
+    let prev = genesisHash(parsed);
+    entries.forEach((entry, i) => {
+      if (entry.version !== i + 1 || entry.prevHash !== prev) throw new LogCorruptError(`withStorage: entry ${i + 1} does not chain from genesis`);
+      prev = entry.hash;
+    });
+    return new UpdateLog(parsed, entries, undefined, storage, recovery);
   }
 
   /** A log held in memory only (simulation, tests): same chain and validation, no durability. */
@@ -153,7 +213,7 @@ export class UpdateLog {
       await handle.write(encodeHeader(expected));
       await handle.datasync();
       await syncDirectory(dirname(path));
-      return new UpdateLog(expected, [], path, handle, undefined);
+      return new UpdateLog(expected, [], path, new FileLogStorage(handle), undefined);
     }
     const { header: stored, entries, validBytes, tornReason } = scanLog(existing, path);
     if (JSON.stringify(stored) !== JSON.stringify(expected)) {
@@ -170,7 +230,7 @@ export class UpdateLog {
       logger.warn({ path, ...recovery }, 'update log had a torn tail; truncated to the last whole entry');
     }
     await handle.close();
-    return new UpdateLog(stored, entries, path, await open(path, 'a'), recovery);
+    return new UpdateLog(stored, entries, path, new FileLogStorage(await open(path, 'a')), recovery);
   }
 
   /** Number of entries: the version of the model the log describes. */
@@ -217,10 +277,7 @@ export class UpdateLog {
     };
     const payload = encodeEntryPayload(unsigned);
     const entry: LogEntry = { ...unsigned, hash: hashPayload(payload) };
-    if (this.handle) {
-      await this.handle.write(frameRecord(payload, entry.hash));
-      await this.handle.datasync();
-    }
+    await this.storage?.appendRecord(entry, payload);
     this.entryList.push(entry);
     return entry;
   }
@@ -230,8 +287,8 @@ export class UpdateLog {
     if (this.closed) return;
     await this.appendQueue;
     this.closed = true;
-    await this.handle?.close();
-    this.handle = undefined;
+    await this.storage?.close();
+    this.storage = undefined;
   }
 }
 
@@ -281,19 +338,8 @@ function scanLog(
       if (isLast) return torn('checksum mismatch in the final record');
       throw new LogCorruptError(`${path}: entry ${version} at byte ${at} fails its checksum`);
     }
-    let decoded;
-    try {
-      decoded = decodeEntryPayload(payload);
-    } catch (err) {
-      throw new LogCorruptError(`${path}: entry ${version} at byte ${at} is malformed`, { cause: err });
-    }
-    if (decoded.version !== version || decoded.prevHash !== prevHash) {
-      throw new LogCorruptError(
-        `${path}: hash chain broken at entry ${version} (version ${decoded.version}, prevHash ${decoded.prevHash.slice(0, 12)}… ` +
-          `expected ${prevHash.slice(0, 12)}…)`,
-      );
-    }
-    entries.push({ ...decoded, hash });
+    const entry = verifyRecord(payload, hash, version, prevHash, `${path}: byte ${at}`);
+    entries.push(entry);
     prevHash = hash;
     at = end;
   }
