@@ -30,7 +30,8 @@ import {
   type CoordinatorMessage,
   type SnapshotChunk,
 } from './messages.js';
-import { loadProtocol } from './proto.js';
+import { loadProtocol, receivedBytes } from './proto.js';
+import { TrafficMeter } from './traffic-meter.js';
 import type {
   AgentCredentials,
   CallInfo,
@@ -118,9 +119,14 @@ class GrpcServerSession implements ServerSession {
   constructor(
     readonly info: CallInfo,
     private readonly call: grpc.ServerDuplexStream<WireObject, WireObject>,
+    private readonly meter: TrafficMeter,
     private readonly onEnd: (session: GrpcServerSession) => void,
   ) {
-    call.on('data', (wire: unknown) => (this.listener ? this.deliver(wire) : this.backlog.push(wire)));
+    call.on('data', (wire: unknown) => {
+      meter.up(info.agentId, receivedBytes(wire));
+      if (this.listener) this.deliver(wire);
+      else this.backlog.push(wire);
+    });
     call.on('end', () => this.finished());
     call.on('cancelled', () => this.finished(new TransportError('CANCELLED', 'the agent cancelled the session')));
     call.on('error', (err) => this.finished(toTransportError(err)));
@@ -169,6 +175,7 @@ class GrpcServerSession implements ServerSession {
       bytes = loadProtocol().coordinator.service.Session!.responseSerialize(encodeCoordinatorMessage(message));
       serializedMessages.set(message, bytes);
     }
+    this.meter.down(this.info.agentId, bytes.length);
     (this.call as unknown as grpc.ServerDuplexStream<WireObject, Buffer>).write(bytes);
     return true;
   }
@@ -207,37 +214,59 @@ export class GrpcTransport implements Transport {
     const sessions = new Set<GrpcServerSession>();
     let health: HealthStatus = 'SERVING';
     const watchers = new Set<grpc.ServerWritableStream<WireObject, WireObject>>();
+    const meter = new TrafficMeter();
+    const service = protocol.coordinator.service;
+    /** Serializes a response here (the serializer passes Buffers through) so its bytes count for the agent. */
+    const serialized = (method: string, agentId: string, wire: WireObject): Buffer => {
+      const bytes = service[method]!.responseSerialize(wire);
+      meter.down(agentId, bytes.length);
+      return bytes;
+    };
 
     const unary =
-      <Req, Res>(decode: (wire: unknown) => Req, serve: (request: Req, call: grpc.ServerUnaryCall<WireObject, WireObject>) => Promise<Res>, encode: (res: Res) => WireObject) =>
+      <Req, Res>(
+        method: string,
+        decode: (wire: unknown) => Req,
+        agentOf: (request: Req, call: grpc.ServerUnaryCall<WireObject, WireObject>) => string,
+        serve: (request: Req, call: grpc.ServerUnaryCall<WireObject, WireObject>) => Promise<Res>,
+        encode: (res: Res) => WireObject,
+      ) =>
       (call: grpc.ServerUnaryCall<WireObject, WireObject>, callback: grpc.sendUnaryData<WireObject>): void => {
         let pending: Promise<Res>;
+        let agentId: string;
         try {
-          pending = serve(decode(call.request), call);
+          const request = decode(call.request);
+          agentId = agentOf(request, call);
+          meter.up(agentId, receivedBytes(call.request));
+          pending = serve(request, call);
         } catch (err) {
           callback(toServiceError(err));
           return;
         }
         pending.then(
-          (response) => callback(null, encode(response)),
+          (response) => callback(null, serialized(method, agentId, encode(response)) as unknown as WireObject),
           (err: unknown) => callback(toServiceError(err)),
         );
       };
 
     server.addService(protocol.coordinator.service, {
-      Join: unary(decodeJoinRequest, (request, call) => handler.join(request, call.getPeer()), encodeJoinAccepted),
+      Join: unary('Join', decodeJoinRequest, (request) => request.agentId, (request, call) => handler.join(request, call.getPeer()), encodeJoinAccepted),
       FetchLog: unary(
+        'FetchLog',
         decodeFetchLogRequest,
+        (_, call) => callInfo(call.metadata, call.getPeer()).agentId,
         (request, call) => handler.fetchLog(request, callInfo(call.metadata, call.getPeer())),
         encodeFetchLogResponse,
       ),
       FetchSnapshot: (call: grpc.ServerWritableStream<WireObject, WireObject>) => {
         void (async () => {
           try {
-            const chunks = await handler.fetchSnapshot(decodeFetchSnapshotRequest(call.request), callInfo(call.metadata, call.getPeer()));
+            const info = callInfo(call.metadata, call.getPeer());
+            meter.up(info.agentId, receivedBytes(call.request));
+            const chunks = await handler.fetchSnapshot(decodeFetchSnapshotRequest(call.request), info);
             for (const chunk of chunks) {
               if (call.cancelled) return;
-              if (!call.write(encodeSnapshotChunk(chunk))) {
+              if (!call.write(serialized('FetchSnapshot', info.agentId, encodeSnapshotChunk(chunk)) as unknown as WireObject)) {
                 // Backpressure: a slab can be large; wait until the stream drains (or the agent goes away).
                 await new Promise<void>((resolve) => {
                   const done = (): void => {
@@ -258,7 +287,7 @@ export class GrpcTransport implements Transport {
       },
       Session: (call: grpc.ServerDuplexStream<WireObject, WireObject>) => {
         try {
-          const session = new GrpcServerSession(callInfo(call.metadata, call.getPeer()), call, (s) => sessions.delete(s));
+          const session = new GrpcServerSession(callInfo(call.metadata, call.getPeer()), call, meter, (s) => sessions.delete(s));
           sessions.add(session);
           handler.session(session);
         } catch (err) {
@@ -295,6 +324,7 @@ export class GrpcTransport implements Transport {
     let closing: Promise<void> | undefined;
     return {
       address: replaceHostPort(this.options.address, port),
+      traffic: () => meter.snapshot(),
       setHealth,
       close: (graceMs = 2000) =>
         (closing ??= (async () => {

@@ -4,6 +4,7 @@
  * stream; errors carry the same status names. For tests and simulations that need no sockets.
  */
 import { TransportError } from './errors.js';
+import { TrafficMeter } from './traffic-meter.js';
 import {
   DEFAULT_MAX_MESSAGE_BYTES,
   checkAgentId,
@@ -75,6 +76,7 @@ class Pipe<T> {
     private readonly decode: (wire: unknown) => T,
     private readonly maxBytes: number,
     private readonly onOversize: (error: TransportError) => void,
+    private readonly count: (bytes: number) => void,
   ) {}
 
   attach(listener: StreamListener<T>): void {
@@ -98,10 +100,12 @@ class Pipe<T> {
   push(message: T): boolean {
     if (this.done) return false;
     const wire = structuredClone(this.encode(message));
-    if (wireSize(wire) > this.maxBytes) {
+    const size = wireSize(wire);
+    if (size > this.maxBytes) {
       this.onOversize(new TransportError('RESOURCE_EXHAUSTED', `message larger than the ${this.maxBytes}-byte limit`));
       return true;
     }
+    this.count(size);
     this.post(() => {
       let decoded: T;
       try {
@@ -130,10 +134,11 @@ class MemorySession implements ServerSession {
   constructor(
     readonly info: CallInfo,
     maxBytes: number,
+    meter: TrafficMeter,
     private readonly onEnd: (session: MemorySession) => void,
   ) {
-    this.down = new Pipe(encodeCoordinatorMessage, decodeCoordinatorMessage, maxBytes, (e) => this.abort(e));
-    this.up = new Pipe(encodeAgentMessage, decodeAgentMessage, maxBytes, (e) => this.abort(e));
+    this.down = new Pipe(encodeCoordinatorMessage, decodeCoordinatorMessage, maxBytes, (e) => this.abort(e), (n) => meter.down(info.agentId, n));
+    this.up = new Pipe(encodeAgentMessage, decodeAgentMessage, maxBytes, (e) => this.abort(e), (n) => meter.up(info.agentId, n));
   }
 
   send(message: CoordinatorMessage): boolean {
@@ -166,6 +171,7 @@ export class InMemoryTransport implements Transport {
   private handler: CoordinatorHandler | undefined;
   private readonly sessions = new Set<MemorySession>();
   private readonly maxBytes: number;
+  private meter = new TrafficMeter();
   health: HealthStatus = 'NOT_SERVING';
 
   constructor(options: InMemoryTransportOptions = {}) {
@@ -176,9 +182,11 @@ export class InMemoryTransport implements Transport {
     if (this.handler) throw new TransportError('ALREADY_EXISTS', `${this.address} is already served`);
     this.handler = handler;
     this.health = 'SERVING';
+    const meter = (this.meter = new TrafficMeter());
     await tick();
     return {
       address: this.address,
+      traffic: () => meter.snapshot(),
       setHealth: (status) => {
         this.health = status;
       },
@@ -199,6 +207,7 @@ export class InMemoryTransport implements Transport {
 
   /** Runs one unary call with wire-form copies in both directions. */
   private async unary<Res>(
+    agentId: string,
     request: Record<string, unknown>,
     serve: (handler: CoordinatorHandler, wire: unknown) => Promise<Record<string, unknown>>,
     decodeResponse: (wire: unknown) => Res,
@@ -206,7 +215,9 @@ export class InMemoryTransport implements Transport {
     await tick();
     const handler = this.serving();
     const wire = structuredClone(request);
-    if (wireSize(wire) > this.maxBytes) throw new TransportError('RESOURCE_EXHAUSTED', `request larger than the ${this.maxBytes}-byte limit`);
+    const requestBytes = wireSize(wire);
+    if (requestBytes > this.maxBytes) throw new TransportError('RESOURCE_EXHAUSTED', `request larger than the ${this.maxBytes}-byte limit`);
+    this.meter.up(agentId, requestBytes);
     let response: Record<string, unknown>;
     try {
       response = structuredClone(await serve(handler, wire));
@@ -214,7 +225,9 @@ export class InMemoryTransport implements Transport {
       throw asTransportError(err);
     }
     await tick();
-    if (wireSize(response) > this.maxBytes) throw new TransportError('RESOURCE_EXHAUSTED', `response larger than the ${this.maxBytes}-byte limit`);
+    const responseBytes = wireSize(response);
+    if (responseBytes > this.maxBytes) throw new TransportError('RESOURCE_EXHAUSTED', `response larger than the ${this.maxBytes}-byte limit`);
+    this.meter.down(agentId, responseBytes);
     return decodeResponse(response);
   }
 
@@ -224,13 +237,17 @@ export class InMemoryTransport implements Transport {
     let chunks: Iterable<SnapshotChunk>;
     try {
       const handler = this.serving();
-      chunks = await handler.fetchSnapshot(decodeFetchSnapshotRequest(structuredClone(encodeFetchSnapshotRequest(request))), info());
+      const wire = structuredClone(encodeFetchSnapshotRequest(request));
+      this.meter.up(info().agentId, wireSize(wire));
+      chunks = await handler.fetchSnapshot(decodeFetchSnapshotRequest(wire), info());
     } catch (err) {
       throw asTransportError(err);
     }
     for (const chunk of chunks) {
       const wire = structuredClone(encodeSnapshotChunk(chunk));
-      if (wireSize(wire) > this.maxBytes) throw new TransportError('RESOURCE_EXHAUSTED', `message larger than the ${this.maxBytes}-byte limit`);
+      const size = wireSize(wire);
+      if (size > this.maxBytes) throw new TransportError('RESOURCE_EXHAUSTED', `message larger than the ${this.maxBytes}-byte limit`);
+      this.meter.down(info().agentId, size);
       await tick();
       if (!this.handler) throw new TransportError('UNAVAILABLE', 'coordinator shutting down');
       yield decodeSnapshotChunk(wire);
@@ -243,12 +260,14 @@ export class InMemoryTransport implements Transport {
     return {
       join: (request) =>
         this.unary(
+          request.agentId,
           encodeJoinRequest(request),
           async (handler, wire) => encodeJoinAccepted(await handler.join(decodeJoinRequest(wire), this.address)),
           decodeJoinAccepted,
         ),
       fetchLog: (request) =>
         this.unary(
+          credentials.agentId,
           encodeFetchLogRequest(request),
           async (handler, wire) => encodeFetchLogResponse(await handler.fetchLog(decodeFetchLogRequest(wire), info())),
           decodeFetchLogResponse,
@@ -258,7 +277,7 @@ export class InMemoryTransport implements Transport {
         let session: MemorySession;
         let refusal: TransportError | undefined;
         try {
-          session = new MemorySession(info(), this.maxBytes, (s) => {
+          session = new MemorySession(info(), this.maxBytes, this.meter, (s) => {
             this.sessions.delete(s);
             mine.delete(s);
           });

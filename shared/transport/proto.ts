@@ -32,6 +32,12 @@ export interface LoadedProtocol {
 }
 
 let loaded: LoadedProtocol | undefined;
+const requestSizes = new WeakMap<object, number>();
+
+/** Encoded size of a request message the server decoded (0 when unknown). */
+export function receivedBytes(decoded: unknown): number {
+  return typeof decoded === 'object' && decoded !== null ? (requestSizes.get(decoded) ?? 0) : 0;
+}
 
 export function loadProtocol(): LoadedProtocol {
   if (loaded) return loaded;
@@ -43,11 +49,19 @@ export function loadProtocol(): LoadedProtocol {
     mezo: { v1: { Coordinator: grpc.ServiceClientConstructor } };
     grpc: { health: { v1: { Health: grpc.ServiceClientConstructor } } };
   };
-  // Session responses may be handed over already serialized (a broadcast encodes its message once for every
-  // stream): a Buffer passes through the serializer unchanged.
-  const session = root.mezo.v1.Coordinator.service.Session!;
-  const serialize = session.responseSerialize;
-  session.responseSerialize = (value: unknown): Buffer => (Buffer.isBuffer(value) ? value : serialize(value));
+  // The server hands responses over already serialized (so it can count their bytes, and a broadcast encodes its
+  // message once for every stream): a Buffer passes through the serializer unchanged. Each request object
+  // remembers its encoded size for the same accounting.
+  for (const method of Object.values(root.mezo.v1.Coordinator.service)) {
+    const serialize = method.responseSerialize;
+    method.responseSerialize = (value: unknown): Buffer => (Buffer.isBuffer(value) ? value : serialize(value));
+    const deserialize = method.requestDeserialize;
+    method.requestDeserialize = (bytes: Buffer): unknown => {
+      const decoded = deserialize(bytes);
+      if (typeof decoded === 'object' && decoded !== null) requestSizes.set(decoded, bytes.length);
+      return decoded;
+    };
+  }
   loaded = { coordinator: root.mezo.v1.Coordinator, health: root.grpc.health.v1.Health };
   return loaded;
 }

@@ -63,9 +63,20 @@ export interface CoordinatorHandler {
 
 export type HealthStatus = 'SERVING' | 'NOT_SERVING';
 
+/** What a transport moved for one agent: encoded message bytes, agent → coordinator (up) and back (down). */
+export interface Traffic {
+  bytesUp: number;
+  bytesDown: number;
+}
+
 export interface Listener {
   /** Where agents reach it ("host:port" for gRPC). */
   readonly address: string;
+  /**
+   * Bytes moved per agent id since listen(), over every call (Join, FetchLog, FetchSnapshot, Session), counted
+   * as the encoded messages (the transport's own framing aside). For reports and metrics.
+   */
+  traffic(): ReadonlyMap<string, Traffic>;
   setHealth(status: HealthStatus): void;
   /** Stops accepting calls, ends open streams (UNAVAILABLE) and waits up to graceMs for calls in flight. */
   close(graceMs?: number): Promise<void>;
