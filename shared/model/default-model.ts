@@ -113,7 +113,8 @@ export function defaultSplit(): DefaultSplit {
   };
 }
 
-function shiftOptions(seed: Seed): FeatureShiftOptions {
+/** The device distortion family as feature-shift options, drawn from `seed` (the default task's shifts). */
+export function deviceShiftOptions(seed: Seed): FeatureShiftOptions {
   const { rotationDegrees, thickness, noiseStd } = DEFAULT_DISTORTION;
   return {
     seed,
@@ -136,7 +137,7 @@ export function shiftedTestSet(test: LocalDataset<Float32Array> = defaultSplit()
   groupOf: Uint8Array;
 } {
   const partition = partitionIid(test, { numAgents: SHIFTED_TEST.groups, seed: SHIFTED_TEST.seed });
-  const { datasets, shifts } = shiftAgentFeatures(test, partition, shiftOptions(SHIFTED_TEST.seed));
+  const { datasets, shifts } = shiftAgentFeatures(test, partition, deviceShiftOptions(SHIFTED_TEST.seed));
   const features = new Float32Array(test.size * MNIST_PIXELS);
   const labels = new Int32Array(test.size);
   const groupOf = new Uint8Array(test.size);
@@ -234,7 +235,7 @@ export function defaultTask(options: DefaultTaskOptions): DefaultTask {
       ...(opts.perAgent === undefined ? {} : { perAgent: opts.perAgent }),
     });
   }
-  const { datasets, shifts } = shiftAgentFeatures(split.devicePool, partition, shiftOptions(opts.seed));
+  const { datasets, shifts } = shiftAgentFeatures(split.devicePool, partition, deviceShiftOptions(opts.seed));
   const shifted = shiftedTestSet(split.test);
   return {
     agents: datasets,

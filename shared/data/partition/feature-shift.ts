@@ -119,6 +119,56 @@ function imageShapeOf(dataset: LocalDataset, option: readonly [number, number] |
 }
 
 /**
+ * Agent k's examples (`positions` of `dataset`) transformed by its shift, as shiftAgentFeatures does for each
+ * agent: a new dataset named "<name>/agent-k". Lets a caller materialise one agent's share on demand (a
+ * simulation of thousands of agents keeps only the shares in use).
+ */
+export function shiftExamples(
+  dataset: LocalDataset<Float32Array>,
+  positions: ArrayLike<number>,
+  shift: AgentShift,
+  seed: Seed,
+  [height, width]: readonly [number, number],
+  clip: readonly [number, number] | null,
+  k: number,
+): LocalDataset<Float32Array> {
+  const pixels = height * width;
+  const a = new Float32Array(pixels);
+  const b = new Float32Array(pixels);
+  const noise = new SeededRng(seed, 'pixel-noise', k);
+  const features = new Float32Array(positions.length * pixels);
+  const labels = new Int32Array(positions.length);
+  for (let r = 0; r < positions.length; r++) {
+    const position = positions[r]!;
+    a.set(dataset.features(position));
+    if (shift.thickness !== 0) {
+      changeThickness(a, b, height, width, shift.thickness);
+      a.set(b);
+    }
+    if (shift.rotationDegrees !== 0) {
+      rotateBilinear(a, b, height, width, shift.rotationDegrees);
+      a.set(b);
+    }
+    const out = features.subarray(r * pixels, (r + 1) * pixels);
+    for (let j = 0; j < pixels; j++) {
+      let v = a[j]!;
+      if (shift.noiseStd > 0) v += shift.noiseStd * noise.normal();
+      if (clip !== null) v = Math.min(clip[1]!, Math.max(clip[0]!, v));
+      out[j] = v;
+    }
+    labels[r] = dataset.label(position);
+  }
+  return new LocalDataset({
+    features,
+    labels,
+    featureShape: dataset.featureShape,
+    numClasses: dataset.numClasses,
+    name: `${dataset.name}/agent-${k}`,
+    ...(dataset.classNames === undefined ? {} : { classNames: dataset.classNames }),
+  });
+}
+
+/**
  * Transforms each agent's images by its shift: thickness change, then rotation, then additive noise
  * (drawn per pixel from the stream (seed, 'pixel-noise', agent), in the agent's example order), then clipping.
  * The same seed and partition always give the same images.
@@ -145,41 +195,6 @@ export function shiftAgentFeatures(
     );
   }
   const shifts = drawAgentShifts(partition.agents.length, options);
-  const pixels = height * width;
-  const a = new Float32Array(pixels);
-  const b = new Float32Array(pixels);
-  const datasets = partition.agents.map((list, k) => {
-    const shift = shifts[k]!;
-    const noise = new SeededRng(opts.seed!, 'pixel-noise', k);
-    const features = new Float32Array(list.length * pixels);
-    const labels = new Int32Array(list.length);
-    list.forEach((position, r) => {
-      a.set(dataset.features(position));
-      if (shift.thickness !== 0) {
-        changeThickness(a, b, height, width, shift.thickness);
-        a.set(b);
-      }
-      if (shift.rotationDegrees !== 0) {
-        rotateBilinear(a, b, height, width, shift.rotationDegrees);
-        a.set(b);
-      }
-      const out = features.subarray(r * pixels, (r + 1) * pixels);
-      for (let j = 0; j < pixels; j++) {
-        let v = a[j]!;
-        if (shift.noiseStd > 0) v += shift.noiseStd * noise.normal();
-        if (clip !== null) v = Math.min(clip[1]!, Math.max(clip[0]!, v));
-        out[j] = v;
-      }
-      labels[r] = dataset.label(position);
-    });
-    return new LocalDataset({
-      features,
-      labels,
-      featureShape: dataset.featureShape,
-      numClasses: dataset.numClasses,
-      name: `${dataset.name}/agent-${k}`,
-      ...(dataset.classNames === undefined ? {} : { classNames: dataset.classNames }),
-    });
-  });
+  const datasets = partition.agents.map((list, k) => shiftExamples(dataset, list, shifts[k]!, opts.seed!, [height, width], clip, k));
   return { datasets, shifts };
 }

@@ -10,7 +10,7 @@ export { partitionDirichlet } from './dirichlet.js';
 export type { DirichletOptions } from './dirichlet.js';
 export { partitionLabelShards } from './label-shards.js';
 export type { LabelShardOptions } from './label-shards.js';
-export { drawAgentShifts, shiftAgentFeatures } from './feature-shift.js';
+export { drawAgentShifts, shiftAgentFeatures, shiftExamples } from './feature-shift.js';
 export type { AgentShift, FeatureShiftOptions, ShiftedAgents, ShiftParameter } from './feature-shift.js';
 export { changeThickness, rotateBilinear } from './image-ops.js';
 export { partitionStats } from './stats.js';
