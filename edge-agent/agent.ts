@@ -40,12 +40,22 @@ export interface AgentInit {
   prepared: PreparedModel;
   /** Builds the model backend once the job's distribution is known (see createAgentBackend). */
   createBackend: (distribution: Distribution) => Promise<MezoBackend>;
-  data: LocalDataset<FeatureArray>;
+  /**
+   * The agent's local examples, or a function that provides them when the first task needs them (a simulation
+   * of thousands of agents builds only the shares in use, and may drop and rebuild them: it must return the same
+   * examples every time).
+   */
+  data: LocalDataset<FeatureArray> | (() => LocalDataset<FeatureArray>);
   /** Seeds the agent's batch order. */
   dataSeed?: Seed;
   capabilities?: Partial<Capabilities>;
   /** Keeps a replica of the update log here, so a restarted agent replays locally and fetches only what is new. */
   stateDir?: string;
+  /**
+   * Without stateDir: keep the log replica in memory (default true). A simulation's virtual agents turn it off,
+   * since thousands of copies of the log would dwarf the model; the weights and the chain head are still checked.
+   */
+  keepLogReplica?: boolean;
   /** First reconnect delay and its cap, ms (defaults 200 and 10,000); each failure doubles it, with jitter. */
   reconnect?: { initialMs?: number; maxMs?: number };
 }
@@ -122,7 +132,8 @@ export class Agent {
   private client: CoordinatorClient | undefined;
   private wakeSleep: (() => void) | undefined;
   private endSession: (() => void) | undefined;
-  private batches: { size: number; epoch: number; iterator: Iterator<BatchData> } | undefined;
+  /** Where the agent is in its data: batch `index` of `epoch`; the iterator is kept only for data held fixed. */
+  private batches: { size: number; epoch: number; index: number; iterator: Iterator<BatchData> | undefined } | undefined;
   private work: Promise<unknown> = Promise.resolve();
   private tasksDone = 0;
   private reconnects = 0;
@@ -279,7 +290,7 @@ export class Agent {
     this.job = {
       accepted,
       backend,
-      replica: replayable,
+      replica: this.init.stateDir === undefined && this.init.keepLogReplica === false ? undefined : replayable,
       version: replayable?.version ?? 0,
       headHash: replayable?.headHash ?? accepted.genesisHash,
     };
@@ -451,16 +462,28 @@ export class Agent {
   }
 
   private nextBatch(size: number): BatchData {
-    const data = this.init.data;
+    const lazy = typeof this.init.data === 'function';
+    const data = typeof this.init.data === 'function' ? this.init.data() : this.init.data;
     const make = (epoch: number) =>
       data.batches(size, { seed: this.init.dataSeed ?? 0, epoch, dropLast: data.size >= size });
-    if (!this.batches || this.batches.size !== size) this.batches = { size, epoch: 0, iterator: make(0) };
-    let next = this.batches.iterator.next();
-    if (next.done) {
-      this.batches.epoch++;
-      this.batches.iterator = make(this.batches.epoch);
-      next = this.batches.iterator.next();
+    if (!this.batches || this.batches.size !== size) this.batches = { size, epoch: 0, index: 0, iterator: undefined };
+    const at = this.batches;
+    let iterator = at.iterator;
+    if (!iterator) {
+      // Provided data may be rebuilt between tasks: resume from the position, not from an iterator over old data.
+      iterator = make(at.epoch);
+      for (let skipped = 0; skipped < at.index && !iterator.next().done; skipped++);
     }
+    let next = iterator.next();
+    if (next.done) {
+      at.epoch++;
+      at.index = 0;
+      iterator = make(at.epoch);
+      next = iterator.next();
+    }
+    at.index++;
+    // Holding the iterator would hold the data (and a batch buffer) of every agent a simulation ever asked.
+    at.iterator = lazy ? undefined : iterator;
     return next.value!;
   }
 
