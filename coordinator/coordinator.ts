@@ -34,6 +34,7 @@ import {
   type Result,
   type ServerSession,
   type SnapshotChunk,
+  type Traffic,
   type Transport,
 } from '../shared/transport/index.js';
 import { parseRoundOptions, type RoundOptions, type RoundOptionsInput } from './options.js';
@@ -85,11 +86,21 @@ export interface RoundReport {
   attempt: number;
   version: number;
   hash: string;
+  /** Agents sent a task in the committed attempt. */
   asked: number;
+  /** Results merged (the agents that answered in time). */
   results: number;
+  /** Agents asked in the committed attempt that disconnected (or could not be sent the task) before answering. */
+  dropped: number;
+  /** Agents with an open session when the round committed. */
+  connected: number;
   lr: number;
   trainLoss: number;
   wallMs: number;
+  /** The merged results' scalars, per agent (for dashboards: histograms, sign agreement). */
+  scalars: ReadonlyArray<{ agentId: string; seeds: readonly bigint[]; g: readonly number[] }>;
+  /** The committed entry's (seed, coefficient) terms. */
+  terms: ReadonlyArray<{ seed: bigint; coeff: number }>;
 }
 
 export interface RunReport {
@@ -141,6 +152,8 @@ interface AgentRecord {
   budget: { tokens: number; at: number };
   /** Highest log version sent on the current session. */
   sentVersion: number;
+  /** The head reported to the agent's last Join: it catches up to there by itself before opening a session. */
+  joinedAtVersion: number;
 }
 
 /** One attempt of one round, while its results come in. */
@@ -194,7 +207,7 @@ export class Coordinator {
   private readonly engine: NoiseEngine;
   private readonly transport: Transport;
   private readonly baseSlab: Float32Array;
-  private readonly onRound: ((report: RoundReport) => void) | undefined;
+  private readonly roundListeners = new Set<(report: RoundReport) => void>();
   private readonly agents = new Map<string, AgentRecord>();
   private readonly shaAt = new Map<number, string>();
   private readonly revoked = new Set<string>();
@@ -224,7 +237,7 @@ export class Coordinator {
     this.engine = init.engine;
     this.transport = init.transport;
     this.baseSlab = init.baseSlab;
-    this.onRound = init.onRound;
+    if (init.onRound) this.roundListeners.add(init.onRound);
     this.strategy = init.strategy ?? new MezoStrategy(this.options.strategy);
     const header = init.log.header;
     const baseSha = slabSha256(init.baseSlab);
@@ -246,6 +259,13 @@ export class Coordinator {
       }
       this.snapshots = { dir, every, keep: Math.max(1, keep), keepVersions, chunkBytes };
     }
+    if (this.options.compactEvery !== undefined) {
+      // The options refuse weight decay; a log that already decays since its last rebase cannot be compacted either.
+      const decaying = this.log.entries(this.log.lastRebaseVersion).find((e) => e.decay !== 1);
+      if (decaying) {
+        throw new RangeError(`coordinator: compactEvery: log entry ${decaying.version} decays the weights, so the history does not collapse to per-seed sums`);
+      }
+    }
     // With snapshots, listen() materialises (from the newest snapshot); otherwise do it now when auditing.
     if (this.options.audit && !this.snapshots) this.materialise();
   }
@@ -261,7 +281,7 @@ export class Coordinator {
     } else {
       const { slab, meta } = scan.snapshot;
       this.shaAt.set(meta.version, meta.weightsSha256);
-      replay(this.engine, slab, this.log.entries(meta.version), this.log.distribution, { decayRanges: this.log.header.decayRanges });
+      replay(this.engine, slab, this.log.entries(meta.version), this.log.distribution, { decayRanges: this.log.header.decayRanges, base: this.baseSlab });
       this.materialised = slab;
       this.shaAt.set(this.log.version, slabSha256(slab));
       this.retained = [{ version: meta.version }];
@@ -272,12 +292,21 @@ export class Coordinator {
     if (this.log.version > 0 && this.log.version - newest >= this.snapshots.every) this.queueSnapshot(this.log.version);
   }
 
-  /** FetchLog serves entries with version > this floor (snapshots.keepVersions; 0 when unbounded). */
+  /**
+   * FetchLog serves entries with version > this floor (snapshots.keepVersions; 0 when unbounded). An agent
+   * below it starts from the newest snapshot or from the last rebase record, so the floor never passes both.
+   */
   logFloor(): number {
     const keepVersions = this.snapshots?.keepVersions;
     if (keepVersions === undefined) return 0;
     const newest = this.retained.at(-1)?.version ?? 0;
-    return Math.max(0, Math.min(this.log.version - keepVersions, newest));
+    return Math.max(0, Math.min(this.log.version - keepVersions, Math.max(newest, this.log.lastRebaseVersion - 1)));
+  }
+
+  /** Where the log path from `version` starts: behind the last rebase, at the rebase record itself. */
+  private logPathFrom(version: number): number {
+    const rebase = this.log.lastRebaseVersion;
+    return version < rebase - 1 ? rebase - 1 : version;
   }
 
   /** Versions of the snapshots agents can fetch now, oldest first. */
@@ -358,12 +387,28 @@ export class Coordinator {
     return this.listener?.address;
   }
 
+  /** Calls `listener` after every committed round (besides init.onRound); returns its unsubscribe. */
+  onRound(listener: (report: RoundReport) => void): () => void {
+    this.roundListeners.add(listener);
+    return () => this.roundListeners.delete(listener);
+  }
+
+  /** Encoded bytes moved per agent id since listen() (empty when not listening). */
+  traffic(): ReadonlyMap<string, Traffic> {
+    return this.listener?.traffic() ?? new Map();
+  }
+
+  /** SHA-256 of the materialised weights at `version`, while it is among the recent versions kept for audits. */
+  weightsSha256At(version: number): string | undefined {
+    return this.shaAt.get(version);
+  }
+
   /** base + replay(log): the model the log describes, bit for bit. Kept up to date as rounds commit. */
   materialise(): Float32Array {
     if (!this.materialised) {
       const slab = this.baseSlab.slice();
       this.shaAt.set(0, slabSha256(slab));
-      replay(this.engine, slab, this.log.entries(), this.log.distribution, { decayRanges: this.log.header.decayRanges });
+      replay(this.engine, slab, this.log.entries(), this.log.distribution, { decayRanges: this.log.header.decayRanges, base: this.baseSlab });
       this.materialised = slab;
       this.shaAt.set(this.log.version, slabSha256(slab));
     }
@@ -524,6 +569,7 @@ export class Coordinator {
     this.advanceMaterialised(entry);
     this.maybeSnapshot(entry.version);
     this.broadcast(entry);
+    await this.maybeCompact(round);
     const report: RoundReport = {
       round,
       attempt,
@@ -531,18 +577,44 @@ export class Coordinator {
       hash: entry.hash,
       asked: sendable.length,
       results: results.length,
+      dropped: open.gone.size,
+      connected: this.connectedAgents().length,
       lr: update.lr,
       trainLoss: update.trainLoss,
       wallMs: performance.now() - started,
+      scalars: results.map(({ agentId, seeds, g }) => ({ agentId, seeds, g })),
+      terms: entry.terms,
     };
-    logger.info(report, 'round committed');
-    this.onRound?.(report);
+    const { scalars: _scalars, terms: _terms, ...summary } = report;
+    logger.info(summary, 'round committed');
+    for (const listener of this.roundListeners) {
+      // An observer's failure (a dashboard, a metrics sink) must not fail the round that already committed.
+      try {
+        listener(report);
+      } catch (err) {
+        logger.warn({ round, err: (err as Error).message }, 'a round listener threw');
+      }
+    }
     return 'committed';
+  }
+
+  /**
+   * Compaction (options.compactEvery, pool mode): once that many updates follow the last rebase, appends a
+   * rebase record — durable before broadcast, like any entry — and applies it to the materialised weights.
+   */
+  private async maybeCompact(round: number): Promise<void> {
+    const every = this.options.compactEvery;
+    if (every === undefined || this.log.version - this.log.lastRebaseVersion < every) return;
+    const rebase = await this.log.appendRebase({ round });
+    this.advanceMaterialised(rebase);
+    this.maybeSnapshot(rebase.version);
+    this.broadcast(rebase);
+    logger.info({ version: rebase.version, seeds: rebase.terms.length }, 'rebase record appended (compaction)');
   }
 
   private advanceMaterialised(entry: LogEntry): void {
     if (!this.materialised) return;
-    replay(this.engine, this.materialised, [entry], this.log.distribution, { decayRanges: this.log.header.decayRanges });
+    replay(this.engine, this.materialised, [entry], this.log.distribution, { decayRanges: this.log.header.decayRanges, base: this.baseSlab });
     this.shaAt.set(entry.version, slabSha256(this.materialised));
     this.shaAt.delete(entry.version - SHA_HISTORY);
   }
@@ -659,6 +731,8 @@ export class Coordinator {
       }
     }
     open.results.set(agent.id, { agentId: agent.id, ...result });
+    // A valid answer was computed at the round's version: the agent holds at least that (lag metrics between heartbeats).
+    agent.version = Math.max(agent.version, open.version);
     open.check();
   }
 
@@ -748,12 +822,13 @@ export class Coordinator {
         if (agent && !this.spend(agent)) throw this.overBudget(agent);
         if (!agent) {
           if (this.agents.size >= this.options.maxAgents) throw new TransportError('RESOURCE_EXHAUSTED', `the job already has ${this.options.maxAgents} agents`);
-          agent = { id: request.agentId, token: request.token, capabilities: request.capabilities, session: undefined, version: 0, weightsSha256: undefined, lastSeen: Date.now(), stats: newStats(), budget: { tokens: this.options.rateLimit.burst, at: performance.now() }, sentVersion: 0 };
+          agent = { id: request.agentId, token: request.token, capabilities: request.capabilities, session: undefined, version: 0, weightsSha256: undefined, lastSeen: Date.now(), stats: newStats(), budget: { tokens: this.options.rateLimit.burst, at: performance.now() }, sentVersion: 0, joinedAtVersion: 0 };
           this.agents.set(agent.id, agent);
         }
         agent.token = request.token;
         agent.capabilities = request.capabilities;
         agent.version = request.versionHeld;
+        agent.joinedAtVersion = this.log.version;
         logger.info({ agent: agent.id, peer, version: request.versionHeld }, 'agent joined');
         const snapshotVersion = this.retained.at(-1)?.version ?? 0;
         return {
@@ -768,9 +843,11 @@ export class Coordinator {
           heartbeatMs: this.options.heartbeatMs,
           snapshotVersion,
           snapshotBytes: snapshotVersion === 0 ? 0 : fetchSnapshotBytes(snapshotVersion, this.baseSlab.length * 4, this.snapshots!.chunkBytes),
-          logBytes: this.logBytesFrom(request.versionHeld),
-          logBytesAfterSnapshot: this.logBytesFrom(snapshotVersion),
+          logBytes: this.logBytesFrom(this.logPathFrom(request.versionHeld)),
+          logBytesAfterSnapshot: this.logBytesFrom(this.logPathFrom(snapshotVersion)),
           logFloor: this.logFloor(),
+          rebaseVersion: this.log.lastRebaseVersion,
+          compactEvery: this.options.compactEvery ?? 0,
         };
       },
 
@@ -801,8 +878,10 @@ export class Coordinator {
         if (agent.session) agent.session.end(new TransportError('ABORTED', 'replaced by a newer session of the same agent'));
         agent.session = session;
         agent.lastSeen = Date.now();
-        // The agent caught up (FetchLog) before opening the session; it is sent what is committed from now on.
-        agent.sentVersion = this.log.version;
+        // The agent caught up (FetchLog) to the head its Join reported before opening the session; entries
+        // committed since then reach it on this session (it skips any it fetched meanwhile).
+        agent.sentVersion = Math.min(agent.joinedAtVersion, this.log.version);
+        this.deliverPending(agent);
         session.listen({
           message: (message: AgentMessage) => {
             if (agent.session !== session) return;

@@ -136,7 +136,7 @@ export function materialiseAt(prepared: PreparedModel, log: LoadedLog, engine: N
   if (!Number.isSafeInteger(version) || version < 0) throw new ExportError(`version must be a non-negative integer, got ${version}`);
   if (version > head) throw new ExportError(`version ${version} is past the log's head (version ${head})`);
   const slab = prepared.slab.slice();
-  replay(engine, slab, log.entries.slice(0, version), log.header.distribution, { decayRanges: log.header.decayRanges ?? [] });
+  replay(engine, slab, log.entries.slice(0, version), log.header.distribution, { decayRanges: log.header.decayRanges ?? [], base: prepared.slab });
   return slab;
 }
 

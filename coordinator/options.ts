@@ -47,10 +47,23 @@ export const roundOptionsSchema = z
     maxAbsG: z.number().positive().default(1e6),
     /** Keep a materialised copy of the weights to audit agents' heartbeat hashes. */
     audit: z.boolean().default(true),
+    /**
+     * Compaction (pool seed mode): append a rebase record after every n committed updates, re-anchoring every
+     * replica at base + the pool's K coefficient sums (docs/protocol.md, "Compaction"). Unset: never.
+     */
+    compactEvery: z.number().int().min(1).optional(),
   })
   .refine((o) => o.quorum === undefined || o.quorum <= o.strategy.agentsPerRound, {
     path: ['quorum'],
     message: 'must not exceed strategy.agentsPerRound',
+  })
+  .refine((o) => o.compactEvery === undefined || o.strategy.seedMode === 'pool', {
+    path: ['compactEvery'],
+    message: "needs strategy.seedMode 'pool': only a job-wide pool of K seeds collapses to K terms",
+  })
+  .refine((o) => o.compactEvery === undefined || o.strategy.weightDecay === 0, {
+    path: ['compactEvery'],
+    message: 'cannot be used with strategy.weightDecay: decay multiplies the weights, so the history does not collapse to per-seed sums',
   });
 export type RoundOptions = z.output<typeof roundOptionsSchema>;
 export type RoundOptionsInput = z.input<typeof roundOptionsSchema>;

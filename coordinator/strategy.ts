@@ -61,9 +61,13 @@ export const strategyConfigSchema = z
     /** 'uniform': every connected agent equally likely; 'capability': weighted by cores, above minMemoryBytes. */
     sampling: z.enum(['uniform', 'capability']).default('uniform'),
     minMemoryBytes: z.number().int().nonnegative().default(0),
-    /** 'shared': every agent the same seeds; 'distinct': each its own; 'pool': seedsPerAgent of poolSize per agent. */
+    /**
+     * 'shared': every agent the same seeds; 'distinct': each its own; 'pool': seedsPerAgent per agent from one
+     * pool of poolSize seeds fixed for the whole job (so the log's history collapses to poolSize terms: compaction).
+     */
     seedMode: z.enum(['shared', 'distinct', 'pool']).default('distinct'),
     seedsPerAgent: z.number().int().min(1).max(4096).default(1),
+    /** K, the number of seeds in the job's pool (pool mode). */
     poolSize: z.number().int().min(1).max(65_536).default(8),
     aggregation: z.enum(['mean', 'trimmed-mean', 'median']).default('mean'),
     /** Fraction of values cut from each end by the trimmed mean. */
@@ -130,6 +134,7 @@ function draw64(rng: SeededRng): bigint {
 export class MezoStrategy implements Strategy {
   readonly config: StrategyConfig;
   private readonly schedule: LrSchedule;
+  private pool: bigint[] | undefined;
 
   constructor(config: StrategyConfigInput = {}) {
     const parsed = strategyConfigSchema.safeParse(config);
@@ -139,6 +144,17 @@ export class MezoStrategy implements Strategy {
     }
     this.config = parsed.data;
     this.schedule = parsed.data.schedule;
+  }
+
+  /** The job's K-seed pool: distinct seeds, a pure function of the strategy seed alone (the same every round). */
+  seedPool(): readonly bigint[] {
+    if (!this.pool) {
+      const rng = new SeededRng(this.config.seed, 'coordinator-pool');
+      const seeds = new Set<bigint>();
+      while (seeds.size < this.config.poolSize) seeds.add(draw64(rng));
+      this.pool = [...seeds];
+    }
+    return this.pool;
   }
 
   /** m agents without replacement: uniformly, or with probability ∝ cores among those with enough memory. */
@@ -179,11 +195,13 @@ export class MezoStrategy implements Strategy {
       case 'distinct':
         return chosen.map((a) => ({ agentId: a.id, seeds: Array.from({ length: seedsPerAgent }, () => draw64(rng)) }));
       case 'pool': {
-        const pool = Array.from({ length: poolSize }, () => draw64(rng));
-        // Round-robin through the pool so every seed is evaluated by about the same number of agents.
+        const pool = this.seedPool();
+        // Round-robin through the pool from a start drawn per round and attempt, so every seed is evaluated by
+        // about the same number of agents and a round smaller than the pool still reaches all of it over time.
+        const start = rng.nextBelow(poolSize);
         return chosen.map((a, i) => ({
           agentId: a.id,
-          seeds: Array.from({ length: seedsPerAgent }, (_, j) => pool[(i * seedsPerAgent + j) % poolSize]!),
+          seeds: Array.from({ length: seedsPerAgent }, (_, j) => pool[(start + i * seedsPerAgent + j) % poolSize]!),
         }));
       }
     }

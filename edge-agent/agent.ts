@@ -12,7 +12,7 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { FeatureArray, LocalDataset } from '../shared/data/index.js';
-import { encodeEntryPayload, hashPayload, UpdateLog, type LogEntry } from '../shared/log/index.js';
+import { CoefficientSums, encodeEntryPayload, hashPayload, lastRebaseIndex, UpdateLog, type LogEntry } from '../shared/log/index.js';
 import { logger } from '../shared/logger.js';
 import type { PreparedModel } from '../shared/model/index.js';
 import type { Distribution, Seed } from '../shared/noise/index.js';
@@ -73,6 +73,8 @@ export interface CatchUpRecord {
   snapshotBytes: number | undefined;
   /** The snapshot's version when path is 'snapshot'. */
   snapshotVersion?: number;
+  /** Set when the log path started at this rebase record, skipping every entry before it (compaction). */
+  rebaseVersion?: number;
 }
 
 export interface AgentState {
@@ -92,7 +94,9 @@ export interface AgentState {
  */
 export function chooseCatchUp(version: number, accepted: JoinAccepted): CatchUpPath {
   if (version >= accepted.currentVersion || accepted.snapshotVersion <= version) return 'log';
-  if (version < accepted.logFloor) return 'snapshot';
+  // Behind the last rebase record, the log path starts at the record itself (logBytes already counts that).
+  const rebase = accepted.rebaseVersion ?? 0;
+  if ((version < rebase - 1 ? rebase - 1 : version) < accepted.logFloor) return 'snapshot';
   return accepted.snapshotBytes + accepted.logBytesAfterSnapshot < accepted.logBytes ? 'snapshot' : 'log';
 }
 
@@ -121,6 +125,11 @@ interface Job {
   /** The weights' version and the hash of the entry at it (the genesis hash at 0). */
   version: number;
   headHash: string;
+  /**
+   * Per-seed coefficient sums since the last rebase (shared/log/compaction.ts), to check the next rebase record
+   * before applying it. Unknown (undefined) after a snapshot until a rebase arrives.
+   */
+  sums: CoefficientSums | undefined;
 }
 
 export class Agent {
@@ -286,8 +295,14 @@ export class Agent {
       await replica.close();
       throw new AgentStateError(`the backend's initial weights hash to ${baseSha}, the job's base is ${accepted.baseSha256}`);
     }
-    for (const entry of replayable?.entries() ?? []) await backend.apply(entry.terms, this.decayOf(entry, accepted));
+    const stored = replayable?.entries() ?? [];
+    // Sums are kept only when the job compacts: otherwise they would grow with every new seed, without bound.
+    const sums = (accepted.compactEvery ?? 0) > 0 ? new CoefficientSums() : undefined;
+    for (const entry of stored) sums?.add(entry);
+    // A rebase record overwrites the weights: replay from the last one.
+    for (const entry of stored.slice(Math.max(0, lastRebaseIndex(stored)))) await this.applyToWeights(backend, entry, accepted);
     this.job = {
+      sums,
       accepted,
       backend,
       replica: this.init.stateDir === undefined && this.init.keepLogReplica === false ? undefined : replayable,
@@ -301,6 +316,39 @@ export class Agent {
     return entry.decay === 1 ? undefined : { factor: entry.decay, ranges: accepted.decayRanges };
   }
 
+  /** An update: its decay, then its terms. A rebase: the base weights again, then its K terms in one pass. */
+  private async applyToWeights(backend: MezoBackend, entry: LogEntry, accepted: JoinAccepted): Promise<void> {
+    if (entry.kind === 'rebase') {
+      await backend.load(this.init.prepared.slab);
+      await backend.apply(entry.terms);
+    } else {
+      await backend.apply(entry.terms, this.decayOf(entry, accepted));
+    }
+  }
+
+  /**
+   * The log path from behind the last rebase record starts at the record: its own hash is checked, but the
+   * entry it chains to is never seen, so, like a snapshot, it is taken on the coordinator's word (heartbeats
+   * then audit the weights). Later entries chain from it as usual, and later rebases are checked against the
+   * sums that start here. The log replica retires, as after a snapshot.
+   */
+  private async jumpToRebase(client: CoordinatorClient, version: number): Promise<void> {
+    const job = this.job!;
+    const rebase = (await client.fetchLog({ fromVersion: version - 1, toVersion: version })).entries[0];
+    if (!rebase || rebase.version !== version || rebase.kind !== 'rebase') {
+      throw new TransportError('DATA_LOSS', `fetchLog: entry ${version} is not the rebase record the coordinator announced`);
+    }
+    const { hash, ...unsigned } = rebase;
+    if (hashPayload(encodeEntryPayload(unsigned)) !== hash) throw new TransportError('DATA_LOSS', `rebase ${version}: hash does not match its contents`);
+    await this.applyToWeights(job.backend, rebase, job.accepted);
+    await job.replica?.close();
+    job.replica = undefined;
+    job.sums = CoefficientSums.startingAt(rebase);
+    job.version = version;
+    job.headHash = hash;
+    logger.info({ agent: this.id, version, seeds: rebase.terms.length }, 'caught up from a rebase record');
+  }
+
   /**
    * Brings the weights to the version the coordinator reported at join, by the cheaper path (chooseCatchUp).
    * A snapshot that fails its checks is refused; the agent then replays the log when the coordinator still
@@ -310,6 +358,7 @@ export class Agent {
     const from = this.job!.version;
     if (from >= accepted.currentVersion) return;
     const path = chooseCatchUp(from, accepted);
+    const rebase = accepted.rebaseVersion ?? 0;
     const offered = accepted.snapshotVersion > from ? accepted.snapshotBytes + accepted.logBytesAfterSnapshot : undefined;
     this.lastCatchUp = { path, from, to: accepted.currentVersion, logBytes: accepted.logBytes, snapshotBytes: offered };
     logger.info({ agent: this.id, ...this.lastCatchUp }, 'catching up');
@@ -320,10 +369,14 @@ export class Agent {
       } catch (err) {
         if (!(err instanceof SnapshotRejectedError)) throw err;
         this.snapshotsRejected++;
-        if (from < accepted.logFloor) throw err;
+        if ((from < rebase - 1 ? rebase - 1 : from) < accepted.logFloor) throw err;
         logger.warn({ agent: this.id, err: err.message }, 'snapshot refused; catching up by the log instead');
         this.lastCatchUp = { ...this.lastCatchUp, path: 'log' };
       }
+    }
+    if (this.job!.version < rebase - 1) {
+      await this.jumpToRebase(client, rebase);
+      this.lastCatchUp.rebaseVersion = rebase;
     }
     await this.catchUp(client, accepted.currentVersion);
   }
@@ -362,6 +415,7 @@ export class Agent {
     if (loaded !== first.weightsSha256) throw new AgentStateError(`snapshot ${version}: loaded weights hash to ${loaded}, expected ${first.weightsSha256}`);
     await job.replica?.close();
     job.replica = undefined;
+    job.sums = undefined;
     job.version = first.version;
     job.headHash = first.entryHash;
     logger.info({ agent: this.id, version, bytes: bytes.length }, 'loaded a snapshot');
@@ -388,11 +442,20 @@ export class Agent {
     }
     const { hash, ...unsigned } = entry;
     if (hashPayload(encodeEntryPayload(unsigned)) !== hash) throw new AgentStateError(`update ${entry.version}: hash does not match its contents`);
-    await backend.apply(entry.terms, this.decayOf(entry, accepted));
+    if (entry.kind === 'rebase') {
+      // The record must be what this replica's own history sums to (known unless a snapshot came since).
+      const wrong = job.sums?.mismatch(entry);
+      if (wrong !== undefined) throw new AgentStateError(`rebase ${entry.version} does not follow from the entries before it: ${wrong}`);
+    }
+    await this.applyToWeights(backend, entry, accepted);
     job.version = entry.version;
     job.headHash = hash;
+    if (job.sums) job.sums.add(entry);
+    else if (entry.kind === 'rebase' && (accepted.compactEvery ?? 0) > 0) job.sums = CoefficientSums.startingAt(entry);
     if (replica) {
-      const stored = await replica.append({ round: entry.round, lr: entry.lr, decay: entry.decay, terms: entry.terms });
+      const stored = entry.kind === 'rebase'
+        ? await replica.appendRebase({ round: entry.round, terms: entry.terms })
+        : await replica.append({ round: entry.round, lr: entry.lr, decay: entry.decay, terms: entry.terms });
       if (stored.hash !== hash) throw new AgentStateError(`update ${entry.version}: replica hash ${stored.hash} differs from ${hash}`);
     }
   }

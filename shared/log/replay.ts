@@ -2,9 +2,13 @@
  * Replays log entries onto a slab. Consecutive entries are fused into one accumulate call (up to a bounded
  * number of terms), which is bit-identical to applying them one by one — accumulate is defined as successive
  * perturbs in order — but walks memory once per batch instead of once per entry.
+ *
+ * A rebase record (compaction.ts) sets the weights to base + its terms, so replay starts at the last rebase in
+ * `entries`: what came before it would be overwritten.
  */
 import type { NoiseEngine } from '../noise/engine.js';
 import { PackedEntries, type Distribution } from '../noise/index.js';
+import { lastRebaseIndex } from './compaction.js';
 import type { LogEntry } from './log-entry.js';
 
 /** Terms per fused accumulate call: enough to amortise the pass over memory, small enough to stay cheap to pack. */
@@ -15,6 +19,11 @@ export interface ReplayOptions {
   offset?: number;
   /** The log header's decay ranges, in global indices; needed when entries carry a decay other than 1. */
   decayRanges?: ReadonlyArray<readonly [number, number]>;
+  /**
+   * The base slab the log applies to (a shard: its part, indexed like `slab`); needed when entries hold a
+   * rebase record, which starts again from the base.
+   */
+  base?: Float32Array;
 }
 
 export function replay(
@@ -31,7 +40,15 @@ export function replay(
     engine.accumulate(slab, PackedEntries.from(batch), { distribution, offset });
     batch = [];
   };
-  for (const entry of entries) {
+  const start = Math.max(0, lastRebaseIndex(entries));
+  if (entries[start]?.kind === 'rebase') {
+    const base = options.base;
+    if (!base) throw new RangeError(`replay: entry ${entries[start]!.version} is a rebase record; options.base (the base slab) is needed`);
+    if (base.length !== slab.length) throw new RangeError(`replay: options.base holds ${base.length} values, the slab ${slab.length}`);
+    slab.set(base);
+  }
+  for (let i = start; i < entries.length; i++) {
+    const entry = entries[i]!;
     if (entry.decay !== 1) {
       // Decay applies to the weights as they stand before this entry's terms: flush what came earlier first.
       flush();

@@ -2,6 +2,7 @@
  * The update log: an append-only, hash-chained sequence of (seed, coefficient) updates that, applied in order to
  * the base weights, *is* the model. An append resolves only after the record is on stable storage (write +
  * fdatasync), so a caller that broadcasts after `await append()` never broadcasts an update it could lose.
+ * Rebase records (compaction.ts) are chained entries like updates; opening a log verifies their sums.
  *
  * File layout: "MEZOLOG1" · u32 header length · header JSON · SHA-256(header JSON), then records of
  * u32 payload length · payload (log-entry.ts) · SHA-256(payload).
@@ -22,6 +23,7 @@ import {
   normaliseTerms,
   type LogEntry,
 } from './log-entry.js';
+import { CoefficientSums, CompactionError, lastRebaseIndex, verifyRebases } from './compaction.js';
 
 export const LOG_FORMAT = 'mezo-log/1';
 const MAGIC = Buffer.from('MEZOLOG1', 'latin1');
@@ -70,6 +72,23 @@ export interface AppendInput {
   /** Weight-decay multiplier for the header's decay ranges (default 1: none); stored as binary32. */
   decay?: number;
   terms: ReadonlyArray<{ seed: Seed; coeff: number }>;
+}
+
+export interface RebaseInput {
+  /** The round of the update it follows (a rebase is not a round of its own, so the next round stays last + 1). */
+  round: number;
+  /** Terms the caller computed; they must equal the log's own (compaction.ts). Default: the log's own. */
+  terms?: ReadonlyArray<{ seed: Seed; coeff: number }>;
+}
+
+/** Checks the rebase records of a log read back from storage; a wrong one makes the log corrupt. */
+function auditRebases(entries: readonly LogEntry[], where: string): void {
+  try {
+    verifyRebases(entries);
+  } catch (err) {
+    if (err instanceof CompactionError) throw new LogCorruptError(`${where}: ${err.message}`, { cause: err });
+    throw err;
+  }
 }
 
 /** The genesis hash: what entry 1's prevHash must be. */
@@ -158,6 +177,9 @@ export class UpdateLog {
   readonly path: string | undefined;
   private readonly entryList: LogEntry[];
   private storage: LogStorage | undefined;
+  /** Per-seed coefficient sums (compaction.ts), brought up to the head when a rebase is appended. */
+  private readonly sums = new CoefficientSums();
+  private rebaseAt: number;
   private appendQueue: Promise<unknown> = Promise.resolve();
   private closed = false;
 
@@ -174,6 +196,7 @@ export class UpdateLog {
     this.path = path;
     this.storage = storage;
     this.recovery = recovery;
+    this.rebaseAt = lastRebaseIndex(entries) + 1;
   }
 
   /**
@@ -187,6 +210,7 @@ export class UpdateLog {
       if (entry.version !== i + 1 || entry.prevHash !== prev) throw new LogCorruptError(`withStorage: entry ${i + 1} does not chain from genesis`);
       prev = entry.hash;
     });
+    auditRebases(entries, 'withStorage');
     return new UpdateLog(parsed, entries, undefined, storage, recovery);
   }
 
@@ -216,6 +240,7 @@ export class UpdateLog {
       return new UpdateLog(expected, [], path, new FileLogStorage(handle), undefined);
     }
     const { header: stored, entries, validBytes, tornReason } = scanLog(existing, path);
+    auditRebases(entries, path);
     if (JSON.stringify(stored) !== JSON.stringify(expected)) {
       throw new LogCorruptError(
         `${path}: log belongs to ${JSON.stringify(stored)}, not ${JSON.stringify(expected)}`,
@@ -236,6 +261,11 @@ export class UpdateLog {
   /** Number of entries: the version of the model the log describes. */
   get version(): number {
     return this.entryList.length;
+  }
+
+  /** Version of the newest rebase record (0: none). Replaying from it needs only the base slab. */
+  get lastRebaseVersion(): number {
+    return this.rebaseAt;
   }
 
   /** Hash of the last entry (the genesis hash for an empty log). */
@@ -268,6 +298,7 @@ export class UpdateLog {
   private async appendNow(input: AppendInput): Promise<LogEntry> {
     if (this.closed) throw new Error('append: the update log is closed');
     const unsigned = {
+      kind: 'update' as const,
       version: this.version + 1,
       round: input.round,
       prevHash: this.headHash,
@@ -279,6 +310,34 @@ export class UpdateLog {
     const entry: LogEntry = { ...unsigned, hash: hashPayload(payload) };
     await this.storage?.appendRecord(entry, payload);
     this.entryList.push(entry);
+    return entry;
+  }
+
+  /**
+   * Appends a rebase record (compaction.ts): every seed's coefficient sum, so that replicas re-anchor at this
+   * version to base + Σ sum·z. Durable like any entry. Rejects with CompactionError, changing nothing, when an
+   * update since the previous rebase decays the weights, or when `terms` differ from the log's own sums.
+   */
+  appendRebase(input: RebaseInput): Promise<LogEntry> {
+    const result = this.appendQueue.then(() => this.appendRebaseNow(input));
+    this.appendQueue = result.catch(() => undefined);
+    return result;
+  }
+
+  private async appendRebaseNow(input: RebaseInput): Promise<LogEntry> {
+    if (this.closed) throw new Error('appendRebase: the update log is closed');
+    for (const entry of this.entryList.slice(this.sums.version)) this.sums.add(entry);
+    const terms = this.sums.terms();
+    if (input.terms !== undefined) {
+      const wrong = this.sums.mismatch({ terms: normaliseTerms(input.terms) });
+      if (wrong !== undefined) throw new CompactionError(`appendRebase: the terms given are not the log's coefficient sums: ${wrong}`);
+    }
+    const unsigned = { kind: 'rebase' as const, version: this.version + 1, round: input.round, prevHash: this.headHash, lr: 0, decay: 1, terms };
+    const payload = encodeEntryPayload(unsigned);
+    const entry: LogEntry = { ...unsigned, hash: hashPayload(payload) };
+    await this.storage?.appendRecord(entry, payload);
+    this.entryList.push(entry);
+    this.rebaseAt = entry.version;
     return entry;
   }
 

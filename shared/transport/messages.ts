@@ -6,7 +6,7 @@
  * unvalidated reaches coordinator or agent state.
  */
 import { z } from 'zod';
-import type { LogEntry } from '../log/index.js';
+import type { EntryKind, LogEntry } from '../log/index.js';
 import type { Distribution } from '../noise/index.js';
 import { MessageValidationError } from './errors.js';
 
@@ -93,11 +93,21 @@ export const joinAcceptedSchema = z.object({
   logBytes: counter.default(0),
   logBytesAfterSnapshot: counter.default(0),
   logFloor: counter.default(0),
+  /** The newest rebase record (0 or absent: none); the log path from a version below it starts at the rebase. */
+  rebaseVersion: counter.optional(),
+  /** Updates between rebase records (0: the job never compacts). */
+  compactEvery: uint32.transform((v) => (v === 0 ? undefined : v)).optional(),
 }).superRefine((m, ctx) => {
   if (m.snapshotVersion > m.currentVersion) ctx.addIssue({ code: 'custom', path: ['snapshotVersion'], message: `must not exceed currentVersion (${m.currentVersion})` });
   if (m.logFloor > m.currentVersion) ctx.addIssue({ code: 'custom', path: ['logFloor'], message: `must not exceed currentVersion (${m.currentVersion})` });
-  if (m.logFloor > 0 && m.snapshotVersion < m.logFloor) {
-    ctx.addIssue({ code: 'custom', path: ['snapshotVersion'], message: `must be at least logFloor (${m.logFloor}): versions below the floor are served only as a snapshot` });
+  const rebase = m.rebaseVersion ?? 0;
+  if (rebase > m.currentVersion) ctx.addIssue({ code: 'custom', path: ['rebaseVersion'], message: `must not exceed currentVersion (${m.currentVersion})` });
+  if (m.logFloor > 0 && m.snapshotVersion < m.logFloor && rebase - 1 < m.logFloor) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['snapshotVersion'],
+      message: `must be at least logFloor (${m.logFloor}), unless a rebase record above the floor is (rebaseVersion ${rebase}): versions below the floor are served only as a snapshot or from the rebase`,
+    });
   }
 });
 
@@ -114,15 +124,35 @@ export const taskSchema = z.object({
 
 const termSchema = z.object({ seed, coeff: finite.refine((x) => Number.isFinite(Math.fround(x)), 'must be finite in float32') });
 
-export const updateSchema = z.object({
-  round: counter,
-  version: counter.refine((v) => v >= 1, 'must be at least 1'),
-  terms: z.array(termSchema).max(MAX_TERMS_PER_UPDATE, `must hold at most ${MAX_TERMS_PER_UPDATE} terms`),
-  lr: finite,
-  decay: z.number().refine((d) => d > 0 && d <= 1, 'must be in (0, 1]'),
-  prevHash: hex64,
-  hash: hex64,
-});
+/** EntryKind: unset or UNSPECIFIED (a peer that predates the field) is an update. */
+const entryKind = z
+  .enum(['ENTRY_KIND_UNSPECIFIED', 'ENTRY_KIND_UPDATE', 'ENTRY_KIND_REBASE'])
+  .optional()
+  .transform((k): EntryKind => (k === 'ENTRY_KIND_REBASE' ? 'rebase' : 'update'));
+
+export const updateSchema = z
+  .object({
+    kind: entryKind,
+    round: counter,
+    version: counter.refine((v) => v >= 1, 'must be at least 1'),
+    terms: z.array(termSchema).max(MAX_TERMS_PER_UPDATE, `must hold at most ${MAX_TERMS_PER_UPDATE} terms`),
+    lr: finite,
+    decay: z.number().refine((d) => d > 0 && d <= 1, 'must be in (0, 1]'),
+    prevHash: hex64,
+    hash: hex64,
+  })
+  .superRefine((u, ctx) => {
+    if (u.kind !== 'rebase') return;
+    // A rebase record has one canonical form (shared/log/log-entry.ts): no lr or decay, each seed once, ascending.
+    if (u.lr !== 0) ctx.addIssue({ code: 'custom', path: ['lr'], message: 'must be 0 in a rebase' });
+    if (u.decay !== 1) ctx.addIssue({ code: 'custom', path: ['decay'], message: 'must be 1 in a rebase' });
+    for (let k = 1; k < u.terms.length; k++) {
+      if (u.terms[k]!.seed <= u.terms[k - 1]!.seed) {
+        ctx.addIssue({ code: 'custom', path: ['terms', k, 'seed'], message: 'must be above the previous seed: a rebase lists each seed once, ascending' });
+        return;
+      }
+    }
+  });
 
 export const resultSchema = z
   .object({
@@ -291,6 +321,8 @@ export function encodeJoinAccepted(m: JoinAccepted): Record<string, unknown> {
     logBytes: u64(m.logBytes),
     logBytesAfterSnapshot: u64(m.logBytesAfterSnapshot),
     logFloor: u64(m.logFloor),
+    ...(m.rebaseVersion ? { rebaseVersion: u64(m.rebaseVersion) } : {}),
+    ...(m.compactEvery ? { compactEvery: m.compactEvery } : {}),
   };
 }
 
@@ -309,6 +341,8 @@ export function encodeTask(t: Task): Record<string, unknown> {
 
 export function encodeUpdate(u: Update): Record<string, unknown> {
   return {
+    // Left unset for an update, so update messages keep the bytes they had before the field existed.
+    ...(u.kind === 'rebase' ? { kind: 'ENTRY_KIND_REBASE' } : {}),
     round: u64(u.round),
     version: u64(u.version),
     terms: u.terms.map((t) => ({ seed: u64(t.seed), coeff: t.coeff })),

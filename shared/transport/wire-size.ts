@@ -31,8 +31,9 @@ const delimited = (length: number): number => 1 + varintBytes(length) + length;
 export function updateBytes(entry: LogEntry): number {
   let terms = 0;
   for (const term of entry.terms) terms += delimited(varintField(term.seed) + 5);
-  // round, version, terms, lr (double), decay (float), prev_hash, hash
-  return varintField(entry.round) + varintField(entry.version) + terms + 9 + 5 + HASH_FIELD * 2;
+  // round, version, terms, lr (double), decay (float), prev_hash, hash; kind only for a rebase (encodeUpdate)
+  const kind = entry.kind === 'rebase' ? varintField(2) : 0;
+  return varintField(entry.round) + varintField(entry.version) + terms + 9 + 5 + HASH_FIELD * 2 + kind;
 }
 
 /** The contribution of one entry to a FetchLogResponse (its repeated-field framing included). */

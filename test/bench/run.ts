@@ -3,6 +3,7 @@
  * and prints a table per suite. Figures quoted in docs/benchmarks.md come from these files.
  */
 import { report, type SuiteResult } from './harness.js';
+import { benchCompaction } from './compaction-bench.js';
 import { benchFleet } from './fleet-bench.js';
 import { benchModelForward } from './model-forward.js';
 import { benchNoise } from './noise-bench.js';
@@ -15,6 +16,7 @@ const suites: Record<string, () => Promise<SuiteResult>> = {
   trainer: () => benchTrainer(),
   fleet: () => benchFleet(),
   'plan-validation': () => benchPlanValidation(),
+  compaction: () => benchCompaction(),
 };
 
 const requested = process.argv.slice(2).filter((a) => !a.startsWith('-'));
