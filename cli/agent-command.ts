@@ -8,6 +8,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { z } from 'zod';
 import { resolveConfig, type EnvBinding } from '../shared/config/index.js';
 import { layeredFlags, number } from './option-parsing.js';
+import { NATS_FLAGS, addNatsOptions, natsConfigSchema, natsEnv, natsTransportOptions } from './nats-options.js';
 
 export const agentConfigSchema = z
   .strictObject({
@@ -32,6 +33,13 @@ export const agentConfigSchema = z
     tlsKey: z.string().min(1).optional(),
     /** The name the coordinator's certificate is checked against (default: the host dialled). */
     tlsServerName: z.string().min(1).optional(),
+    /** grpc: dial `coordinator`; nats: the job's subjects on the NATS server(s) of `nats`. */
+    transport: z.enum(['grpc', 'nats']).default('grpc'),
+    /** NATS: the job to join (its subjects are per job; gRPC learns it from the coordinator). */
+    jobId: z.string().regex(/^[A-Za-z0-9._-]{1,128}$/, 'must be 1-128 characters of A-Z a-z 0-9 . _ -').default('mezo-job'),
+    /** NATS: read log entries straight from the job's JetStream log stream when catching up. */
+    natsReadLog: z.boolean().default(false),
+    nats: natsConfigSchema.prefault({}),
   })
   .refine((c) => (c.tlsCert === undefined) === (c.tlsKey === undefined), { path: ['tlsKey'], message: '--tls-cert and --tls-key go together' })
   .refine((c) => c.tlsCa !== undefined || (c.tlsCert === undefined && c.tlsServerName === undefined), {
@@ -52,6 +60,8 @@ const ENV: Record<string, EnvBinding> = {
   MEZO_AGENT_TLS_CA: { path: 'tlsCa', type: 'string' },
   MEZO_AGENT_TLS_CERT: { path: 'tlsCert', type: 'string' },
   MEZO_AGENT_TLS_KEY: { path: 'tlsKey', type: 'string' },
+  MEZO_AGENT_JOB_ID: { path: 'jobId', type: 'string' },
+  ...natsEnv('MEZO_AGENT'),
 };
 
 const FLAGS: Record<string, string> = {
@@ -70,6 +80,9 @@ const FLAGS: Record<string, string> = {
   tlsCert: 'tlsCert',
   tlsKey: 'tlsKey',
   tlsServerName: 'tlsServerName',
+  jobId: 'jobId',
+  natsReadLog: 'natsReadLog',
+  ...NATS_FLAGS,
 };
 
 
@@ -86,7 +99,7 @@ async function loadData(config: AgentConfig, classes: number | null) {
 
 export async function runAgent(config: AgentConfig, signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM']): Promise<void> {
   const { loadPrepared, loadDefaultModel } = await import('../shared/model/index.js');
-  const { GrpcTransport, clientTlsCredentials } = await import('../shared/transport/index.js');
+  const { GrpcTransport, NatsTransport, clientTlsCredentials } = await import('../shared/transport/index.js');
   const { noise } = await import('../shared/noise/index.js');
   const { Agent } = await import('../edge-agent/agent.js');
   const { createAgentBackend } = await import('../edge-agent/agent-backend.js');
@@ -96,12 +109,21 @@ export async function runAgent(config: AgentConfig, signals: NodeJS.Signals[] = 
   const agent = new Agent({
     agentId: config.agentId,
     token: config.token,
-    transport: new GrpcTransport({
-      address: config.coordinator,
-      maxMessageBytes: config.maxMessageBytes,
-      ...(config.tlsCa ? { channelCredentials: clientTlsCredentials({ ca: config.tlsCa, cert: config.tlsCert, key: config.tlsKey }) } : {}),
-      ...(config.tlsServerName ? { serverNameOverride: config.tlsServerName } : {}),
-    }),
+    transport:
+      config.transport === 'nats'
+        ? new NatsTransport({
+            jobId: config.jobId,
+            subjectPrefix: config.nats.subjectPrefix,
+            maxMessageBytes: config.maxMessageBytes,
+            readLogFromStream: config.natsReadLog,
+            ...natsTransportOptions(config.nats),
+          })
+        : new GrpcTransport({
+            address: config.coordinator,
+            maxMessageBytes: config.maxMessageBytes,
+            ...(config.tlsCa ? { channelCredentials: clientTlsCredentials({ ca: config.tlsCa, cert: config.tlsCert, key: config.tlsKey }) } : {}),
+            ...(config.tlsServerName ? { serverNameOverride: config.tlsServerName } : {}),
+          }),
     prepared,
     createBackend: (distribution) => createAgentBackend(prepared, distribution, { worker: config.worker, intraOpThreads: config.threads }),
     data,
@@ -120,9 +142,10 @@ export async function runAgent(config: AgentConfig, signals: NodeJS.Signals[] = 
 }
 
 export function registerAgentCommand(program: Command): void {
-  program
-    .command('agent')
+  addNatsOptions(program.command('agent'))
     .description('join a federated MeZO job as an edge agent')
+    .option('--job-id <id>', 'NATS: the job to join (default mezo-job)')
+    .option('--nats-read-log', 'NATS: catch up by reading the job\'s JetStream log stream directly')
     .option('--config <file>', 'JSON config file (defaults < file < MEZO_AGENT_* env < flags)')
     .option('--coordinator <host:port>', 'coordinator address (default 127.0.0.1:7070)')
     .option('--agent-id <id>', 'this agent\'s id')

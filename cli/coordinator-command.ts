@@ -10,6 +10,7 @@ import { resolveConfig, type EnvBinding } from '../shared/config/index.js';
 import { roundOptionsSchema } from '../coordinator/options.js';
 import type { RunReport } from '../coordinator/coordinator.js';
 import { layeredFlags, number } from './option-parsing.js';
+import { NATS_FLAGS, addNatsOptions, natsConfigSchema, natsEnv, openCoordinatorNats } from './nats-options.js';
 
 export const coordinatorConfigSchema = z.strictObject({
   /** host:port to serve on. */
@@ -23,19 +24,26 @@ export const coordinatorConfigSchema = z.strictObject({
   tlsCert: z.string().min(1).optional(),
   tlsKey: z.string().min(1).optional(),
   tlsClientCa: z.string().min(1).optional(),
+  /** How agents reach the coordinator: gRPC on `listen`, or the job's subjects on a NATS server (`nats`). */
+  transport: z.enum(['grpc', 'nats']).default('grpc'),
+  /** Where the update log lives: the `log` file, or a JetStream stream on the NATS server (needs transport nats). */
+  logStore: z.enum(['file', 'jetstream']).default('file'),
+  nats: natsConfigSchema.prefault({}),
   /** Snapshot the materialised weights every n committed versions (0: never); restarts replay only the tail. */
   snapshotEvery: z.number().int().min(0).default(0),
   /** Where snapshots go (default: snapshots/ next to the log). */
   snapshotDir: z.string().min(1).optional(),
   /** Serve FetchLog only for the newest n versions (never past the newest snapshot); older agents load a snapshot. */
   keepVersions: z.number().int().min(0).optional(),
-  /** host:port for Prometheus /metrics, /healthz and /readyz (off when unset). */
+  /** host:port for the operator HTTP server: the dashboard, Prometheus /metrics, /healthz and /readyz (off when unset). */
   metricsListen: z
     .string()
     .regex(/^[^\s:]*:\d{1,5}$/, 'must be host:port')
     .optional(),
-  /** Bearer token the metrics endpoints require (read-only operator access); none when unset. */
+  /** Token the dashboard and metrics require (read-only operator access); none when unset. */
   metricsToken: z.string().min(1).optional(),
+  /** Where to write the run record (run.json, for `mezo report`) when the run ends. */
+  runRecord: z.string().min(1).optional(),
   job: z.preprocess((value) => {
     // A linear or cosine schedule decays over the job's rounds unless totalSteps says otherwise.
     if (value === null || typeof value !== 'object') return value;
@@ -48,7 +56,8 @@ export const coordinatorConfigSchema = z.strictObject({
   }, roundOptionsSchema.prefault({})),
 })
   .refine((c) => (c.tlsCert === undefined) === (c.tlsKey === undefined), { path: ['tlsKey'], message: '--tls-cert and --tls-key go together' })
-  .refine((c) => c.tlsClientCa === undefined || c.tlsCert !== undefined, { path: ['tlsClientCa'], message: 'mutual TLS needs --tls-cert and --tls-key too' });
+  .refine((c) => c.tlsClientCa === undefined || c.tlsCert !== undefined, { path: ['tlsClientCa'], message: 'mutual TLS needs --tls-cert and --tls-key too' })
+  .refine((c) => c.logStore === 'file' || c.transport === 'nats', { path: ['logStore'], message: '--log-store jetstream needs --transport nats' });
 export type CoordinatorConfig = z.output<typeof coordinatorConfigSchema>;
 
 const ENV: Record<string, EnvBinding> = {
@@ -64,11 +73,15 @@ const ENV: Record<string, EnvBinding> = {
   MEZO_COORDINATOR_LR: { path: 'job.strategy.schedule.lr', type: 'number' },
   MEZO_COORDINATOR_EPSILON: { path: 'job.epsilon', type: 'number' },
   MEZO_COORDINATOR_TOKEN: { path: 'job.token', type: 'string' },
+  MEZO_COORDINATOR_COMPACT_EVERY: { path: 'job.compactEvery', type: 'number' },
   MEZO_COORDINATOR_METRICS_LISTEN: { path: 'metricsListen', type: 'string' },
   MEZO_COORDINATOR_METRICS_TOKEN: { path: 'metricsToken', type: 'string' },
+  MEZO_COORDINATOR_RUN_RECORD: { path: 'runRecord', type: 'string' },
   MEZO_COORDINATOR_TLS_CERT: { path: 'tlsCert', type: 'string' },
   MEZO_COORDINATOR_TLS_KEY: { path: 'tlsKey', type: 'string' },
   MEZO_COORDINATOR_TLS_CLIENT_CA: { path: 'tlsClientCa', type: 'string' },
+  MEZO_COORDINATOR_LOG_STORE: { path: 'logStore', type: 'string' },
+  ...natsEnv('MEZO_COORDINATOR'),
 };
 
 const FLAGS: Record<string, string> = {
@@ -105,10 +118,15 @@ const FLAGS: Record<string, string> = {
   snapshotEvery: 'snapshotEvery',
   snapshotDir: 'snapshotDir',
   keepVersions: 'keepVersions',
+  compactEvery: 'job.compactEvery',
   metricsListen: 'metricsListen',
   metricsToken: 'metricsToken',
+  runRecord: 'runRecord',
   rateLimit: 'job.rateLimit.perSecond',
   rateBurst: 'job.rateLimit.burst',
+  logStore: 'logStore',
+  natsReplicas: 'nats.replicas',
+  ...NATS_FLAGS,
 };
 
 
@@ -125,23 +143,26 @@ export async function runCoordinator(config: CoordinatorConfig, signals: NodeJS.
   const { noise } = await import('../shared/noise/index.js');
   const { GrpcTransport, serverTlsCredentials } = await import('../shared/transport/index.js');
   const { Coordinator } = await import('../coordinator/coordinator.js');
-  const { CoordinatorMetrics, serveMetrics } = await import('../coordinator/metrics.js');
+  const { CoordinatorMetrics } = await import('../coordinator/metrics.js');
+  const { RunMonitor } = await import('../coordinator/run-monitor.js');
+  const { serveDashboard } = await import('../coordinator/dashboard/server.js');
   const { logger } = await import('../shared/logger.js');
 
   const prepared = config.model ? await loadPrepared(config.model) : await loadDefaultModel();
-  const log = await UpdateLog.open(config.log, {
-    jobId: config.job.jobId,
-    baseSha256: prepared.manifest.slabSha256,
-    distribution: config.job.distribution,
-    decayRanges: [],
-  });
-  let metrics: InstanceType<typeof CoordinatorMetrics> | undefined;
+  const header = { jobId: config.job.jobId, baseSha256: prepared.manifest.slabSha256, distribution: config.job.distribution, decayRanges: [] };
+  const nats =
+    config.transport === 'nats'
+      ? await openCoordinatorNats(config.nats, { jobId: config.job.jobId, header, logStore: config.logStore, maxMessageBytes: config.maxMessageBytes })
+      : undefined;
+  const log = nats?.log ?? (await UpdateLog.open(config.log, header).catch(async (err: unknown) => {
+    await nats?.close();
+    throw err;
+  }));
   const coordinator = new Coordinator({
-    onRound: (report) => metrics?.observeRound(report),
     log,
     baseSlab: prepared.slab,
     engine: noise,
-    transport: new GrpcTransport({
+    transport: nats?.transport ?? new GrpcTransport({
       address: config.listen,
       maxMessageBytes: config.maxMessageBytes,
       ...(config.tlsCert && config.tlsKey
@@ -164,39 +185,53 @@ export async function runCoordinator(config: CoordinatorConfig, signals: NodeJS.
     coordinator.stop();
   };
   signals.forEach((s) => process.on(s, onSignal));
-  let metricsServer: Awaited<ReturnType<typeof serveMetrics>> | undefined;
+  // The monitor feeds the dashboard, the metrics' per-round gauges and the run record.
+  const metrics = config.metricsListen ? new CoordinatorMetrics(coordinator) : undefined;
+  const monitor = metrics || config.runRecord ? new RunMonitor({ coordinator, kind: 'coordinator', ...(metrics ? { metrics } : {}) }) : undefined;
+  let metricsServer: Awaited<ReturnType<typeof serveDashboard>> | undefined;
   try {
-    if (config.metricsListen) {
-      metrics = new CoordinatorMetrics(coordinator);
+    if (config.metricsListen && metrics) {
       metrics.setLogVersion(log.version);
       const at = config.metricsListen.lastIndexOf(':');
-      metricsServer = await serveMetrics({
+      metricsServer = await serveDashboard({
         metrics,
+        ...(monitor ? { monitor } : {}),
         host: config.metricsListen.slice(0, at) || '0.0.0.0',
         port: Number(config.metricsListen.slice(at + 1)),
         ...(config.metricsToken ? { token: config.metricsToken } : {}),
         ready: () => coordinator.address !== undefined,
       });
-      process.stderr.write(`metrics on ${metricsServer.url}/metrics\n`);
+      process.stderr.write(`dashboard on ${metricsServer.url}/, metrics on ${metricsServer.url}/metrics\n`);
     }
     const address = await coordinator.listen();
     if (log.recovery) {
       const r = log.recovery;
       process.stderr.write(`update log ${config.log}: torn tail truncated (${r.truncatedBytes} bytes; ${r.reason}); kept ${r.keptEntries} entries\n`);
     }
+    if (nats?.logNote) process.stderr.write(`${nats.logNote}\n`);
     process.stderr.write(`coordinator ${config.job.jobId} listening on ${address}, log at version ${log.version}\n`);
     return await coordinator.run();
   } finally {
     signals.forEach((s) => process.off(s, onSignal));
+    // Before close(): the transport's traffic counts go with the listener.
+    monitor?.finish();
     await coordinator.close();
+    await nats?.close();
     await metricsServer?.close();
+    if (config.runRecord && monitor) {
+      try {
+        await monitor.writeRunRecord(config.runRecord);
+        process.stderr.write(`run record written to ${config.runRecord}\n`);
+      } catch (err) {
+        logger.error({ path: config.runRecord, err: (err as Error).message }, 'writing the run record failed');
+      }
+    }
   }
 }
 
 export function registerCoordinatorCommand(program: Command): void {
-  program
-    .command('coordinator')
-    .description('coordinate a federated MeZO job over gRPC (durable, seed-replayable update log)')
+  addNatsOptions(program.command('coordinator'))
+    .description('coordinate a federated MeZO job over gRPC or NATS (durable, seed-replayable update log)')
     .option('--config <file>', 'JSON config file (defaults < file < MEZO_COORDINATOR_* env < flags)')
     .option('--listen <host:port>', 'address to serve on (default 0.0.0.0:7070)')
     .option('--log <path>', 'durable update log; reopening it resumes the job')
@@ -209,7 +244,7 @@ export function registerCoordinatorCommand(program: Command): void {
     .option('--max-attempts <n>', 'attempts per round before failing', number)
     .option('--seeds-per-agent <n>', 'seeds each agent evaluates per round', number)
     .option('--seed-mode <mode>', 'shared | distinct | pool')
-    .option('--pool-size <k>', 'pool mode: seeds per round', number)
+    .option('--pool-size <k>', 'pool mode: K, the seeds of the job-wide pool', number)
     .option('--sampling <kind>', 'uniform | capability')
     .option('--strategy <aggregation>', 'mean | trimmed-mean | median')
     .option('--trim-fraction <x>', 'trimmed mean: fraction cut from each end', number)
@@ -224,8 +259,9 @@ export function registerCoordinatorCommand(program: Command): void {
     .option('--distribution <kind>', 'gaussian | rademacher')
     .option('--heartbeat-ms <ms>', 'ping/heartbeat period', number)
     .option('--token <token>', 'join token agents must present')
-    .option('--metrics-listen <host:port>', 'serve Prometheus /metrics, /healthz and /readyz here')
-    .option('--metrics-token <token>', 'bearer token the metrics endpoints require')
+    .option('--metrics-listen <host:port>', 'serve the dashboard (/), Prometheus /metrics, /healthz and /readyz here')
+    .option('--metrics-token <token>', 'token the dashboard and metrics require (bearer header, cookie or ?token=)')
+    .option('--run-record <path>', 'write the run record (run.json, for `mezo report`) when the run ends')
     .option('--max-message-bytes <n>', 'largest accepted message', number)
     .option('--tls-cert <pem>', 'serve TLS with this certificate chain (with --tls-key)')
     .option('--tls-key <pem>', 'private key of --tls-cert')
@@ -233,8 +269,11 @@ export function registerCoordinatorCommand(program: Command): void {
     .option('--snapshot-every <n>', 'snapshot the weights every n versions, so restarts replay only the tail (0: off)', number)
     .option('--snapshot-dir <dir>', 'where snapshots go (default: snapshots/ next to the log)')
     .option('--keep-versions <n>', 'serve the log only for the newest n versions (never past the newest snapshot); agents further behind download a snapshot', number)
+    .option('--compact-every <n>', 'pool mode: append a rebase record (base + the K per-seed coefficient sums) after every n updates', number)
     .option('--rate-limit <n>', 'messages per second each agent may send (0: unlimited; default 100)', number)
     .option('--rate-burst <n>', 'burst of the per-agent rate limit (default 200)', number)
+    .option('--log-store <kind>', 'file (the --log file) | jetstream (a JetStream stream on the NATS server; needs --transport nats)')
+    .option('--nats-replicas <n>', 'JetStream log: servers that store the stream (default 1)', number)
     .action(async (flags: Record<string, unknown>) => {
       const report = await runCoordinator(resolveCoordinatorConfig(flags));
       process.stdout.write(`${JSON.stringify(report)}\n`);

@@ -1,9 +1,12 @@
 export {
   LogFormatError,
   MAX_TERMS_PER_ENTRY,
+  RECORD_KIND_REBASE,
+  RECORD_KIND_UPDATE,
   decodeEntryPayload,
   encodeEntryPayload,
   hashPayload,
+  type EntryKind,
   type LogEntry,
   type UpdateTerm,
 } from './log-entry.js';
@@ -18,6 +21,17 @@ export {
   type LogHeader,
   type LogHeaderInput,
   type LogStorage,
+  type RebaseInput,
   type TailRecovery,
 } from './update-log.js';
 export { applyDecay, replay, type ReplayOptions } from './replay.js';
+export {
+  openJetStreamLog,
+  readLogStream,
+  splitLogRecord,
+  JetStreamLogStorage,
+  JetStreamLogError,
+  LogConflictError,
+  type JetStreamLogOptions,
+} from './jetstream-log.js';
+export { CoefficientSums, CompactionError, collapseTerms, lastRebaseIndex, verifyRebases } from './compaction.js';

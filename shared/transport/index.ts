@@ -10,3 +10,20 @@ export { GrpcTransport, checkHealth, AGENT_ID_HEADER, TOKEN_HEADER, COORDINATOR_
 export { InMemoryTransport, type InMemoryTransportOptions } from './in-memory-transport.js';
 export { loadProtocol, protoDir, LOADER_OPTIONS } from './proto.js';
 export { serverTlsCredentials, clientTlsCredentials, TlsConfigError, type ServerTlsFiles, type ClientTlsFiles } from './tls.js';
+export { NatsTransport, checkNatsHealth, type NatsTransportOptions } from './nats-transport.js';
+export {
+  connectNats,
+  natsConnectionOptions,
+  createNatsUserNkey,
+  agentPermissions,
+  coordinatorPermissions,
+  natsJobAuthConfig,
+  NatsConfigError,
+  type NatsAuth,
+  type NatsTlsFiles,
+  type NatsConnectOptions,
+  type NatsPermissions,
+  type NatsUserCredential,
+  type JobAuthConfig,
+} from './nats-auth.js';
+export { jobSubjects, logStreamName, subjectToken, fromSubjectToken, DEFAULT_SUBJECT_PREFIX, NATS_HEADERS, type JobSubjects, type RpcMethod } from './nats-subjects.js';

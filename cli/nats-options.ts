@@ -1,0 +1,142 @@
+/**
+ * The NATS options `mezo coordinator` and `mezo agent` share (`--transport nats`): servers, credentials
+ * (user/password, token or an nkey seed file), TLS files and the subject prefix, as one `nats` block of the
+ * config (defaults < file < MEZO_<ROLE>_NATS_* < flags), plus what the coordinator opens with them.
+ */
+import type { Command } from 'commander';
+import { z } from 'zod';
+import type { EnvBinding } from '../shared/config/index.js';
+import type { LogHeaderInput, UpdateLog } from '../shared/log/index.js';
+import type { NatsAuth, NatsConnectOptions, Transport } from '../shared/transport/index.js';
+
+export const natsConfigSchema = z
+  .strictObject({
+    /** One or more server URLs, comma-separated (a cluster). */
+    url: z.string().min(1).default('nats://127.0.0.1:4222'),
+    user: z.string().min(1).optional(),
+    pass: z.string().min(1).optional(),
+    token: z.string().min(1).optional(),
+    /** A file holding the nkey user seed ("SU…"). */
+    nkeySeedFile: z.string().min(1).optional(),
+    /** TLS: the CA the server's certificate must chain to; for mutual TLS also this client's certificate and key. */
+    tlsCa: z.string().min(1).optional(),
+    tlsCert: z.string().min(1).optional(),
+    tlsKey: z.string().min(1).optional(),
+    /** Root of the job's subject tree. */
+    subjectPrefix: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, 'must be dot-separated tokens of A-Z a-z 0-9 _ -')
+      .default('mezo'),
+    /** Coordinator with --log-store jetstream: servers that store the log stream (a JetStream cluster for more than 1). */
+    replicas: z.number().int().min(1).max(5).default(1),
+  })
+  .refine((c) => (c.user === undefined) === (c.pass === undefined), { path: ['pass'], message: '--nats-user and --nats-pass go together' })
+  .refine((c) => [c.user, c.token, c.nkeySeedFile].filter((v) => v !== undefined).length <= 1, {
+    path: ['token'],
+    message: 'use one of --nats-user/--nats-pass, --nats-token and --nats-nkey-seed-file',
+  })
+  .refine((c) => (c.tlsCert === undefined) === (c.tlsKey === undefined), { path: ['tlsKey'], message: '--nats-tls-cert and --nats-tls-key go together' });
+export type NatsConfig = z.output<typeof natsConfigSchema>;
+
+/** MEZO_<ROLE>_NATS_* variables onto the `nats` block. */
+export function natsEnv(prefix: 'MEZO_COORDINATOR' | 'MEZO_AGENT'): Record<string, EnvBinding> {
+  return {
+    [`${prefix}_TRANSPORT`]: { path: 'transport', type: 'string' },
+    [`${prefix}_NATS_URL`]: { path: 'nats.url', type: 'string' },
+    [`${prefix}_NATS_USER`]: { path: 'nats.user', type: 'string' },
+    [`${prefix}_NATS_PASS`]: { path: 'nats.pass', type: 'string' },
+    [`${prefix}_NATS_TOKEN`]: { path: 'nats.token', type: 'string' },
+    [`${prefix}_NATS_NKEY_SEED_FILE`]: { path: 'nats.nkeySeedFile', type: 'string' },
+    [`${prefix}_NATS_TLS_CA`]: { path: 'nats.tlsCa', type: 'string' },
+    [`${prefix}_NATS_TLS_CERT`]: { path: 'nats.tlsCert', type: 'string' },
+    [`${prefix}_NATS_TLS_KEY`]: { path: 'nats.tlsKey', type: 'string' },
+  };
+}
+
+/** commander option names onto config paths. */
+export const NATS_FLAGS: Record<string, string> = {
+  transport: 'transport',
+  natsUrl: 'nats.url',
+  natsUser: 'nats.user',
+  natsPass: 'nats.pass',
+  natsToken: 'nats.token',
+  natsNkeySeedFile: 'nats.nkeySeedFile',
+  natsTlsCa: 'nats.tlsCa',
+  natsTlsCert: 'nats.tlsCert',
+  natsTlsKey: 'nats.tlsKey',
+  natsSubjectPrefix: 'nats.subjectPrefix',
+};
+
+export function addNatsOptions(command: Command): Command {
+  return command
+    .option('--transport <kind>', 'grpc | nats (default grpc)')
+    .option('--nats-url <urls>', 'NATS server URL(s), comma-separated (default nats://127.0.0.1:4222)')
+    .option('--nats-user <name>', 'NATS user (with --nats-pass)')
+    .option('--nats-pass <password>', 'NATS password')
+    .option('--nats-token <token>', 'NATS server token')
+    .option('--nats-nkey-seed-file <file>', 'file holding this client\'s NATS nkey seed')
+    .option('--nats-tls-ca <pem>', 'connect to NATS over TLS, trusting this CA bundle')
+    .option('--nats-tls-cert <pem>', 'mutual TLS to NATS: this client\'s certificate (with --nats-tls-key)')
+    .option('--nats-tls-key <pem>', 'private key of --nats-tls-cert')
+    .option('--nats-subject-prefix <prefix>', 'root of the job\'s NATS subjects (default mezo)');
+}
+
+function natsAuth(config: NatsConfig): NatsAuth | undefined {
+  if (config.user !== undefined && config.pass !== undefined) return { user: config.user, pass: config.pass };
+  if (config.token !== undefined) return { token: config.token };
+  if (config.nkeySeedFile !== undefined) return { nkeySeedFile: config.nkeySeedFile };
+  return undefined;
+}
+
+/** The transport-level connection options of a `nats` block. */
+export function natsTransportOptions(config: NatsConfig): Pick<NatsConnectOptions, 'servers' | 'auth' | 'tls'> {
+  const auth = natsAuth(config);
+  const tls = config.tlsCa || config.tlsCert ? { ca: config.tlsCa, cert: config.tlsCert, key: config.tlsKey } : undefined;
+  return {
+    servers: config.url.split(',').map((s) => s.trim()).filter((s) => s !== ''),
+    ...(auth ? { auth } : {}),
+    ...(tls ? { tls } : {}),
+  };
+}
+
+export interface CoordinatorNats {
+  transport: Transport;
+  /** The JetStream log when the log store is the stream. */
+  log: UpdateLog | undefined;
+  /** A line for stderr about the log stream (undefined with a file log). */
+  logNote: string | undefined;
+  /** Closes the connection (after the coordinator closed its listener and log). */
+  close(): Promise<void>;
+}
+
+/** The coordinator's NATS side: one connection for the transport and (with logStore 'jetstream') the log stream. */
+export async function openCoordinatorNats(
+  config: NatsConfig,
+  options: { jobId: string; header: LogHeaderInput; logStore: 'file' | 'jetstream'; maxMessageBytes: number },
+): Promise<CoordinatorNats> {
+  const { NatsTransport, connectNats } = await import('../shared/transport/index.js');
+  const { openJetStreamLog } = await import('../shared/log/index.js');
+  const connection = await connectNats({ ...natsTransportOptions(config), name: `mezo-coordinator ${options.jobId}` });
+  try {
+    const log =
+      options.logStore === 'jetstream'
+        ? await openJetStreamLog({ connection, header: options.header, subjectPrefix: config.subjectPrefix, replicas: config.replicas })
+        : undefined;
+    const transport = new NatsTransport({ jobId: options.jobId, connection, subjectPrefix: config.subjectPrefix, maxMessageBytes: options.maxMessageBytes });
+    return {
+      transport,
+      log,
+      logNote: log ? `update log: JetStream stream ${transport.subjects.stream}, ${log.version} entries verified` : undefined,
+      close: async () => {
+        // Drain delivers what is in flight; a server that is gone must not hold the exit up.
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([connection.drain().catch(() => undefined), new Promise((resolve) => (timer = setTimeout(resolve, 5000)))]);
+        clearTimeout(timer);
+        if (!connection.isClosed()) await connection.close().catch(() => undefined);
+      },
+    };
+  } catch (err) {
+    await connection.close();
+    throw err;
+  }
+}
