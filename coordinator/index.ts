@@ -3,3 +3,5 @@ export * from './options.js';
 export * from './strategy.js';
 export * from './export-model.js';
 export * from './snapshot.js';
+export * from './run-monitor.js';
+export * from './run-record.js';

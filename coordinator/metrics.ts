@@ -1,17 +1,46 @@
 /**
- * Prometheus metrics of a coordinator (prom-client), served over HTTP with /healthz and /readyz. Round
- * metrics are observed as rounds commit; per-agent counters are read from the coordinator's agent statistics
- * when Prometheus scrapes, so the round loop pays nothing for them. Names follow Prometheus conventions: base
- * units (seconds, bytes) and `_total` on counters.
+ * Prometheus metrics of a coordinator (prom-client), served over HTTP with /healthz and /readyz (and, with a
+ * RunMonitor, the dashboard: dashboard/server.ts). Round metrics are observed as rounds commit; per-agent
+ * counters, traffic and replay lag are read from the coordinator when Prometheus scrapes, so the round loop
+ * pays nothing for them. Names follow Prometheus conventions: base units (seconds, bytes) and `_total` on
+ * counters.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { timingSafeEqual } from 'node:crypto';
+import type { Server } from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Traffic } from '../shared/transport/index.js';
 import type { AgentStatus, RejectionReason, RoundReport } from './coordinator.js';
+import { serveDashboard } from './dashboard/server.js';
 
-/** What the metrics read from a coordinator. */
+/** What the metrics read from a coordinator (a Coordinator is one; the optional parts add metrics). */
 export interface MetricsSource {
   agentStatuses(): AgentStatus[];
+  /** Encoded bytes per agent (transport traffic). */
+  traffic?(): ReadonlyMap<string, Traffic>;
+  /** The log, for the head version agents' replay lag is measured from. */
+  readonly log?: { readonly version: number };
+  /** The coordinator's weights hash at a version, to find replicas that disagree. */
+  weightsSha256At?(version: number): string | undefined;
+}
+
+/** Quantiles of the agents' replay lag reported by mezo_agents_replay_lag_versions. */
+export const LAG_QUANTILES = [0.5, 0.9, 0.99, 1] as const;
+
+/** The q-quantile of ascending `sorted` (nearest rank); 0 for none. */
+export function quantile(sorted: readonly number[], q: number): number {
+  if (sorted.length === 0) return 0;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
+}
+
+/** Head version minus the version each connected agent last reported (never negative), ascending. */
+export function replayLags(statuses: readonly AgentStatus[], head: number): number[] {
+  return statuses.filter((a) => a.connected).map((a) => Math.max(0, head - a.version)).sort((a, b) => a - b);
+}
+
+/** Whether an agent's reported weights disagree with the coordinator's at its version (unknown: false). */
+export function weightsDisagree(source: Pick<MetricsSource, 'weightsSha256At'>, status: AgentStatus): boolean {
+  if (status.weightsSha256 === undefined || !source.weightsSha256At) return false;
+  const ours = source.weightsSha256At(status.version);
+  return ours !== undefined && ours !== status.weightsSha256;
 }
 
 type Totals = Record<'tasks' | 'accepted' | 'late' | 'dropped' | 'divergent' | 'rateLimited', number>;
@@ -25,10 +54,19 @@ export class CoordinatorMetrics {
   private readonly trainLoss: Gauge;
   private readonly learningRate: Gauge;
   private readonly logVersion: Gauge;
+  private readonly roundDropped: Gauge;
+  private readonly signAgreement: Gauge;
+  private readonly evalAccuracy: Gauge;
+  private readonly evalLoss: Gauge;
 
   constructor(source: MetricsSource) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry, prefix: 'mezo_process_' });
+    // prom-client's defaults include gauges named *_total (active handles/requests/resources); `_total` belongs
+    // to counters, and each has a per-type gauge without the suffix that carries the same information.
+    for (const metric of this.registry.getMetricsAsArray()) {
+      if (metric.name.endsWith('_total') && !(metric instanceof Counter)) this.registry.removeSingleMetric(metric.name);
+    }
     this.rounds = new Counter({ name: 'mezo_rounds_total', help: 'Rounds committed to the update log', registers });
     this.roundDuration = new Histogram({
       name: 'mezo_round_duration_seconds',
@@ -41,6 +79,14 @@ export class CoordinatorMetrics {
     this.trainLoss = new Gauge({ name: 'mezo_round_train_loss', help: 'Mean of (L+ + L-)/2 over the last round\'s results', registers });
     this.learningRate = new Gauge({ name: 'mezo_learning_rate', help: 'Learning rate of the last committed round', registers });
     this.logVersion = new Gauge({ name: 'mezo_log_version', help: 'Entries in the update log (the model version)', registers });
+    this.roundDropped = new Gauge({ name: 'mezo_round_agents_dropped', help: 'Agents asked in the last committed round that disconnected before answering', registers });
+    this.signAgreement = new Gauge({
+      name: 'mezo_round_sign_agreement_ratio',
+      help: 'Fraction of the last round\'s scalars whose sign matches their seed\'s aggregate (seeds evaluated by 2+ agents)',
+      registers,
+    });
+    this.evalAccuracy = new Gauge({ name: 'mezo_eval_accuracy_ratio', help: 'Held-out accuracy of the latest evaluation', registers });
+    this.evalLoss = new Gauge({ name: 'mezo_eval_loss', help: 'Held-out loss of the latest evaluation', registers });
 
     const statuses = (): AgentStatus[] => source.agentStatuses();
     new Gauge({
@@ -59,6 +105,39 @@ export class CoordinatorMetrics {
         this.set(statuses().length);
       },
     });
+    new Gauge({
+      name: 'mezo_agents_replay_lag_versions',
+      help: 'Versions connected agents are behind the log head (head minus the version they last reported), by quantile',
+      labelNames: ['quantile'],
+      registers,
+      collect() {
+        const lags = replayLags(statuses(), source.log?.version ?? 0);
+        for (const q of LAG_QUANTILES) this.set({ quantile: String(q) }, quantile(lags, q));
+      },
+    });
+    new Gauge({
+      name: 'mezo_replicas_divergent',
+      help: 'Connected agents whose reported weights hash differs from the coordinator\'s at the same version',
+      registers,
+      collect() {
+        this.set(statuses().filter((a) => a.connected && weightsDisagree(source, a)).length);
+      },
+    });
+    const traffic = (name: string, help: string, field: keyof Traffic): void => {
+      new Counter({
+        name,
+        help,
+        registers,
+        collect() {
+          this.reset();
+          let sum = 0;
+          for (const t of source.traffic?.().values() ?? []) sum += t[field];
+          this.inc(sum);
+        },
+      });
+    };
+    traffic('mezo_transport_received_bytes_total', 'Encoded message bytes agents sent to the coordinator (up)', 'bytesUp');
+    traffic('mezo_transport_sent_bytes_total', 'Encoded message bytes the coordinator sent to agents (down)', 'bytesDown');
     const total = (name: string, help: string, field: keyof Totals): void => {
       new Counter({
         name,
@@ -101,9 +180,21 @@ export class CoordinatorMetrics {
     this.roundDuration.observe(report.wallMs / 1000);
     this.roundResults.set(report.results);
     this.roundAsked.set(report.asked);
+    this.roundDropped.set(report.dropped);
     if (Number.isFinite(report.trainLoss)) this.trainLoss.set(report.trainLoss);
     this.learningRate.set(report.lr);
     this.logVersion.set(report.version);
+  }
+
+  /** The last round's sign agreement (RunMonitor); null leaves the gauge as it was. */
+  observeSignAgreement(agreement: number | null): void {
+    if (agreement !== null) this.signAgreement.set(agreement);
+  }
+
+  /** A held-out evaluation (RunMonitor.recordEvaluation). */
+  observeEvaluation(evaluation: { accuracy: number | null; loss: number | null }): void {
+    if (evaluation.accuracy !== null) this.evalAccuracy.set(evaluation.accuracy);
+    if (evaluation.loss !== null) this.evalLoss.set(evaluation.loss);
   }
 
   /** Sets the log version before the first round (e.g. after a restart). */
@@ -116,55 +207,16 @@ export interface MetricsServerOptions {
   metrics: CoordinatorMetrics;
   host?: string;
   port: number;
-  /** When set, every request needs `Authorization: Bearer <token>` (read-only access for operators). */
+  /**
+   * When set, every request needs it: `Authorization: Bearer <token>`, or (for browsers) the cookie the
+   * dashboard's sign-in sets, or `?token=` (docs/dashboard.md). Read-only access for operators.
+   */
   token?: string;
   /** /readyz answers 200 once this returns true (e.g. the coordinator is listening). */
   ready?: () => boolean;
 }
 
-function authorised(request: IncomingMessage, token: string | undefined): boolean {
-  if (!token) return true;
-  const header = request.headers.authorization ?? '';
-  const expected = Buffer.from(`Bearer ${token}`);
-  const given = Buffer.from(header);
-  return given.length === expected.length && timingSafeEqual(given, expected);
-}
-
 /** Serves /metrics, /healthz and /readyz; resolves with the bound address once listening. */
 export async function serveMetrics(options: MetricsServerOptions): Promise<{ server: Server; url: string; close(): Promise<void> }> {
-  const server = createServer((request: IncomingMessage, response: ServerResponse) => {
-    const path = (request.url ?? '/').split('?')[0];
-    if (request.method !== 'GET' && request.method !== 'HEAD') {
-      response.writeHead(405, { allow: 'GET, HEAD' }).end();
-      return;
-    }
-    if (!authorised(request, options.token)) {
-      response.writeHead(401, { 'www-authenticate': 'Bearer' }).end('unauthorised\n');
-      return;
-    }
-    if (path === '/metrics') {
-      options.metrics.registry.metrics().then(
-        (body) => response.writeHead(200, { 'content-type': options.metrics.registry.contentType }).end(body),
-        (err: Error) => response.writeHead(500).end(`${err.message}\n`),
-      );
-    } else if (path === '/healthz') {
-      response.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
-    } else if (path === '/readyz') {
-      const ready = options.ready?.() ?? true;
-      response.writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' }).end(ready ? 'ready\n' : 'not ready\n');
-    } else {
-      response.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
-    }
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port, options.host ?? '127.0.0.1', () => resolve());
-  });
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : options.port;
-  return {
-    server,
-    url: `http://${options.host ?? '127.0.0.1'}:${port}`,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
+  return serveDashboard(options);
 }
