@@ -11,6 +11,8 @@ import { registerZooCommand } from './zoo-command.js';
 import { registerCoordinatorCommand } from './coordinator-command.js';
 import { registerAgentCommand } from './agent-command.js';
 import { registerExportCommand } from './export-command.js';
+import { registerSimulateCommand } from './simulate-command.js';
+import { registerReportCommand } from './report-command.js';
 
 function packageVersion(): string {
   for (const rel of ['../package.json', '../../package.json']) {
@@ -38,6 +40,8 @@ export function buildProgram(): Command {
   registerCoordinatorCommand(program);
   registerAgentCommand(program);
   registerExportCommand(program);
+  registerSimulateCommand(program);
+  registerReportCommand(program);
   return program;
 }
 

@@ -65,6 +65,13 @@ function asTransportError(err: unknown): TransportError {
   return new TransportError('INTERNAL', err instanceof Error ? err.message : String(err), { cause: err });
 }
 
+interface WireCopy<T> {
+  wire: unknown;
+  size: number;
+  decoded?: { message: T } | { error: TransportError };
+}
+const wireCopies = new WeakMap<object, WireCopy<unknown>>();
+
 /** One direction of a stream: encode, copy, check, deliver later in order. */
 class Pipe<T> {
   private listener: StreamListener<T> | undefined;
@@ -99,22 +106,30 @@ class Pipe<T> {
 
   push(message: T): boolean {
     if (this.done) return false;
-    const wire = structuredClone(this.encode(message));
-    const size = wireSize(wire);
-    if (size > this.maxBytes) {
+    // The same message object sent on many streams (a broadcast) is copied and decoded once; every recipient
+    // gets that one decoded copy, as a gRPC client would get equal copies. Receivers do not mutate messages.
+    let copy = wireCopies.get(message as object) as WireCopy<T> | undefined;
+    if (!copy) {
+      const wire = structuredClone(this.encode(message));
+      copy = { wire, size: wireSize(wire) };
+      wireCopies.set(message as object, copy);
+    }
+    if (copy.size > this.maxBytes) {
       this.onOversize(new TransportError('RESOURCE_EXHAUSTED', `message larger than the ${this.maxBytes}-byte limit`));
       return true;
     }
-    this.count(size);
+    this.count(copy.size);
+    const shared = copy;
     this.post(() => {
-      let decoded: T;
-      try {
-        decoded = this.decode(wire);
-      } catch (err) {
-        this.listener!.invalid(asTransportError(err));
-        return;
+      if (!shared.decoded) {
+        try {
+          shared.decoded = { message: this.decode(shared.wire) };
+        } catch (err) {
+          shared.decoded = { error: asTransportError(err) };
+        }
       }
-      this.listener!.message(decoded);
+      if ('error' in shared.decoded) this.listener!.invalid(shared.decoded.error);
+      else this.listener!.message(shared.decoded.message);
     });
     return true;
   }

@@ -1,0 +1,565 @@
+/**
+ * A simulated fleet on one machine: the real coordinator and N virtual agents running the deployment's Agent
+ * code over a real transport (in memory, gRPC on loopback, or NATS), on the default model and its distorted
+ * digits split across the agents. The agents share a few weight replicas (shared-replica.ts): in a synchronous
+ * round they all hold the same version, so each replica applies every update once and evaluates its agents'
+ * tasks in turn on their own data. Faults are drawn per agent and task from the run's seed (faults.ts).
+ *
+ * Reproducible: without timing-dependent faults, the same options give the same update log, bit for bit, on
+ * every transport (the coordinator starts only once every agent is connected, samples from the sorted ids, and
+ * aggregates in id order; each agent's batches follow its own seed).
+ */
+import { mkdirSync, rmSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { z } from 'zod';
+import { Coordinator, RoundFailedError, type RoundReport, type RunReport } from '../coordinator/index.js';
+import { serveDashboard, type DashboardServer } from '../coordinator/dashboard/server.js';
+import { CoordinatorMetrics } from '../coordinator/metrics.js';
+import { RunMonitor } from '../coordinator/run-monitor.js';
+import { strategyConfigSchema } from '../coordinator/strategy.js';
+import { Agent } from '../edge-agent/agent.js';
+import { scoreDataset } from '../edge-agent/dataset-evaluation.js';
+import { InProcessBackend, type MezoBackend } from '../edge-agent/mezo-backend.js';
+import { WorkerBackend } from '../edge-agent/worker-backend.js';
+import { lrScheduleSchema } from '../edge-agent/lr-schedule.js';
+import { SeededRng } from '../shared/data/index.js';
+import { UpdateLog } from '../shared/log/index.js';
+import { logger } from '../shared/logger.js';
+import { loadDefaultModel, type PreparedModel } from '../shared/model/index.js';
+import { noise } from '../shared/noise/index.js';
+import { GrpcTransport, InMemoryTransport, type Transport } from '../shared/transport/index.js';
+import { FaultPlan, faultOptionsSchema, forgeEvaluations, type FaultOptions } from './faults.js';
+import { FleetData, type FleetDataSummary } from './fleet-data.js';
+import { SharedReplica } from './shared-replica.js';
+
+export const TRANSPORTS = ['memory', 'grpc', 'nats'] as const;
+export type SimulationTransport = (typeof TRANSPORTS)[number];
+
+export const simulateOptionsSchema = z
+  .strictObject({
+    agents: z.number().int().min(1).max(100_000).default(100),
+    agentsPerRound: z.number().int().min(1).max(100_000).default(10),
+    rounds: z.number().int().min(1).max(1_000_000).default(300),
+    seedsPerAgent: z.number().int().min(1).max(4096).default(1),
+    /**
+     * Default: 'distinct' with mean aggregation; 'shared' with median or trimmed mean, which need several agents
+     * evaluating the same seed to have anything to be robust over.
+     */
+    seedMode: z.enum(['shared', 'distinct', 'pool']).optional(),
+    poolSize: z.number().int().min(1).max(65_536).default(8),
+    transport: z.enum(TRANSPORTS).default('memory'),
+    /** NATS server for --transport nats (default: start a local nats-server from PATH). */
+    natsUrl: z.string().min(1).optional(),
+    partitioner: z.enum(['iid', 'dirichlet', 'label-shards']).default('dirichlet'),
+    alpha: z.number().positive().finite().default(0.5),
+    shardsPerAgent: z.number().int().min(1).max(1000).default(2),
+    minPerAgent: z.number().int().min(1).max(4500).default(16),
+    batchSize: z.number().int().min(1).max(4096).default(32),
+    epsilon: z.number().positive().finite().default(1e-3),
+    distribution: z.enum(['gaussian', 'rademacher']).default('gaussian'),
+    /**
+     * Default lr: 2e-3, or 4e-4 with shared seeds. A distinct seed's coefficient is divided among the round's
+     * seeds; a shared seed carries the whole step along one direction, so it needs a smaller rate.
+     */
+    schedule: z
+      .strictObject({
+        kind: z.enum(['constant', 'linear', 'cosine']).default('constant'),
+        lr: z.number().positive().finite().optional(),
+        minLr: z.number().nonnegative().finite().default(0),
+        warmupSteps: z.number().int().nonnegative().default(0),
+        /** Rounds a linear or cosine decay takes (default: the whole run). */
+        totalSteps: z.number().int().positive().optional(),
+      })
+      .prefault({}),
+    aggregation: z.enum(['mean', 'trimmed-mean', 'median']).default('mean'),
+    clip: z.number().positive().finite().optional(),
+    /** Fraction of the agents asked whose answers close a round (default: all, or 0.5 with dropout or crashes). */
+    quorum: z.number().gt(0).max(1).optional(),
+    deadlineMs: z.number().int().min(1).max(3_600_000).default(1000),
+    maxAttempts: z.number().int().min(1).max(100).default(10),
+    faults: faultOptionsSchema.prefault({}),
+    /** Seeds the partition, the device shifts, the strategy and the faults. */
+    seed: z.number().int().min(0).max(2 ** 32 - 1).default(0),
+    /** Weight replicas (each on its own worker thread unless worker is false). */
+    replicas: z.number().int().min(1).max(64).default(1),
+    worker: z.boolean().default(true),
+    /** Evaluate the shifted-test accuracy every this many rounds (default: about ten times per run). */
+    evalEvery: z.number().int().min(1).optional(),
+    /** Agent data shares kept built at once. */
+    cacheShares: z.number().int().min(1).default(2048),
+    /** Where the update log and run.json are written (replaced at the start of a run); none: kept in memory. */
+    out: z.string().min(1).optional(),
+    /** Serve the live dashboard and /metrics at host:port (port 0: any free one) while the run lasts. */
+    dashboardListen: z
+      .string()
+      .regex(/^[^:\s]*:[0-9]{1,5}$/, 'must be host:port (an empty host means 127.0.0.1)')
+      .optional(),
+    /** Token the dashboard requires (empty: none; only sensible on loopback). */
+    dashboardToken: z.string().max(1024).default(''),
+  })
+  .transform((o, ctx) => {
+    const seedMode = o.seedMode ?? (o.aggregation === 'mean' ? 'distinct' : 'shared');
+    const schedule = lrScheduleSchema.safeParse({
+      ...o.schedule,
+      lr: o.schedule.lr ?? (seedMode === 'shared' ? 4e-4 : 2e-3),
+      totalSteps: o.schedule.totalSteps ?? (o.schedule.kind === 'constant' ? undefined : o.rounds),
+    });
+    if (!schedule.success) {
+      const issue = schedule.error.issues[0]!;
+      ctx.addIssue({ code: 'custom', path: ['schedule', ...issue.path.map(String)], message: issue.message });
+      return z.NEVER;
+    }
+    return { ...o, seedMode, schedule: schedule.data };
+  })
+  .refine((o) => o.agentsPerRound <= o.agents, { path: ['agentsPerRound'], message: 'must not exceed agents' })
+  .refine((o) => o.seedMode !== 'pool' || o.seedsPerAgent <= o.poolSize, { path: ['seedsPerAgent'], message: 'must not exceed poolSize in pool mode' });
+export type SimulateOptions = z.output<typeof simulateOptionsSchema>;
+export type SimulateOptionsInput = z.input<typeof simulateOptionsSchema>;
+
+export class SimulationError extends Error {
+  override name = 'SimulationError';
+}
+
+/** Parses options with an error that names the field. */
+export function parseSimulateOptions(input: SimulateOptionsInput): SimulateOptions {
+  const parsed = simulateOptionsSchema.safeParse(input);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new SimulationError(`simulate: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
+  }
+  return parsed.data;
+}
+
+export interface RoundProgress {
+  round: number;
+  roundsDone: number;
+  rounds: number;
+  trainLoss: number;
+  asked: number;
+  answered: number;
+  /** Shifted-test accuracy of the newest evaluation (undefined before the first). */
+  accuracy: number | undefined;
+}
+
+export interface ReadyFleet {
+  coordinator: Coordinator;
+  monitor: RunMonitor;
+  dashboardUrl: string | undefined;
+}
+
+export interface SimulationHooks {
+  /** Called after each committed round. */
+  onProgress?: (progress: RoundProgress) => void;
+  /** Called with each evaluation of the coordinator's weights (round −1: before training). */
+  onEvaluation?: (round: number, accuracy: number, loss: number) => void;
+  /**
+   * Once every agent is connected and before the first round: the coordinator, its run monitor and the
+   * dashboard's URL when one is served. The run waits for a returned promise (a test may open the page first).
+   */
+  onReady?: (ready: ReadyFleet) => void | Promise<void>;
+  /** After the last round and the final evaluation, before anything shuts down (the dashboard still serves). */
+  onFinished?: (ready: ReadyFleet) => void | Promise<void>;
+}
+
+export interface TrafficSummary {
+  /** Over every agent id that joined: mean and largest bytes sent up and down. */
+  meanBytesUp: number;
+  meanBytesDown: number;
+  maxBytesUp: number;
+  maxBytesDown: number;
+  /** Mean bytes per agent per committed round, up and down. */
+  bytesUpPerAgentRound: number;
+  bytesDownPerAgentRound: number;
+}
+
+export interface SimulationReport {
+  options: SimulateOptions;
+  data: FleetDataSummary;
+  transport: SimulationTransport;
+  accuracyBefore: number;
+  accuracyAfter: number;
+  lossBefore: number;
+  lossAfter: number;
+  /** Evaluations during the run: [round, accuracy]. */
+  accuracyByRound: Array<[number, number]>;
+  rounds: number;
+  /** Attempts that closed without quorum and were retried (NaN when the run failed). */
+  failedAttempts: number;
+  /** Why the run ended before its last round (a round that never reached quorum). */
+  failure?: string;
+  wallSeconds: number;
+  roundsPerSecond: number;
+  logVersion: number;
+  logHeadHash: string;
+  weightsSha256: string;
+  traffic: TrafficSummary;
+  /** Over all agents: results merged, late, lost with a dropped session, rejected (by reason); heartbeats whose weights hash differed from the coordinator's. */
+  results: { accepted: number; late: number; dropped: number; rejected: number; rejections: Record<string, number>; divergent: number };
+  faults: { byzantineAgents: number; crashes: number; timingDependent: boolean };
+  /**
+   * End-of-run audit: replicas whose weights hash equals the coordinator's materialisation of the log (their
+   * updates were applied by the agents' own code), and agents whose chain head is the log head.
+   */
+  audit: { replicas: number; replicasMatching: number; agents: number; agentsAtHead: number };
+  sharesBuilt: number;
+  /** Where the run record (coordinator/run-record.ts, for `mezo report`) was written, with --out. */
+  runRecord?: string;
+}
+
+interface NatsLink {
+  transport: Transport;
+  agentTransport: Transport;
+  close(): Promise<void>;
+}
+
+/** The NATS transport is loaded only when asked for, with the server it needs. */
+async function natsLink(options: SimulateOptions): Promise<NatsLink> {
+  const { createSimulationNatsLink } = await import('./nats-link.js');
+  return createSimulationNatsLink(options.natsUrl, 'simulate');
+}
+
+async function createReplica(prepared: PreparedModel, options: SimulateOptions): Promise<SharedReplica> {
+  const common = { distribution: options.distribution, restore: 'reload' as const, checkpointInMemory: true, intraOpThreads: 1 };
+  const backend: MezoBackend = options.worker
+    ? await WorkerBackend.start(prepared, { ...common, noiseThreads: 1 })
+    : await InProcessBackend.create(prepared, noise, common);
+  return SharedReplica.create(backend);
+}
+
+function summariseTraffic(traffic: ReadonlyMap<string, { bytesUp: number; bytesDown: number }>, rounds: number): TrafficSummary {
+  const all = [...traffic.values()];
+  const n = Math.max(1, all.length);
+  const up = all.reduce((s, t) => s + t.bytesUp, 0);
+  const down = all.reduce((s, t) => s + t.bytesDown, 0);
+  return {
+    meanBytesUp: up / n,
+    meanBytesDown: down / n,
+    maxBytesUp: Math.max(0, ...all.map((t) => t.bytesUp)),
+    maxBytesDown: Math.max(0, ...all.map((t) => t.bytesDown)),
+    bytesUpPerAgentRound: up / n / Math.max(1, rounds),
+    bytesDownPerAgentRound: down / n / Math.max(1, rounds),
+  };
+}
+
+const agentName = (k: number, width: number): string => `agent-${String(k).padStart(width, '0')}`;
+
+export async function runSimulation(input: SimulateOptionsInput = {}, hooks: SimulationHooks = {}): Promise<SimulationReport> {
+  const options = parseSimulateOptions(input);
+  const started = performance.now();
+  const prepared = await loadDefaultModel();
+  const data = new FleetData({
+    agents: options.agents,
+    partitioner: options.partitioner,
+    alpha: options.alpha,
+    shardsPerAgent: options.shardsPerAgent,
+    minPerAgent: options.minPerAgent,
+    seed: options.seed,
+    cacheShares: options.cacheShares,
+  });
+  const faults = new FaultPlan(options.faults, options.agents, options.seed);
+  const asked = options.agentsPerRound;
+  const faulty = faults.timingDependent;
+  const quorum = Math.max(1, Math.ceil((options.quorum ?? (options.faults.dropout > 0 || options.faults.crash > 0 ? 0.5 : 1)) * asked));
+  const header = { jobId: 'simulate', baseSha256: prepared.manifest.slabSha256, distribution: options.distribution, decayRanges: [] };
+  let log: UpdateLog;
+  if (options.out) {
+    const dir = resolve(options.out);
+    mkdirSync(dir, { recursive: true });
+    rmSync(join(dir, 'update.log'), { force: true });
+    log = await UpdateLog.open(join(dir, 'update.log'), header);
+  } else {
+    log = UpdateLog.inMemory(header);
+  }
+
+  let coordinatorTransport: Transport;
+  let agentTransport: (() => Transport) | undefined;
+  let nats: NatsLink | undefined;
+  switch (options.transport) {
+    case 'memory': {
+      const shared = new InMemoryTransport();
+      coordinatorTransport = shared;
+      agentTransport = () => shared;
+      break;
+    }
+    case 'grpc':
+      coordinatorTransport = new GrpcTransport({ address: '127.0.0.1:0' });
+      break;
+    case 'nats':
+      nats = await natsLink(options);
+      coordinatorTransport = nats.transport;
+      agentTransport = () => nats!.agentTransport;
+      break;
+  }
+
+  const strategy = strategyConfigSchema.parse({
+    agentsPerRound: asked,
+    seedMode: options.seedMode,
+    seedsPerAgent: options.seedsPerAgent,
+    poolSize: options.poolSize,
+    aggregation: options.aggregation,
+    ...(options.clip === undefined ? {} : { clip: options.clip }),
+    schedule: options.schedule,
+    seed: options.seed,
+  });
+  const coordinator = new Coordinator({
+    log,
+    baseSlab: prepared.slab,
+    engine: noise,
+    transport: coordinatorTransport,
+    options: {
+      jobId: 'simulate',
+      rounds: options.rounds,
+      quorum,
+      deadlineMs: options.deadlineMs,
+      maxAttempts: options.maxAttempts,
+      waitForAgentsMs: Math.max(options.deadlineMs, 5000),
+      epsilon: options.epsilon,
+      batchSize: options.batchSize,
+      distribution: options.distribution,
+      strategy,
+      heartbeatMs: 5000,
+      // Virtual agents share one process: a budget per agent would only throttle the simulation itself.
+      rateLimit: { perSecond: 0 },
+      maxAgents: options.agents,
+    },
+  });
+
+  const replicas: SharedReplica[] = [];
+  const agents: Agent[] = new Array(options.agents);
+  const runs = new Set<Promise<void>>();
+  const agentErrors: Error[] = [];
+  const evaluator = await InProcessBackend.create(prepared, noise, { restore: 'subtract', intraOpThreads: 1 });
+  let crashes = 0;
+  let closing = false;
+  let metrics: CoordinatorMetrics | undefined;
+  let monitor: RunMonitor | undefined;
+  let dashboard: DashboardServer | undefined;
+  try {
+    await coordinator.listen();
+    if (!agentTransport) {
+      const shared = new GrpcTransport({ address: coordinator.address! });
+      agentTransport = () => shared;
+    }
+    for (let r = 0; r < options.replicas; r++) replicas.push(await createReplica(prepared, options));
+    const width = String(options.agents - 1).length;
+    const incarnations = new Uint32Array(options.agents);
+
+    const start = (k: number): void => {
+      const incarnation = incarnations[k]!;
+      const replica = replicas[k % replicas.length]!;
+      const forger = new SeededRng(options.seed, 'simulate-forge', k, incarnation);
+      let tasks = 0;
+      const crash = (): void => {
+        crashes++;
+        // Off the agent's own task chain: close() waits for the work in hand, which is this task.
+        setImmediate(() => {
+          const run = agents[k]!.close().then(() => {
+            if (closing) return;
+            setTimeout(() => {
+              if (closing) return;
+              incarnations[k]!++;
+              start(k);
+            }, options.faults.rejoinMs);
+          });
+          runs.add(run);
+          void run.finally(() => runs.delete(run));
+        });
+      };
+      const createBackend = async (): Promise<MezoBackend> => {
+        const view = replica.view();
+        if (!faulty && !faults.isByzantine(k)) return view;
+        return {
+          ...view,
+          manifest: view.manifest,
+          distribution: view.distribution,
+          restore: view.restore,
+          apply: (terms, decay) => view.apply(terms, decay),
+          run: (batch) => view.run(batch),
+          snapshot: () => view.snapshot(),
+          sha256: () => view.sha256(),
+          load: (slab) => view.load(slab),
+          close: () => view.close(),
+          evaluate: async (seeds, epsilon, batch, fuse) => {
+            const fault = faults.taskFault(k, tasks++, incarnation);
+            if (fault.crash) {
+              crash();
+              throw new SimulationError(`${agentName(k, width)} crashed (simulated)`);
+            }
+            let evaluations = await view.evaluate(seeds, epsilon, batch, fuse);
+            if (faults.isByzantine(k)) evaluations = forgeEvaluations(evaluations, options.faults.attack, epsilon, forger);
+            if (fault.delayMs > 0) await new Promise((r) => setTimeout(r, fault.delayMs));
+            // A dropped answer is computed and lost on the way, as on a flaky link.
+            if (fault.drop) throw new SimulationError(`${agentName(k, width)}: answer lost (simulated dropout)`);
+            return evaluations;
+          },
+        };
+      };
+      const agent = new Agent({
+        agentId: agentName(k, width),
+        transport: agentTransport!(),
+        prepared,
+        createBackend,
+        data: () => data.share(k),
+        dataSeed: k,
+        keepLogReplica: false,
+        capabilities: { cores: 1, memoryBytes: 0, noiseImpl: noise.kind },
+        reconnect: { initialMs: 50, maxMs: 2000 },
+      });
+      agents[k] = agent;
+      const run = agent.run().catch((err: Error) => {
+        agentErrors.push(err);
+      });
+      runs.add(run);
+      void run.finally(() => runs.delete(run));
+    };
+    for (let k = 0; k < options.agents; k++) start(k);
+
+    // Every agent connected before round 0, so the first sample is drawn from the whole fleet.
+    const joinDeadline = Date.now() + 60_000 + options.agents * 20;
+    while (coordinator.connectedAgents().length < options.agents) {
+      if (agentErrors.length > 0) throw new SimulationError(`an agent failed to start: ${agentErrors[0]!.message}`, { cause: agentErrors[0] });
+      if (Date.now() > joinDeadline) {
+        throw new SimulationError(`only ${coordinator.connectedAgents().length} of ${options.agents} agents connected within the join deadline`);
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    metrics = new CoordinatorMetrics(coordinator);
+    monitor = new RunMonitor({ coordinator, metrics, kind: 'simulate', config: JSON.parse(JSON.stringify(options)) as Record<string, unknown> });
+    if (options.dashboardListen !== undefined) {
+      const at = options.dashboardListen.lastIndexOf(':');
+      dashboard = await serveDashboard({
+        metrics,
+        monitor,
+        host: options.dashboardListen.slice(0, at) || '127.0.0.1',
+        port: Number(options.dashboardListen.slice(at + 1)),
+        ...(options.dashboardToken ? { token: options.dashboardToken } : {}),
+        ready: () => coordinator.address !== undefined,
+      });
+    }
+    await hooks.onReady?.({ coordinator, monitor, dashboardUrl: dashboard?.url });
+
+    const evaluate = async (slab: Float32Array): Promise<{ accuracy: number; loss: number }> => {
+      await evaluator.load(slab);
+      const score = await scoreDataset(evaluator, data.shiftedTest, 500);
+      return { accuracy: score.accuracy, loss: score.loss };
+    };
+    const before = await evaluate(prepared.slab);
+    monitor.recordEvaluation(-1, before);
+    hooks.onEvaluation?.(-1, before.accuracy, before.loss);
+    const evalEvery = options.evalEvery ?? Math.max(1, Math.ceil(options.rounds / 10));
+    const accuracyByRound: Array<[number, number]> = [[-1, before.accuracy]];
+    let latestAccuracy: number | undefined;
+    let evaluations: Promise<void> = Promise.resolve();
+    let roundsDone = 0;
+    const unsubscribe = coordinator.onRound((report: RoundReport) => {
+      roundsDone++;
+      if ((report.round + 1) % evalEvery === 0 && report.round + 1 < options.rounds) {
+        const slab = coordinator.materialise().slice();
+        evaluations = evaluations.then(async () => {
+          const score = await evaluate(slab);
+          latestAccuracy = score.accuracy;
+          accuracyByRound.push([report.round, score.accuracy]);
+          monitor!.recordEvaluation(report.round, score);
+          hooks.onEvaluation?.(report.round, score.accuracy, score.loss);
+        });
+      }
+      hooks.onProgress?.({
+        round: report.round,
+        roundsDone,
+        rounds: options.rounds,
+        trainLoss: report.trainLoss,
+        asked: report.asked,
+        answered: report.results,
+        accuracy: latestAccuracy,
+      });
+    });
+    const trainingStarted = performance.now();
+    let run: RunReport;
+    let failure: string | undefined;
+    try {
+      run = await coordinator.run();
+    } catch (err) {
+      // A fleet that cannot reach quorum (say, a model wrecked by byzantine answers under mean aggregation,
+      // whose losses are no longer finite) ends the run; the report says where and why.
+      if (!(err instanceof RoundFailedError)) throw err;
+      failure = err.message;
+      run = { roundsRun: roundsDone, version: log.version, headHash: log.headHash, failedAttempts: Number.NaN, stopped: true };
+    } finally {
+      unsubscribe();
+    }
+    const trainingSeconds = (performance.now() - trainingStarted) / 1000;
+    await evaluations;
+    const after = await evaluate(coordinator.materialise());
+    monitor.recordEvaluation(Math.max(0, log.version > 0 ? log.entries(log.version - 1)[0]!.round : 0), after);
+    hooks.onEvaluation?.(options.rounds - 1, after.accuracy, after.loss);
+    accuracyByRound.push([options.rounds - 1, after.accuracy]);
+
+    // Agents not asked in the last round apply its update when the broadcast reaches them.
+    const head = coordinator.log.headHash;
+    const live = (): Agent[] => agents.filter((a) => a !== undefined);
+    for (const deadline = Date.now() + 5000; Date.now() < deadline && !live().every((a) => a.state.headHash === head); ) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const materialised = coordinator.weightsSha256();
+    let replicasMatching = 0;
+    for (const replica of replicas) {
+      if (replica.version === coordinator.log.version && (await replica.backend.sha256()) === materialised) replicasMatching++;
+    }
+    const audit = { replicas: replicas.length, replicasMatching, agents: live().length, agentsAtHead: live().filter((a) => a.state.headHash === head).length };
+
+    await hooks.onFinished?.({ coordinator, monitor, dashboardUrl: dashboard?.url });
+    monitor.finish();
+    let runRecord: string | undefined;
+    if (options.out) {
+      runRecord = join(resolve(options.out), 'run.json');
+      await monitor.writeRunRecord(runRecord);
+    }
+
+    const statuses = coordinator.agentStatuses();
+    const results = { accepted: 0, late: 0, dropped: 0, rejected: 0, rejections: {} as Record<string, number>, divergent: 0 };
+    for (const { stats } of statuses) {
+      results.accepted += stats.accepted;
+      results.late += stats.late;
+      results.dropped += stats.dropped;
+      results.rejected += stats.rejected;
+      results.divergent += stats.divergent;
+      for (const [reason, count] of Object.entries(stats.rejections)) results.rejections[reason] = (results.rejections[reason] ?? 0) + (count ?? 0);
+    }
+    return {
+      options,
+      data: data.summary,
+      transport: options.transport,
+      accuracyBefore: before.accuracy,
+      accuracyAfter: after.accuracy,
+      lossBefore: before.loss,
+      lossAfter: after.loss,
+      accuracyByRound,
+      rounds: run.roundsRun,
+      failedAttempts: run.failedAttempts,
+      ...(failure === undefined ? {} : { failure }),
+      wallSeconds: (performance.now() - started) / 1000,
+      roundsPerSecond: run.roundsRun / trainingSeconds,
+      logVersion: run.version,
+      logHeadHash: run.headHash,
+      weightsSha256: coordinator.weightsSha256(),
+      traffic: summariseTraffic(coordinator.traffic(), run.roundsRun),
+      results,
+      faults: { byzantineAgents: faults.byzantineCount, crashes, timingDependent: faulty },
+      audit,
+      ...(runRecord === undefined ? {} : { runRecord }),
+      sharesBuilt: data.sharesBuilt,
+    };
+  } finally {
+    closing = true;
+    monitor?.finish();
+    await dashboard?.close();
+    await Promise.all(agents.filter(Boolean).map((a) => a.close().catch(() => undefined)));
+    await Promise.all([...runs]);
+    await coordinator.close().catch((err: Error) => logger.warn({ err: err.message }, 'closing the coordinator failed'));
+    await Promise.all(replicas.map((r) => r.close()));
+    await evaluator.close();
+    await nats?.close();
+  }
+}
+
+export type { FaultOptions };
