@@ -74,9 +74,11 @@ export interface AgentStatus {
   id: string;
   connected: boolean;
   capabilities: Capabilities;
-  /** Last version the agent reported (join or heartbeat). */
+  /** Newest version the agent is known to hold (join, heartbeat, or a task it answered at that version). */
   version: number;
+  /** The weights hash of the last heartbeat, and the version it was computed at. */
   weightsSha256: string | undefined;
+  weightsVersion: number | undefined;
   stats: AgentStats;
 }
 
@@ -146,6 +148,7 @@ interface AgentRecord {
   session: ServerSession | undefined;
   version: number;
   weightsSha256: string | undefined;
+  weightsVersion: number | undefined;
   lastSeen: number;
   stats: AgentStats;
   /** Token bucket of options.rateLimit. */
@@ -429,6 +432,7 @@ export class Coordinator {
       capabilities: { ...a.capabilities },
       version: a.version,
       weightsSha256: a.weightsSha256,
+      weightsVersion: a.weightsVersion,
       stats: structuredClone(a.stats),
     };
   }
@@ -822,7 +826,7 @@ export class Coordinator {
         if (agent && !this.spend(agent)) throw this.overBudget(agent);
         if (!agent) {
           if (this.agents.size >= this.options.maxAgents) throw new TransportError('RESOURCE_EXHAUSTED', `the job already has ${this.options.maxAgents} agents`);
-          agent = { id: request.agentId, token: request.token, capabilities: request.capabilities, session: undefined, version: 0, weightsSha256: undefined, lastSeen: Date.now(), stats: newStats(), budget: { tokens: this.options.rateLimit.burst, at: performance.now() }, sentVersion: 0, joinedAtVersion: 0 };
+          agent = { id: request.agentId, token: request.token, capabilities: request.capabilities, session: undefined, version: 0, weightsSha256: undefined, weightsVersion: undefined, lastSeen: Date.now(), stats: newStats(), budget: { tokens: this.options.rateLimit.burst, at: performance.now() }, sentVersion: 0, joinedAtVersion: 0 };
           this.agents.set(agent.id, agent);
         }
         agent.token = request.token;
@@ -900,6 +904,7 @@ export class Coordinator {
               case 'heartbeat': {
                 agent.version = message.heartbeat.version;
                 agent.weightsSha256 = message.heartbeat.weightsSha256;
+                agent.weightsVersion = message.heartbeat.version;
                 const ours = this.shaAt.get(message.heartbeat.version);
                 if (ours !== undefined && ours !== message.heartbeat.weightsSha256) {
                   agent.stats.divergent++;

@@ -39,7 +39,8 @@ export function replayLags(statuses: readonly AgentStatus[], head: number): numb
 /** Whether an agent's reported weights disagree with the coordinator's at its version (unknown: false). */
 export function weightsDisagree(source: Pick<MetricsSource, 'weightsSha256At'>, status: AgentStatus): boolean {
   if (status.weightsSha256 === undefined || !source.weightsSha256At) return false;
-  const ours = source.weightsSha256At(status.version);
+  // The hash was reported at the heartbeat's version; the agent may have moved on since.
+  const ours = source.weightsSha256At(status.weightsVersion ?? status.version);
   return ours !== undefined && ours !== status.weightsSha256;
 }
 

@@ -387,7 +387,7 @@ export class RunMonitor {
     const head = this.coordinator.log.version;
     return this.statuses.map((s) => {
       const traffic = this.lastTraffic.get(s.id);
-      const checkable = s.weightsSha256 !== undefined && this.coordinator.weightsSha256At(s.version) !== undefined;
+      const checkable = s.weightsSha256 !== undefined && this.coordinator.weightsSha256At(s.weightsVersion ?? s.version) !== undefined;
       return {
         id: s.id,
         connected: s.connected,
