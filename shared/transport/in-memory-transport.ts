@@ -1,9 +1,11 @@
 /**
- * A Transport inside one process, with the gRPC transport's semantics: every message is encoded to its wire
- * form, copied, size-checked and decoded (validated) on the far side; delivery is asynchronous and in order per
- * stream; errors carry the same status names. For tests and simulations that need no sockets.
+ * A Transport inside one process, with the gRPC transport's semantics: every message is serialized to protobuf
+ * by the gRPC service's own serializers, size-checked, counted and deserialized and decoded (validated) on the
+ * far side, so it moves and counts the bytes gRPC would (less gRPC's 5-byte frame); delivery is asynchronous
+ * and in order per stream; errors carry the same status names. For tests and simulations that need no sockets.
  */
 import { TransportError } from './errors.js';
+import { loadProtocol } from './proto.js';
 import { TrafficMeter } from './traffic-meter.js';
 import {
   DEFAULT_MAX_MESSAGE_BYTES,
@@ -44,18 +46,20 @@ import type {
 
 let instances = 0;
 
-/** Approximate encoded size: JSON, with byte fields counted at their length (copies hold them as Uint8Array). */
-function wireSize(wire: unknown): number {
-  let bytes = 0;
-  const json = JSON.stringify(wire, (_, v: unknown) => {
-    if (typeof v === 'bigint') return v.toString();
-    if (v instanceof Uint8Array) {
-      bytes += v.length;
-      return '';
-    }
-    return v;
-  });
-  return bytes + Buffer.byteLength(json ?? '');
+/** Protobuf in both directions of one RPC method, as a gRPC client and server would use them. */
+interface MethodCodec {
+  request: { serialize(wire: unknown): Buffer; deserialize(bytes: Buffer): unknown };
+  response: { serialize(wire: unknown): Buffer; deserialize(bytes: Buffer): unknown };
+}
+
+type Method = 'Join' | 'FetchLog' | 'FetchSnapshot' | 'Session';
+
+function codecOf(method: Method): MethodCodec {
+  const definition = loadProtocol().coordinator.service[method]!;
+  return {
+    request: { serialize: (wire) => definition.requestSerialize(wire), deserialize: (bytes) => definition.requestDeserialize(bytes) },
+    response: { serialize: (wire) => definition.responseSerialize(wire), deserialize: (bytes) => definition.responseDeserialize(bytes) },
+  };
 }
 
 const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -66,13 +70,12 @@ function asTransportError(err: unknown): TransportError {
 }
 
 interface WireCopy<T> {
-  wire: unknown;
-  size: number;
+  bytes: Buffer;
   decoded?: { message: T } | { error: TransportError };
 }
 const wireCopies = new WeakMap<object, WireCopy<unknown>>();
 
-/** One direction of a stream: encode, copy, check, deliver later in order. */
+/** One direction of a stream: encode, serialize, check, deliver later in order. */
 class Pipe<T> {
   private listener: StreamListener<T> | undefined;
   private backlog: Array<() => void> = [];
@@ -81,6 +84,7 @@ class Pipe<T> {
   constructor(
     private readonly encode: (message: T) => Record<string, unknown>,
     private readonly decode: (wire: unknown) => T,
+    private readonly codec: MethodCodec['request'],
     private readonly maxBytes: number,
     private readonly onOversize: (error: TransportError) => void,
     private readonly count: (bytes: number) => void,
@@ -106,24 +110,24 @@ class Pipe<T> {
 
   push(message: T): boolean {
     if (this.done) return false;
-    // The same message object sent on many streams (a broadcast) is copied and decoded once; every recipient
-    // gets that one decoded copy, as a gRPC client would get equal copies. Receivers do not mutate messages.
+    // The same message object sent on many streams (a broadcast) is serialized and decoded once; every
+    // recipient gets that one decoded copy, as a gRPC client would get equal copies. Receivers do not mutate
+    // messages.
     let copy = wireCopies.get(message as object) as WireCopy<T> | undefined;
     if (!copy) {
-      const wire = structuredClone(this.encode(message));
-      copy = { wire, size: wireSize(wire) };
+      copy = { bytes: this.codec.serialize(this.encode(message)) };
       wireCopies.set(message as object, copy);
     }
-    if (copy.size > this.maxBytes) {
+    if (copy.bytes.length > this.maxBytes) {
       this.onOversize(new TransportError('RESOURCE_EXHAUSTED', `message larger than the ${this.maxBytes}-byte limit`));
       return true;
     }
-    this.count(copy.size);
+    this.count(copy.bytes.length);
     const shared = copy;
     this.post(() => {
       if (!shared.decoded) {
         try {
-          shared.decoded = { message: this.decode(shared.wire) };
+          shared.decoded = { message: this.decode(this.codec.deserialize(shared.bytes)) };
         } catch (err) {
           shared.decoded = { error: asTransportError(err) };
         }
@@ -152,8 +156,9 @@ class MemorySession implements ServerSession {
     meter: TrafficMeter,
     private readonly onEnd: (session: MemorySession) => void,
   ) {
-    this.down = new Pipe(encodeCoordinatorMessage, decodeCoordinatorMessage, maxBytes, (e) => this.abort(e), (n) => meter.down(info.agentId, n));
-    this.up = new Pipe(encodeAgentMessage, decodeAgentMessage, maxBytes, (e) => this.abort(e), (n) => meter.up(info.agentId, n));
+    const codec = codecOf('Session');
+    this.down = new Pipe(encodeCoordinatorMessage, decodeCoordinatorMessage, codec.response, maxBytes, (e) => this.abort(e), (n) => meter.down(info.agentId, n));
+    this.up = new Pipe(encodeAgentMessage, decodeAgentMessage, codec.request, maxBytes, (e) => this.abort(e), (n) => meter.up(info.agentId, n));
   }
 
   send(message: CoordinatorMessage): boolean {
@@ -220,8 +225,9 @@ export class InMemoryTransport implements Transport {
     return this.handler;
   }
 
-  /** Runs one unary call with wire-form copies in both directions. */
+  /** Runs one unary call, serialized to protobuf in both directions. */
   private async unary<Res>(
+    method: Method,
     agentId: string,
     request: Record<string, unknown>,
     serve: (handler: CoordinatorHandler, wire: unknown) => Promise<Record<string, unknown>>,
@@ -229,43 +235,42 @@ export class InMemoryTransport implements Transport {
   ): Promise<Res> {
     await tick();
     const handler = this.serving();
-    const wire = structuredClone(request);
-    const requestBytes = wireSize(wire);
-    if (requestBytes > this.maxBytes) throw new TransportError('RESOURCE_EXHAUSTED', `request larger than the ${this.maxBytes}-byte limit`);
-    this.meter.up(agentId, requestBytes);
-    let response: Record<string, unknown>;
+    const codec = codecOf(method);
+    const requestBytes = codec.request.serialize(request);
+    if (requestBytes.length > this.maxBytes) throw new TransportError('RESOURCE_EXHAUSTED', `request larger than the ${this.maxBytes}-byte limit`);
+    this.meter.up(agentId, requestBytes.length);
+    let responseBytes: Buffer;
     try {
-      response = structuredClone(await serve(handler, wire));
+      responseBytes = codec.response.serialize(await serve(handler, codec.request.deserialize(requestBytes)));
     } catch (err) {
       throw asTransportError(err);
     }
     await tick();
-    const responseBytes = wireSize(response);
-    if (responseBytes > this.maxBytes) throw new TransportError('RESOURCE_EXHAUSTED', `response larger than the ${this.maxBytes}-byte limit`);
-    this.meter.down(agentId, responseBytes);
-    return decodeResponse(response);
+    if (responseBytes.length > this.maxBytes) throw new TransportError('RESOURCE_EXHAUSTED', `response larger than the ${this.maxBytes}-byte limit`);
+    this.meter.down(agentId, responseBytes.length);
+    return decodeResponse(codec.response.deserialize(responseBytes));
   }
 
   /** A server-streaming call: the chunks are copied, size-checked and decoded one by one, asynchronously. */
   private async *snapshotStream(request: FetchSnapshotRequest, info: () => CallInfo): AsyncGenerator<SnapshotChunk> {
     await tick();
+    const codec = codecOf('FetchSnapshot');
     let chunks: Iterable<SnapshotChunk>;
     try {
       const handler = this.serving();
-      const wire = structuredClone(encodeFetchSnapshotRequest(request));
-      this.meter.up(info().agentId, wireSize(wire));
-      chunks = await handler.fetchSnapshot(decodeFetchSnapshotRequest(wire), info());
+      const bytes = codec.request.serialize(encodeFetchSnapshotRequest(request));
+      this.meter.up(info().agentId, bytes.length);
+      chunks = await handler.fetchSnapshot(decodeFetchSnapshotRequest(codec.request.deserialize(bytes)), info());
     } catch (err) {
       throw asTransportError(err);
     }
     for (const chunk of chunks) {
-      const wire = structuredClone(encodeSnapshotChunk(chunk));
-      const size = wireSize(wire);
-      if (size > this.maxBytes) throw new TransportError('RESOURCE_EXHAUSTED', `message larger than the ${this.maxBytes}-byte limit`);
-      this.meter.down(info().agentId, size);
+      const bytes = codec.response.serialize(encodeSnapshotChunk(chunk));
+      if (bytes.length > this.maxBytes) throw new TransportError('RESOURCE_EXHAUSTED', `message larger than the ${this.maxBytes}-byte limit`);
+      this.meter.down(info().agentId, bytes.length);
       await tick();
       if (!this.handler) throw new TransportError('UNAVAILABLE', 'coordinator shutting down');
-      yield decodeSnapshotChunk(wire);
+      yield decodeSnapshotChunk(codec.response.deserialize(bytes));
     }
   }
 
@@ -275,6 +280,7 @@ export class InMemoryTransport implements Transport {
     return {
       join: (request) =>
         this.unary(
+          'Join',
           request.agentId,
           encodeJoinRequest(request),
           async (handler, wire) => encodeJoinAccepted(await handler.join(decodeJoinRequest(wire), this.address)),
@@ -282,6 +288,7 @@ export class InMemoryTransport implements Transport {
         ),
       fetchLog: (request) =>
         this.unary(
+          'FetchLog',
           credentials.agentId,
           encodeFetchLogRequest(request),
           async (handler, wire) => encodeFetchLogResponse(await handler.fetchLog(decodeFetchLogRequest(wire), info())),

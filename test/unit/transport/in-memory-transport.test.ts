@@ -52,7 +52,8 @@ describe('InMemoryTransport', () => {
       }),
     );
     const client = transport.connect({ agentId: 'agent-1', token: 'ok' });
-    await expect(client.join({ agentId: 'agent-1', token: 'ok', capabilities: { memoryBytes: 0, cores: 1, noiseImpl: 'js' }, baseSha256: sha, versionHeld: 0 })).resolves.toEqual(accepted);
+    // Through protobuf, as over gRPC: a field left unset comes back at its default.
+    await expect(client.join({ agentId: 'agent-1', token: 'ok', capabilities: { memoryBytes: 0, cores: 1, noiseImpl: 'js' }, baseSha256: sha, versionHeld: 0 })).resolves.toEqual({ ...accepted, rebaseVersion: 0 });
     await expect(
       transport.connect({ agentId: 'agent-1', token: 'no' }).join({ agentId: 'agent-1', token: 'no', capabilities: { memoryBytes: 0, cores: 1, noiseImpl: 'js' }, baseSha256: sha, versionHeld: 0 }),
     ).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
@@ -71,7 +72,7 @@ describe('InMemoryTransport', () => {
 
     server!.send({ kind: 'ping', nonce: 9 });
     // Oversized: the stream ends with RESOURCE_EXHAUSTED, as gRPC would end it.
-    session.send({ kind: 'result', result: { round: 0, attempt: 0, seeds: Array.from({ length: 1000 }, (_, i) => BigInt(i)), g: [], lossPlus: [], lossMinus: [], sampleCount: 1 } });
+    session.send({ kind: 'result', result: { round: 0, attempt: 0, seeds: Array.from({ length: 1000 }, (_, i) => BigInt(i) << 40n), g: [], lossPlus: [], lossMinus: [], sampleCount: 1 } });
     await new Promise((r) => setTimeout(r, 20));
     expect(down).toEqual(['ping']);
     expect(closedWith?.code).toBe('RESOURCE_EXHAUSTED');
