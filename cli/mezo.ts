@@ -3,6 +3,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
+import { ConfigError } from '../shared/config/index.js';
 import { registerInfoCommand } from './info-command.js';
 import { registerTrainCommand } from './train-command.js';
 import { registerPlanCommand } from './plan-command.js';
@@ -45,4 +46,15 @@ export function buildProgram(): Command {
   return program;
 }
 
-await buildProgram().parseAsync(process.argv);
+/** Errors that mean a bug rather than bad input or an unreachable peer: their stack helps whoever reports it. */
+const BUG_ERRORS = new Set(['TypeError', 'ReferenceError', 'SyntaxError']);
+
+try {
+  await buildProgram().parseAsync(process.argv);
+} catch (error) {
+  const err = error instanceof Error ? error : new Error(String(error));
+  // A bad flag or an unreachable server gets one line that names it, not a stack trace.
+  process.stderr.write(`mezo: ${err.message}\n`);
+  if (BUG_ERRORS.has(err.name) || process.env.MEZO_DEBUG) process.stderr.write(`${err.stack ?? ''}\n`);
+  process.exitCode = err instanceof ConfigError ? 2 : 1;
+}
