@@ -1,29 +1,41 @@
 /**
- * The agents' side of the fleet benchmark, in its own process: many lightweight agents, each with its own gRPC
- * connection and Session stream, speaking the real protocol through the real transport. They hold no model:
+ * The agents' side of the fleet benchmark, in its own process: many lightweight agents with their own Session
+ * streams, speaking the real protocol through the real transport (gRPC, or NATS on a few shared connections).
+ * They hold no model:
  * a Task is answered at once with synthetic scalars that pass the coordinator's checks, an Update only moves
  * the agent's version, a Ping is answered, and heartbeats go out every heartbeat period.
  *
  * Driven over IPC by fleet-bench.ts: 'start' → 'ready'; 'io' → the process's byte counters; 'stop'.
  */
+import type { NatsConnection } from 'nats';
 import {
   GrpcTransport,
+  NatsTransport,
+  connectNats,
   type ClientSession,
   type CoordinatorClient,
   type CoordinatorMessage,
   type JoinAccepted,
   type Task,
+  type Transport,
 } from '../../shared/transport/index.js';
 import { processIo } from './harness.js';
 
 export interface FleetChildConfig {
+  transport: 'grpc' | 'nats';
+  /** gRPC: the coordinator's host:port. NATS: the server URL. */
   address: string;
+  /** NATS: the job whose subjects the coordinator listens on. */
+  jobId?: string;
   agents: number;
   baseSha256: string;
   /** How many agents join at once while the fleet is set up. */
   joinConcurrency?: number;
-  /** 'per-agent': a TCP connection per agent, as separate devices have; 'shared': all streams on one connection. */
-  connections: 'per-agent' | 'shared';
+  /**
+   * gRPC: 'per-agent' is a TCP connection per agent, as separate devices have; 'shared' puts all streams on one
+   * connection. NATS: 'shared' is one connection for all agents, a number n spreads them over n connections.
+   */
+  connections: 'per-agent' | 'shared' | number;
 }
 
 export interface IoCounters {
@@ -46,15 +58,12 @@ export class LightAgent {
 
   constructor(
     readonly id: string,
-    private readonly address: string,
+    private readonly transport: Transport,
     private readonly baseSha256: string,
-    private readonly ownConnection: boolean,
   ) {}
 
   async start(): Promise<JoinAccepted> {
-    // grpc-js shares one connection per target between clients unless each asks for its own.
-    const transport = new GrpcTransport({ address: this.address, localSubchannelPool: this.ownConnection });
-    const client = transport.connect({ agentId: this.id, token: '' });
+    const client = this.transport.connect({ agentId: this.id, token: '' });
     this.client = client;
     const accepted = await client.join({
       agentId: this.id,
@@ -123,8 +132,28 @@ export class LightAgent {
   }
 }
 
+const natsConnections: NatsConnection[] = [];
+
+async function transportsFor(config: FleetChildConfig): Promise<(agent: number) => Transport> {
+  if (config.transport === 'grpc') {
+    // grpc-js shares one connection per target between clients unless each asks for its own.
+    const own = config.connections === 'per-agent';
+    const shared = new GrpcTransport({ address: config.address });
+    return () => (own ? new GrpcTransport({ address: config.address, localSubchannelPool: true }) : shared);
+  }
+  const count = typeof config.connections === 'number' ? config.connections : 1;
+  const transports: Transport[] = [];
+  for (let i = 0; i < count; i++) {
+    const connection = await connectNats({ servers: config.address, name: `fleet-bench agents ${i}` });
+    natsConnections.push(connection);
+    transports.push(new NatsTransport({ jobId: config.jobId!, connection }));
+  }
+  return (agent) => transports[agent % count]!;
+}
+
 async function startFleet(config: FleetChildConfig): Promise<LightAgent[]> {
-  const agents = Array.from({ length: config.agents }, (_, i) => new LightAgent(`light-${i}`, config.address, config.baseSha256, config.connections === 'per-agent'));
+  const transportFor = await transportsFor(config);
+  const agents = Array.from({ length: config.agents }, (_, i) => new LightAgent(`light-${i}`, transportFor(i), config.baseSha256));
   const concurrency = config.joinConcurrency ?? 50;
   for (let at = 0; at < agents.length; at += concurrency) await Promise.all(agents.slice(at, at + concurrency).map((a) => a.start()));
   return agents;
@@ -148,7 +177,7 @@ if (process.send !== undefined) {
         return;
       case 'stop':
         fleet.forEach((a) => a.close());
-        process.send!({ kind: 'stopped' }, () => process.exit(0));
+        void Promise.all(natsConnections.map((c) => c.close())).finally(() => process.send!({ kind: 'stopped' }, () => process.exit(0)));
         return;
     }
   });

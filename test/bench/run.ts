@@ -8,6 +8,7 @@ import { benchFleet } from './fleet-bench.js';
 import { benchModelForward } from './model-forward.js';
 import { benchNoise } from './noise-bench.js';
 import { benchPlanValidation } from './plan-validation.js';
+import { benchSimulate } from './simulate-bench.js';
 import { benchTrainer } from './trainer-bench.js';
 
 const suites: Record<string, () => Promise<SuiteResult>> = {
@@ -17,6 +18,7 @@ const suites: Record<string, () => Promise<SuiteResult>> = {
   fleet: () => benchFleet(),
   'plan-validation': () => benchPlanValidation(),
   compaction: () => benchCompaction(),
+  simulate: () => benchSimulate(),
 };
 
 const requested = process.argv.slice(2).filter((a) => !a.startsWith('-'));
