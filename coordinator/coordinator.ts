@@ -433,7 +433,8 @@ export class Coordinator {
       version: a.version,
       weightsSha256: a.weightsSha256,
       weightsVersion: a.weightsVersion,
-      stats: structuredClone(a.stats),
+      // A copy (callers may keep it), made field by field: monitors read every agent's status each round.
+      stats: { ...a.stats, rejections: { ...a.stats.rejections } },
     };
   }
 
