@@ -73,7 +73,10 @@ describe.skipIf(!haveChromium)(`dashboard of a running simulation in headless Ch
             await Promise.all([page.waitForURL(`${dashboardUrl}/`), page.click('button[type=submit]')]);
             // From here on the page must load and run without a single error.
             watch(page);
-            await page.reload();
+            // A fresh load of the signed-in page (goto rather than reload: the sign-in navigation may still be
+            // settling, and Chromium can swap the page's renderer under a reload).
+            await page.waitForLoadState('load');
+            await page.goto(`${dashboardUrl}/`);
             await page.waitForSelector('#chart-loss .uplot');
             await waitInPage(page, "document.getElementById('status').textContent === 'live'");
             // The fleet starts training only when this returns, so the page watches every round arrive.
