@@ -124,33 +124,28 @@ export class CoordinatorMetrics {
         this.set(statuses().filter((a) => a.connected && weightsDisagree(source, a)).length);
       },
     });
-    const traffic = (name: string, help: string, field: keyof Traffic): void => {
+    /** A counter whose value the coordinator keeps as running totals: a scrape reports them as they stand. */
+    const summed = (name: string, help: string, sum: () => number): void => {
       new Counter({
         name,
         help,
         registers,
         collect() {
           this.reset();
-          let sum = 0;
-          for (const t of source.traffic?.().values() ?? []) sum += t[field];
-          this.inc(sum);
+          this.inc(sum());
         },
       });
     };
+    const traffic = (name: string, help: string, field: keyof Traffic): void =>
+      summed(name, help, () => {
+        let sum = 0;
+        for (const t of source.traffic?.().values() ?? []) sum += t[field];
+        return sum;
+      });
     traffic('mezo_transport_received_bytes_total', 'Encoded message bytes agents sent to the coordinator (up)', 'bytesUp');
     traffic('mezo_transport_sent_bytes_total', 'Encoded message bytes the coordinator sent to agents (down)', 'bytesDown');
-    const total = (name: string, help: string, field: keyof Totals): void => {
-      new Counter({
-        name,
-        help,
-        registers,
-        collect() {
-          // The coordinator keeps the running totals; a scrape reports them as they stand.
-          this.reset();
-          this.inc(statuses().reduce((sum, a) => sum + a.stats[field], 0));
-        },
-      });
-    };
+    const total = (name: string, help: string, field: keyof Totals): void =>
+      summed(name, help, () => statuses().reduce((sum, a) => sum + a.stats[field], 0));
     total('mezo_tasks_sent_total', 'Tasks sent to agents', 'tasks');
     total('mezo_results_accepted_total', 'Results merged into a round', 'accepted');
     total('mezo_results_late_total', 'Results that arrived after their round closed (dropped)', 'late');

@@ -16,3 +16,14 @@ export function delegatingBackend(inner: MezoBackend, overrides: Partial<MezoBac
     ...overrides,
   };
 }
+
+/** Calls `onEvaluate` whenever the agent starts a task: the round is open at that moment. */
+export function observedBackend(onEvaluate: () => void): (inner: MezoBackend) => MezoBackend {
+  return (inner) =>
+    delegatingBackend(inner, {
+      evaluate: (seeds, epsilon, batch, fuse) => {
+        onEvaluate();
+        return inner.evaluate(seeds, epsilon, batch, fuse);
+      },
+    });
+}

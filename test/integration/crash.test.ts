@@ -3,90 +3,33 @@
  * process), then restarted on the same log and port: nothing an agent saw is lost, a torn final record is cut
  * off and reported, rounds resume at the next one, and every agent ends on base + replay(log).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { appendFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { replay, UpdateLog } from '../../shared/log/index.js';
 import { slabSha256 } from '../../shared/model/index.js';
 import { noise } from '../../shared/noise/index.js';
 import { GrpcTransport } from '../../shared/transport/index.js';
-import type { MezoBackend } from '../../edge-agent/mezo-backend.js';
 import type { Agent } from '../../edge-agent/agent.js';
 import { fixture, logHeader, makeAgent, until } from './fleet-fixture.js';
-import { delegatingBackend } from '../helpers/delegating-backend.js';
+import { observedBackend as observed } from '../helpers/delegating-backend.js';
+import { COMPILED_CLI as COMPILED, crashJobFlags, killChildren, startCliProcess, type CliProcess } from '../helpers/cli-process.js';
+import { freePort } from '../helpers/nats-server.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const CLI = join(ROOT, 'bin', 'mezo.js');
-const COMPILED = join(ROOT, 'dist', 'cli', 'mezo.js');
 const JOB = 'crash-test';
 const ROUNDS = 8;
 
 const dir = mkdtempSync(join(tmpdir(), 'mezo-crash-'));
 const children: ChildProcess[] = [];
 afterAll(() => {
-  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  killChildren(children);
   rmSync(dir, { recursive: true, force: true });
 });
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-interface Child {
-  process: ChildProcess;
-  stderr: () => string;
-  stdout: () => string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-function startCoordinatorProcess(port: number, logPath: string): Child {
-  const args = [
-    CLI, 'coordinator',
-    '--listen', `127.0.0.1:${port}`,
-    '--log', logPath,
-    '--job-id', JOB,
-    '--rounds', String(ROUNDS),
-    '--agents-per-round', '2',
-    '--seeds-per-agent', '1',
-    '--deadline-ms', '10000',
-    '--heartbeat-ms', '100',
-    '--batch-size', '32',
-    '--lr', '0.001',
-    '--seed', '5',
-  ];
-  const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, MEZO_LOG_LEVEL: 'silent' }, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  let stderr = '';
-  let stdout = '';
-  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.on('exit', (code, signal) => resolve({ code, signal })),
-  );
-  return { process: child, stderr: () => stderr, stdout: () => stdout, exited };
-}
-
-/** Calls `onEvaluate` whenever the agent starts a task: the round is open at that moment. */
-function observed(onEvaluate: () => void) {
-  return (inner: MezoBackend): MezoBackend =>
-    delegatingBackend(inner, {
-      evaluate: (seeds, epsilon, batch, fuse) => {
-        onEvaluate();
-        return inner.evaluate(seeds, epsilon, batch, fuse);
-      },
-    });
-}
+const startCoordinatorProcess = (port: number, logPath: string): CliProcess =>
+  startCliProcess(['coordinator', '--listen', `127.0.0.1:${port}`, '--log', logPath, ...crashJobFlags(JOB, ROUNDS)], children);
 
 describe('a coordinator killed mid-round', () => {
   it('loses no accepted update, truncates a torn tail, resumes at the next round and re-syncs its agents', async () => {

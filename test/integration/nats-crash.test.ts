@@ -4,26 +4,22 @@
  * no update lost, its agents notice the vanished coordinator, re-join on their own, and every agent ends on
  * base + replay(stream).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { connect } from 'nats';
 import { openJetStreamLog, replay } from '../../shared/log/index.js';
 import { slabSha256 } from '../../shared/model/index.js';
 import { noise } from '../../shared/noise/index.js';
 import { NatsTransport } from '../../shared/transport/index.js';
-import type { MezoBackend } from '../../edge-agent/mezo-backend.js';
 import type { Agent } from '../../edge-agent/agent.js';
 import { natsServerPath, startNatsServer, type NatsServer } from '../helpers/nats-server.js';
-import { delegatingBackend } from '../helpers/delegating-backend.js';
+import { observedBackend as observed } from '../helpers/delegating-backend.js';
+import { COMPILED_CLI as COMPILED, crashJobFlags, killChildren, startCliProcess, type CliProcess } from '../helpers/cli-process.js';
 import { fixture, logHeader, makeAgent, until } from './fleet-fixture.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const CLI = join(ROOT, 'bin', 'mezo.js');
-const COMPILED = join(ROOT, 'dist', 'cli', 'mezo.js');
 const JOB = 'nats-crash';
 const ROUNDS = 8;
 
@@ -31,55 +27,23 @@ const dir = mkdtempSync(join(tmpdir(), 'mezo-nats-crash-'));
 const children: ChildProcess[] = [];
 let server: NatsServer | undefined;
 afterAll(async () => {
-  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  killChildren(children);
   await server?.stop(true);
   rmSync(dir, { recursive: true, force: true });
 });
 
-interface Child {
-  process: ChildProcess;
-  stderr: () => string;
-  stdout: () => string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-function startCoordinatorProcess(natsUrl: string): Child {
-  const args = [
-    CLI, 'coordinator',
-    '--transport', 'nats',
-    '--nats-url', natsUrl,
-    '--log-store', 'jetstream',
-    '--log', join(dir, 'unused', 'update.log'),
-    '--job-id', JOB,
-    '--rounds', String(ROUNDS),
-    '--agents-per-round', '2',
-    '--seeds-per-agent', '1',
-    '--deadline-ms', '10000',
-    '--heartbeat-ms', '100',
-    '--batch-size', '32',
-    '--lr', '0.001',
-    '--seed', '5',
-  ];
-  const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, MEZO_LOG_LEVEL: 'silent' }, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  let stderr = '';
-  let stdout = '';
-  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
-  return { process: child, stderr: () => stderr, stdout: () => stdout, exited };
-}
-
-/** Calls `onEvaluate` whenever the agent starts a task: the round is open at that moment. */
-function observed(onEvaluate: () => void) {
-  return (inner: MezoBackend): MezoBackend =>
-    delegatingBackend(inner, {
-      evaluate: (seeds, epsilon, batch, fuse) => {
-        onEvaluate();
-        return inner.evaluate(seeds, epsilon, batch, fuse);
-      },
-    });
-}
+const startCoordinatorProcess = (natsUrl: string): CliProcess =>
+  startCliProcess(
+    [
+      'coordinator',
+      '--transport', 'nats',
+      '--nats-url', natsUrl,
+      '--log-store', 'jetstream',
+      '--log', join(dir, 'unused', 'update.log'),
+      ...crashJobFlags(JOB, ROUNDS),
+    ],
+    children,
+  );
 
 describe.skipIf(!natsServerPath())('a NATS coordinator killed mid-round', () => {
   it('resumes from the JetStream log with no lost update, and its agents re-join and re-sync on their own', async () => {

@@ -6,24 +6,10 @@ import {
   type CoordinatorHandler,
   type ServerSession,
 } from '../../../shared/transport/index.js';
+import { joinAcceptedFixture } from '../../helpers/join-accepted.js';
 
 const sha = 'cd'.repeat(32);
-const accepted = {
-  jobId: 'job',
-  distribution: 'gaussian' as const,
-  epsilon: 1e-3,
-  baseSha256: sha,
-  currentVersion: 0,
-  headHash: sha,
-  genesisHash: sha,
-  decayRanges: [] as Array<[number, number]>,
-  heartbeatMs: 100,
-  snapshotVersion: 0,
-  snapshotBytes: 0,
-  logBytes: 0,
-  logBytesAfterSnapshot: 0,
-  logFloor: 0,
-};
+const accepted = joinAcceptedFixture('job', sha);
 
 function handler(onSession: (s: ServerSession) => void): CoordinatorHandler {
   return {

@@ -19,25 +19,11 @@ import {
   type SnapshotChunk,
 } from '../../../shared/transport/index.js';
 import { natsServerPath, startNatsServer, type NatsServer } from '../../helpers/nats-server.js';
+import { joinAcceptedFixture } from '../../helpers/join-accepted.js';
 
 const sha = 'cd'.repeat(32);
 const JOB = 'nats-unit';
-const accepted = {
-  jobId: JOB,
-  distribution: 'gaussian' as const,
-  epsilon: 1e-3,
-  baseSha256: sha,
-  currentVersion: 0,
-  headHash: sha,
-  genesisHash: sha,
-  decayRanges: [] as Array<[number, number]>,
-  heartbeatMs: 100,
-  snapshotVersion: 0,
-  snapshotBytes: 0,
-  logBytes: 0,
-  logBytesAfterSnapshot: 0,
-  logFloor: 0,
-};
+const accepted = joinAcceptedFixture(JOB, sha);
 const joinRequest = (agentId: string, token = 'ok'): JoinRequest => ({
   agentId,
   token,
