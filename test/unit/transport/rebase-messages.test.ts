@@ -14,6 +14,7 @@ import {
   loadProtocol,
   type JoinAccepted,
 } from '../../../shared/transport/index.js';
+import { joinAcceptedFixture } from '../../helpers/join-accepted.js';
 
 const sha = 'ab'.repeat(32);
 
@@ -71,23 +72,7 @@ describe('the Update message carries the entry kind', () => {
 });
 
 describe('JoinAccepted carries the last rebase version', () => {
-  const accepted: JoinAccepted = {
-    jobId: 'wire',
-    distribution: 'gaussian',
-    epsilon: 1e-3,
-    baseSha256: sha,
-    currentVersion: 40,
-    headHash: sha,
-    genesisHash: sha,
-    decayRanges: [],
-    heartbeatMs: 100,
-    snapshotVersion: 0,
-    snapshotBytes: 0,
-    logBytes: 500,
-    logBytesAfterSnapshot: 0,
-    logFloor: 30,
-    rebaseVersion: 36,
-  };
+  const accepted: JoinAccepted = { ...joinAcceptedFixture('wire', sha), currentVersion: 40, logBytes: 500, logFloor: 30, rebaseVersion: 36 };
 
   it('round-trips through protobuf; a floor below the rebase needs no snapshot', () => {
     const service = loadProtocol().coordinator.service;
