@@ -3,8 +3,8 @@
  * openssl; nothing is committed), per-agent credentials enforced on Join, Session (hence Results) and FetchLog,
  * revocation, message size limits and the per-agent rate limit.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,15 +22,7 @@ import {
 import type { Coordinator } from '../../coordinator/index.js';
 import type { Agent } from '../../edge-agent/agent.js';
 import { fixture, makeAgent, startCoordinator, until, codeOf, type Fixture } from './fleet-fixture.js';
-
-const openssl = (() => {
-  try {
-    execFileSync('openssl', ['version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
+import { haveOpenssl, makeTestPki } from '../helpers/test-pki.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'mezo-security-'));
@@ -50,19 +42,7 @@ function mezo(args: string[]): { child: ChildProcess; stderr: () => string; exit
 }
 const pem = (name: string): string => join(dir, name);
 
-/** A CA, and certificates it signs: `server` for 127.0.0.1/localhost, `client` for an agent. */
-function makePki(prefix: string): void {
-  const run = (...args: string[]): void => void execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  run('req', '-x509', ...ec, '-keyout', `${prefix}ca.key`, '-out', `${prefix}ca.crt`, '-days', '2', '-subj', `/CN=${prefix}test-ca`);
-  writeFileSync(pem(`${prefix}server.ext`), 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
-  writeFileSync(pem(`${prefix}client.ext`), 'extendedKeyUsage=clientAuth\n');
-  for (const role of ['server', 'client']) {
-    run('req', ...ec, '-keyout', `${prefix}${role}.key`, '-out', `${prefix}${role}.csr`, '-subj', `/CN=${prefix}${role}`);
-    run('x509', '-req', '-in', `${prefix}${role}.csr`, '-CA', `${prefix}ca.crt`, '-CAkey', `${prefix}ca.key`, '-CAcreateserial',
-      '-out', `${prefix}${role}.crt`, '-days', '2', '-extfile', `${prefix}${role}.ext`);
-  }
-}
+const makePki = (prefix: string): void => makeTestPki(dir, prefix);
 
 const rounds = { rounds: 3, deadlineMs: 10_000, heartbeatMs: 100, batchSize: 32, strategy: { agentsPerRound: 2, seedsPerAgent: 1, schedule: { lr: 1e-3 }, seed: 3 } };
 
@@ -82,7 +62,7 @@ function sessionOutcome(client: CoordinatorClient, onOpen: (session: ClientSessi
   });
 }
 
-describe.skipIf(!openssl)('TLS', () => {
+describe.skipIf(!haveOpenssl)('TLS', () => {
   let f: Fixture;
   beforeAll(async () => {
     makePki('');

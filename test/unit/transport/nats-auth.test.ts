@@ -4,8 +4,7 @@
  * purge the log stream), user/password and nkey users, token authentication, and TLS with mutual TLS
  * (certificates made here with the system's openssl; nothing is committed).
  */
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -25,20 +24,12 @@ import {
 } from '../../../shared/transport/index.js';
 import { openJetStreamLog, type UpdateLog } from '../../../shared/log/index.js';
 import { natsServerPath, startNatsServer, type NatsServer } from '../../helpers/nats-server.js';
+import { haveOpenssl, makeTestPki } from '../../helpers/test-pki.js';
 
 const JOB = 'auth-job';
 const sha = 'ab'.repeat(32);
 const header = { jobId: JOB, baseSha256: sha, distribution: 'gaussian' as const };
 const subjects = jobSubjects(JOB);
-
-const openssl = (() => {
-  try {
-    execFileSync('openssl', ['version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
 
 const joinRequest = (agentId: string): JoinRequest => ({ agentId, token: 't', capabilities: { memoryBytes: 0, cores: 1, noiseImpl: 'js' }, baseSha256: sha, versionHeld: 0 });
 
@@ -218,23 +209,12 @@ describe.skipIf(!natsServerPath())('NATS token authentication', () => {
   });
 });
 
-describe.skipIf(!natsServerPath() || !openssl)('NATS over TLS', () => {
+describe.skipIf(!natsServerPath() || !haveOpenssl)('NATS over TLS', () => {
   const dir = mkdtempSync(join(tmpdir(), 'mezo-nats-tls-'));
   const pem = (name: string): string => join(dir, name);
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  function makePki(prefix: string): void {
-    const run = (...args: string[]): void => void execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
-    const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-    run('req', '-x509', ...ec, '-keyout', `${prefix}ca.key`, '-out', `${prefix}ca.crt`, '-days', '2', '-subj', `/CN=${prefix}nats-test-ca`);
-    writeFileSync(pem(`${prefix}server.ext`), 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
-    writeFileSync(pem(`${prefix}client.ext`), 'extendedKeyUsage=clientAuth\n');
-    for (const role of ['server', 'client']) {
-      run('req', ...ec, '-keyout', `${prefix}${role}.key`, '-out', `${prefix}${role}.csr`, '-subj', `/CN=${prefix}${role}`);
-      run('x509', '-req', '-in', `${prefix}${role}.csr`, '-CA', `${prefix}ca.crt`, '-CAkey', `${prefix}ca.key`, '-CAcreateserial',
-        '-out', `${prefix}${role}.crt`, '-days', '2', '-extfile', `${prefix}${role}.ext`);
-    }
-  }
+  const makePki = (prefix: string): void => makeTestPki(dir, prefix, 'nats-test-ca');
 
   beforeAll(() => {
     makePki('');
