@@ -13,6 +13,7 @@
  */
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { redactSecrets } from '../shared/redact.js';
 import type { Traffic } from '../shared/transport/index.js';
 import type { AgentStatus, Coordinator, RoundReport } from './coordinator.js';
 import { quantile, replayLags, weightsDisagree, type CoordinatorMetrics } from './metrics.js';
@@ -174,7 +175,8 @@ export class RunMonitor {
     this.kind = init.kind ?? 'coordinator';
     const options = init.coordinator.options;
     this.job = options.jobId;
-    this.config = init.config ?? {
+    // Redacted here, once: the config goes into run records, the dashboard and reports.
+    this.config = redactSecrets(init.config ?? {
       rounds: options.rounds,
       agentsPerRound: options.strategy.agentsPerRound,
       quorum: options.quorum ?? null,
@@ -185,7 +187,7 @@ export class RunMonitor {
       epsilon: options.epsilon,
       batchSize: options.batchSize,
       distribution: options.distribution,
-    };
+    });
     this.metrics = init.metrics;
     this.bins = init.histogramBins ?? 24;
     this.agentLimit = init.fleetAgentLimit ?? 100;

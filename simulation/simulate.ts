@@ -25,6 +25,7 @@ import { lrScheduleSchema } from '../edge-agent/lr-schedule.js';
 import { SeededRng } from '../shared/data/index.js';
 import { UpdateLog } from '../shared/log/index.js';
 import { logger } from '../shared/logger.js';
+import { redactSecrets } from '../shared/redact.js';
 import { loadDefaultModel, type PreparedModel } from '../shared/model/index.js';
 import { noise } from '../shared/noise/index.js';
 import { GrpcTransport, InMemoryTransport, type Transport } from '../shared/transport/index.js';
@@ -526,7 +527,8 @@ export async function runSimulation(input: SimulateOptionsInput = {}, hooks: Sim
       for (const [reason, count] of Object.entries(stats.rejections)) results.rejections[reason] = (results.rejections[reason] ?? 0) + (count ?? 0);
     }
     return {
-      options,
+      // The report is written to disk and printed: no credential in it.
+      options: redactSecrets(options),
       data: data.summary,
       transport: options.transport,
       accuracyBefore: before.accuracy,

@@ -6,6 +6,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Resvg } from '@resvg/resvg-js';
+import { redactSecrets } from '../../shared/redact.js';
 import type { RunRecord } from '../run-record.js';
 import { formatBytes, histogramSvg, lineChartSvg, type TextMode } from './svg-charts.js';
 
@@ -140,7 +141,8 @@ export function reportHtml(record: RunRecord): string {
     ['dropped tasks', String(s.dropped)],
     ['rejected results', rejected],
   ]);
-  const config = table(Object.entries(record.config).map(([k, v]) => [k, typeof v === 'string' ? v : JSON.stringify(v)]));
+  // Records written before secrets were redacted may still hold some: never render them.
+  const config = table(Object.entries(redactSecrets(record.config)).map(([k, v]) => [k, typeof v === 'string' ? v : JSON.stringify(v)]));
   const figure = (name: ChartName): string => `<figure>${charts[name]}<figcaption><a href="${name}.png">${name}.png</a></figcaption></figure>`;
   const agentRows = record.agents
     .map(
