@@ -81,13 +81,15 @@ export class CoordinatorMetrics {
     this.learningRate = new Gauge({ name: 'mezo_learning_rate', help: 'Learning rate of the last committed round', registers });
     this.logVersion = new Gauge({ name: 'mezo_log_version', help: 'Entries in the update log (the model version)', registers });
     this.roundDropped = new Gauge({ name: 'mezo_round_agents_dropped', help: 'Agents asked in the last committed round that disconnected before answering', registers });
+    // Registered on their first value: a gauge with no value would read 0, which looks like a measurement
+    // (0 % accuracy) rather than "no held-out evaluation" or "no seed had two agents".
     this.signAgreement = new Gauge({
       name: 'mezo_round_sign_agreement_ratio',
       help: 'Fraction of the last round\'s scalars whose sign matches their seed\'s aggregate (seeds evaluated by 2+ agents)',
-      registers,
+      registers: [],
     });
-    this.evalAccuracy = new Gauge({ name: 'mezo_eval_accuracy_ratio', help: 'Held-out accuracy of the latest evaluation', registers });
-    this.evalLoss = new Gauge({ name: 'mezo_eval_loss', help: 'Held-out loss of the latest evaluation', registers });
+    this.evalAccuracy = new Gauge({ name: 'mezo_eval_accuracy_ratio', help: 'Held-out accuracy of the latest evaluation', registers: [] });
+    this.evalLoss = new Gauge({ name: 'mezo_eval_loss', help: 'Held-out loss of the latest evaluation', registers: [] });
 
     const statuses = (): AgentStatus[] => source.agentStatuses();
     new Gauge({
@@ -182,15 +184,25 @@ export class CoordinatorMetrics {
     this.logVersion.set(report.version);
   }
 
-  /** The last round's sign agreement (RunMonitor); null leaves the gauge as it was. */
+  /** The last round's sign agreement (RunMonitor); null leaves the gauge as it was (absent until a first value). */
   observeSignAgreement(agreement: number | null): void {
-    if (agreement !== null) this.signAgreement.set(agreement);
+    if (agreement !== null) this.setLazily(this.signAgreement, agreement);
   }
 
-  /** A held-out evaluation (RunMonitor.recordEvaluation). */
+  /** A held-out evaluation (RunMonitor.recordEvaluation); the gauges appear with the first value. */
   observeEvaluation(evaluation: { accuracy: number | null; loss: number | null }): void {
-    if (evaluation.accuracy !== null) this.evalAccuracy.set(evaluation.accuracy);
-    if (evaluation.loss !== null) this.evalLoss.set(evaluation.loss);
+    if (evaluation.accuracy !== null) this.setLazily(this.evalAccuracy, evaluation.accuracy);
+    if (evaluation.loss !== null) this.setLazily(this.evalLoss, evaluation.loss);
+  }
+
+  private readonly registered = new Set<Gauge>();
+
+  private setLazily(gauge: Gauge, value: number): void {
+    if (!this.registered.has(gauge)) {
+      this.registry.registerMetric(gauge);
+      this.registered.add(gauge);
+    }
+    gauge.set(value);
   }
 
   /** Sets the log version before the first round (e.g. after a restart). */
