@@ -10,10 +10,11 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { z } from 'zod';
 import { resolveConfig, type EnvBinding } from '../shared/config/index.js';
 import { localTrainOptionsSchema, type LocalTrainReport } from '../edge-agent/local-trainer.js';
-import { lrScheduleSchema } from '../edge-agent/lr-schedule.js';
+import { lrScheduleWithDefault } from '../edge-agent/lr-schedule.js';
 import { layeredFlags, number } from './option-parsing.js';
 
 const DEFAULT_STEPS = 2000;
+const DEFAULT_LR = 3e-4;
 
 export const trainConfigSchema = z.strictObject({
   /** Prepared model directory (manifest.json, model.onnx, base.slab); default: the embedded default model. */
@@ -58,7 +59,7 @@ export const trainConfigSchema = z.strictObject({
       },
       localTrainOptionsSchema.extend({
         steps: z.number().int().positive().default(DEFAULT_STEPS),
-        schedule: lrScheduleSchema.prefault({ lr: 3e-4 }),
+        schedule: lrScheduleWithDefault(DEFAULT_LR),
         evalEvery: z.number().int().nonnegative().default(250),
       }),
     )

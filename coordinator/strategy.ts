@@ -8,7 +8,7 @@
  */
 import { z } from 'zod';
 import { SeededRng } from '../shared/data/rng.js';
-import { learningRateAt, lrScheduleSchema, type LrSchedule } from '../edge-agent/lr-schedule.js';
+import { learningRateAt, lrScheduleWithDefault, type LrSchedule } from '../edge-agent/lr-schedule.js';
 import type { Capabilities } from '../shared/transport/index.js';
 
 export interface AgentView {
@@ -74,7 +74,7 @@ export const strategyConfigSchema = z
     trimFraction: z.number().min(0).lt(0.5).default(0.1),
     /** Clip each projected gradient to [−clip, clip] before aggregating. */
     clip: z.number().positive().finite().optional(),
-    schedule: lrScheduleSchema.prefault({ lr: 1e-3 }),
+    schedule: lrScheduleWithDefault(1e-3),
     /** Decoupled weight decay (the log header must then name decay ranges). */
     weightDecay: z.number().nonnegative().finite().default(0),
     /** Seeds every random choice of the strategy. */

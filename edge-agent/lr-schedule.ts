@@ -4,27 +4,51 @@
  */
 import { z } from 'zod';
 
-export const lrScheduleSchema = z
-  .strictObject({
-    kind: z.enum(['constant', 'linear', 'cosine']).default('constant'),
-    /** Peak learning rate (after warm-up). */
-    lr: z.number().positive().finite(),
-    /** Final rate of a linear or cosine decay (default 0). */
-    minLr: z.number().nonnegative().finite().default(0),
-    /** Steps of linear warm-up from 0 to lr (default 0). */
-    warmupSteps: z.number().int().nonnegative().default(0),
-    /** Length of the decay (required by linear and cosine): the step at which the rate reaches minLr. */
-    totalSteps: z.number().int().positive().optional(),
-  })
-  .refine((s) => s.kind === 'constant' || s.totalSteps !== undefined, {
-    message: 'totalSteps is required for linear and cosine schedules',
-    path: ['totalSteps'],
-  })
-  .refine((s) => s.minLr <= s.lr, { message: 'minLr must not exceed lr', path: ['minLr'] })
-  .refine((s) => s.totalSteps === undefined || s.warmupSteps <= s.totalSteps, {
-    message: 'warmupSteps must not exceed totalSteps',
-    path: ['warmupSteps'],
-  });
+const lrField = z.number().positive().finite();
+
+const scheduleFields = {
+  kind: z.enum(['constant', 'linear', 'cosine']).default('constant'),
+  /** Final rate of a linear or cosine decay (default 0). */
+  minLr: z.number().nonnegative().finite().default(0),
+  /** Steps of linear warm-up from 0 to lr (default 0). */
+  warmupSteps: z.number().int().nonnegative().default(0),
+  /** Length of the decay (required by linear and cosine): the step at which the rate reaches minLr. */
+  totalSteps: z.number().int().positive().optional(),
+};
+
+interface ScheduleFields {
+  kind: 'constant' | 'linear' | 'cosine';
+  /** Peak learning rate (after warm-up). */
+  lr: number;
+  minLr: number;
+  warmupSteps: number;
+  totalSteps?: number | undefined;
+}
+
+/** The checks the fields alone cannot express. */
+function withChecks<T extends z.ZodType<ScheduleFields>>(schema: T): T {
+  return schema
+    .refine((s) => s.kind === 'constant' || s.totalSteps !== undefined, {
+      message: 'totalSteps is required for linear and cosine schedules',
+      path: ['totalSteps'],
+    })
+    .refine((s) => s.minLr <= s.lr, { message: 'minLr must not exceed lr', path: ['minLr'] })
+    .refine((s) => s.totalSteps === undefined || s.warmupSteps <= s.totalSteps, {
+      message: 'warmupSteps must not exceed totalSteps',
+      path: ['warmupSteps'],
+    });
+}
+
+/** A schedule that names its peak rate. */
+export const lrScheduleSchema = withChecks(z.strictObject({ ...scheduleFields, lr: lrField }));
+
+/**
+ * A schedule whose peak rate defaults to `lr` — also when only other fields are given (`--schedule cosine`
+ * alone keeps the command's default rate) — and which is the constant `lr` when absent.
+ */
+export function lrScheduleWithDefault(lr: number) {
+  return withChecks(z.strictObject({ ...scheduleFields, lr: lrField.default(lr) })).prefault({});
+}
 
 export type LrSchedule = z.output<typeof lrScheduleSchema>;
 export type LrScheduleInput = z.input<typeof lrScheduleSchema>;

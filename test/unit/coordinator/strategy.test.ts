@@ -93,6 +93,13 @@ describe('MezoStrategy.aggregate', () => {
     expect(s.aggregate(ctx, [])).toBeNull();
   });
 
+  it('keeps the default peak rate when a schedule names only its kind', () => {
+    const s = new MezoStrategy({ schedule: { kind: 'cosine', totalSteps: 10 } });
+    expect(s.config.schedule).toMatchObject({ kind: 'cosine', lr: new MezoStrategy().config.schedule.lr, totalSteps: 10 });
+    expect(s.aggregate({ ...ctx, round: 10 }, [result('a', [1n], [1])])!.lr).toBe(0);
+    expect(() => new MezoStrategy({ schedule: { kind: 'cosine' } })).toThrow(/schedule\.totalSteps: totalSteps is required/);
+  });
+
   it('does not depend on the order results arrived in', () => {
     const s = new MezoStrategy({ aggregation: 'mean' });
     const a = result('a', [1n, 2n], [0.1, 0.2]);

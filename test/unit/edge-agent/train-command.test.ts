@@ -54,6 +54,12 @@ describe(`mezo train (${noise.kind})`, () => {
     expect(config.train.schedule).toMatchObject({ kind: 'cosine', lr: 0.002, totalSteps: 7 });
     expect(config.worker).toBe(true);
     expect(() => resolveTrainConfig({ lr: -1 }, {})).toThrow(/config: train\.schedule\.lr: .*\(from --lr\)/);
+    // A schedule without --lr decays from the default rate over the run.
+    expect(resolveTrainConfig({ schedule: 'cosine' }, {}).train.schedule).toMatchObject({
+      kind: 'cosine',
+      lr: resolveTrainConfig({}, {}).train.schedule.lr,
+      totalSteps: resolveTrainConfig({}, {}).train.steps,
+    });
     expect(() => resolveTrainConfig({}, { MEZO_TRAIN_STEPS: '0' })).toThrow(/train\.steps.*\(from MEZO_TRAIN_STEPS\)/);
     expect(() => resolveTrainConfig({ distribution: 'uniform' }, {})).toThrow(/train\.distribution.*\(from --distribution\)/);
   });
