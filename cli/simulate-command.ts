@@ -98,7 +98,12 @@ export function formatSimulationReport(report: SimulationReport, files: { log: s
   const t = report.traffic;
   const rows: Array<[string, string]> = [
     ['fleet', `${o.agents} agents (${split}, ${d.examplesPerAgent.median} digits each), ${o.agentsPerRound} per round, ${report.transport} transport`],
-    ['rounds', `${report.rounds} (${report.failure ?? `${report.failedAttempts} failed attempts`}), ${report.wallSeconds.toFixed(1)} s, ${report.roundsPerSecond.toFixed(1)} rounds/s`],
+    [
+      'rounds',
+      `${report.rounds} (${report.failure ?? `${report.failedAttempts} failed attempts`}), ${report.roundsPerSecond.toFixed(1)} rounds/s; ` +
+        // Two spans, named: run.json's wallSeconds starts once the fleet is connected, the command's before set-up.
+        `${report.runSeconds.toFixed(1)} s from the fleet connected to the end (run.json wallSeconds), ${report.wallSeconds.toFixed(1)} s with set-up`,
+    ],
     ['accuracy', `${pct(report.accuracyBefore)} → ${pct(report.accuracyAfter)} (shifted test, ${report.accuracyAfter >= report.accuracyBefore ? '+' : ''}${((report.accuracyAfter - report.accuracyBefore) * 100).toFixed(2)} points)`],
     ['loss', `${report.lossBefore.toFixed(4)} → ${report.lossAfter.toFixed(4)}`],
     ['bytes per agent', `up ${bytes(t.meanBytesUp)}, down ${bytes(t.meanBytesDown)} (per round: ${bytes(t.bytesUpPerAgentRound)} up, ${bytes(t.bytesDownPerAgentRound)} down)`],
@@ -162,19 +167,23 @@ export function registerSimulateCommand(program: Command): void {
       const { createProgress } = await import('../shared/progress.js');
       const progress = flags.json ? undefined : createProgress({ label: 'simulate', total: config.rounds });
       let accuracy = '';
+      let latest: { done: number; fields: Record<string, string> } | undefined;
+      const show = (done: number, fields: Record<string, string>): void => {
+        latest = { done, fields };
+        progress?.update(done, { ...fields, ...(accuracy ? { 'target acc': accuracy } : {}) });
+      };
       let report: SimulationReport;
       try {
         report = await runSimulation(config, {
           onReady: ({ dashboardUrl }) => {
             if (dashboardUrl) process.stderr.write(`dashboard: ${dashboardUrl}/\n`);
           },
-          onEvaluation: (_, acc) => (accuracy = pct(acc)),
-          onProgress: (p) =>
-            progress?.update(p.roundsDone, {
-              loss: p.trainLoss.toFixed(4),
-              ...(accuracy ? { 'target acc': accuracy } : {}),
-              answering: `${p.answered}/${p.asked}`,
-            }),
+          onEvaluation: (_, acc) => {
+            accuracy = pct(acc);
+            // The final evaluation comes after the last round: redraw, so the bar ends on the summary's figure.
+            if (latest) show(latest.done, latest.fields);
+          },
+          onProgress: (p) => show(p.roundsDone, { loss: p.trainLoss.toFixed(4), answering: `${p.answered}/${p.asked}` }),
         });
       } finally {
         progress?.stop();

@@ -44,10 +44,16 @@ export function createProgress(options: ProgressOptions): ProgressReporter {
   }
   const every = Math.max(1, Math.ceil(options.total / (options.lines ?? 20)));
   let last = -1;
+  let lastLine = '';
   return {
     update(done, values) {
-      if (done === options.total || Math.floor(done / every) !== Math.floor(last / every)) {
-        stream.write(`${options.label} ${done}/${options.total}  ${fields(values)}\n`);
+      const line = `${options.label} ${done}/${options.total}  ${fields(values)}\n`;
+      // At the end, a change of fields alone (a final evaluation after the last round) is printed too, so the
+      // last line agrees with the summary that follows it.
+      const final = done === options.total && (last !== done || line !== lastLine);
+      if (final || Math.floor(done / every) !== Math.floor(last / every)) {
+        stream.write(line);
+        lastLine = line;
       }
       last = done;
     },

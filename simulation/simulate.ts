@@ -14,11 +14,12 @@ import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { Coordinator, RoundFailedError, type RoundReport, type RunReport } from '../coordinator/index.js';
 import { serveDashboard, type DashboardServer } from '../coordinator/dashboard/server.js';
+import { HeldOutEvaluation } from '../coordinator/held-out-evaluation.js';
 import { CoordinatorMetrics } from '../coordinator/metrics.js';
 import { RunMonitor } from '../coordinator/run-monitor.js';
+import type { RunRecord } from '../coordinator/run-record.js';
 import { strategyConfigSchema } from '../coordinator/strategy.js';
 import { Agent } from '../edge-agent/agent.js';
-import { scoreDataset } from '../edge-agent/dataset-evaluation.js';
 import { InProcessBackend, type MezoBackend } from '../edge-agent/mezo-backend.js';
 import { WorkerBackend } from '../edge-agent/worker-backend.js';
 import { lrScheduleSchema } from '../edge-agent/lr-schedule.js';
@@ -26,7 +27,7 @@ import { SeededRng } from '../shared/data/index.js';
 import { UpdateLog } from '../shared/log/index.js';
 import { logger } from '../shared/logger.js';
 import { redactSecrets } from '../shared/redact.js';
-import { loadDefaultModel, type PreparedModel } from '../shared/model/index.js';
+import { loadDefaultModel, paddingRanges, type PreparedModel } from '../shared/model/index.js';
 import { noise } from '../shared/noise/index.js';
 import { GrpcTransport, InMemoryTransport, type Transport } from '../shared/transport/index.js';
 import { FaultPlan, faultOptionsSchema, forgeEvaluations, type FaultOptions } from './faults.js';
@@ -188,7 +189,14 @@ export interface SimulationReport {
   failedAttempts: number;
   /** Why the run ended before its last round (a round that never reached quorum). */
   failure?: string;
+  /** The whole run: loading the model and data, starting the agents, training, evaluating, auditing. */
   wallSeconds: number;
+  /**
+   * The run record's wallSeconds: from every agent connected (the monitor's start) to the end of the run, the
+   * evaluations and the audit included; wallSeconds minus this is the set-up.
+   */
+  runSeconds: number;
+  /** Rounds per second of coordinator.run() alone (no set-up, no initial or final evaluation). */
   roundsPerSecond: number;
   logVersion: number;
   logHeadHash: string;
@@ -305,6 +313,7 @@ export async function runSimulation(input: SimulateOptionsInput = {}, hooks: Sim
   const coordinator = new Coordinator({
     log,
     baseSlab: prepared.slab,
+    padding: paddingRanges(prepared.manifest.tensors, prepared.slab.length),
     engine: noise,
     transport: coordinatorTransport,
     options: {
@@ -439,31 +448,26 @@ export async function runSimulation(input: SimulateOptionsInput = {}, hooks: Sim
     }
     await hooks.onReady?.({ coordinator, monitor, dashboardUrl: dashboard?.url });
 
-    const evaluate = async (slab: Float32Array): Promise<{ accuracy: number; loss: number }> => {
-      await evaluator.load(slab);
-      const score = await scoreDataset(evaluator, data.shiftedTest, 500);
-      return { accuracy: score.accuracy, loss: score.loss };
-    };
-    const before = await evaluate(prepared.slab);
-    monitor.recordEvaluation(-1, before);
-    hooks.onEvaluation?.(-1, before.accuracy, before.loss);
-    const evalEvery = options.evalEvery ?? Math.max(1, Math.ceil(options.rounds / 10));
-    const accuracyByRound: Array<[number, number]> = [[-1, before.accuracy]];
+    // The coordinator's weights on the shifted test digits: before round 0, every evalEvery rounds, at the end.
+    const accuracyByRound: Array<[number, number]> = [];
     let latestAccuracy: number | undefined;
-    let evaluations: Promise<void> = Promise.resolve();
+    const heldOut = new HeldOutEvaluation({
+      coordinator,
+      backend: evaluator,
+      dataset: data.shiftedTest,
+      every: options.evalEvery ?? Math.max(1, Math.ceil(options.rounds / 10)),
+      rounds: options.rounds,
+      monitor,
+      onEvaluation: ({ round, accuracy, loss }) => {
+        latestAccuracy = accuracy!;
+        accuracyByRound.push([round, accuracy!]);
+        hooks.onEvaluation?.(round, accuracy!, loss);
+      },
+    });
+    const before = await heldOut.evaluateHead();
     let roundsDone = 0;
     const unsubscribe = coordinator.onRound((report: RoundReport) => {
       roundsDone++;
-      if ((report.round + 1) % evalEvery === 0 && report.round + 1 < options.rounds) {
-        const slab = coordinator.materialise().slice();
-        evaluations = evaluations.then(async () => {
-          const score = await evaluate(slab);
-          latestAccuracy = score.accuracy;
-          accuracyByRound.push([report.round, score.accuracy]);
-          monitor!.recordEvaluation(report.round, score);
-          hooks.onEvaluation?.(report.round, score.accuracy, score.loss);
-        });
-      }
       hooks.onProgress?.({
         round: report.round,
         roundsDone,
@@ -489,11 +493,7 @@ export async function runSimulation(input: SimulateOptionsInput = {}, hooks: Sim
       unsubscribe();
     }
     const trainingSeconds = (performance.now() - trainingStarted) / 1000;
-    await evaluations;
-    const after = await evaluate(coordinator.materialise());
-    monitor.recordEvaluation(Math.max(0, log.version > 0 ? log.entries(log.version - 1)[0]!.round : 0), after);
-    hooks.onEvaluation?.(options.rounds - 1, after.accuracy, after.loss);
-    accuracyByRound.push([options.rounds - 1, after.accuracy]);
+    const after = (await heldOut.finish())!;
 
     // Agents not asked in the last round apply its update when the broadcast reaches them.
     const head = coordinator.log.headHash;
@@ -511,9 +511,12 @@ export async function runSimulation(input: SimulateOptionsInput = {}, hooks: Sim
     await hooks.onFinished?.({ coordinator, monitor, dashboardUrl: dashboard?.url });
     monitor.finish();
     let runRecord: string | undefined;
+    let record: RunRecord;
     if (options.out) {
       runRecord = join(resolve(options.out), 'run.json');
-      await monitor.writeRunRecord(runRecord);
+      record = await monitor.writeRunRecord(runRecord);
+    } else {
+      record = monitor.toRunRecord();
     }
 
     const statuses = coordinator.agentStatuses();
@@ -531,8 +534,8 @@ export async function runSimulation(input: SimulateOptionsInput = {}, hooks: Sim
       options: redactSecrets(options),
       data: data.summary,
       transport: options.transport,
-      accuracyBefore: before.accuracy,
-      accuracyAfter: after.accuracy,
+      accuracyBefore: before.accuracy!,
+      accuracyAfter: after.accuracy!,
       lossBefore: before.loss,
       lossAfter: after.loss,
       accuracyByRound,
@@ -540,6 +543,7 @@ export async function runSimulation(input: SimulateOptionsInput = {}, hooks: Sim
       failedAttempts: run.failedAttempts,
       ...(failure === undefined ? {} : { failure }),
       wallSeconds: (performance.now() - started) / 1000,
+      runSeconds: record.summary.wallSeconds,
       roundsPerSecond: run.roundsRun / trainingSeconds,
       logVersion: run.version,
       logHeadHash: run.headHash,

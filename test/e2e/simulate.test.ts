@@ -120,6 +120,13 @@ describe('mezo simulate (command)', () => {
     const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')) as { rounds: number; options: { seed: number } };
     expect(report).toMatchObject({ rounds: 6, options: { seed: 3 } });
     expect(existsSync(join(out, 'update.log'))).toBe(true);
+    // The progress ends on the figure the summary gives (the final evaluation comes after the last round)...
+    const after = /^accuracy\s+[\d.]+% → ([\d.]+%)/m.exec(run.stdout)![1]!;
+    const progress = run.stderr.split('\n').filter((line) => line.startsWith('simulate '));
+    expect(progress.at(-1)).toMatch(new RegExp(`^simulate 6/6 .*target acc ${after.replace('.', '\\.')}`));
+    // ... and the summary's times say which span run.json's wallSeconds is.
+    const record = JSON.parse(readFileSync(join(out, 'run.json'), 'utf8')) as { summary: { wallSeconds: number } };
+    expect(run.stdout).toContain(`${record.summary.wallSeconds.toFixed(1)} s from the fleet connected to the end (run.json wallSeconds)`);
   });
 
   it('names the flag that is wrong', async () => {
