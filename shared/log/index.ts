@@ -13,6 +13,7 @@ export {
 export {
   LOG_FORMAT,
   LogCorruptError,
+  LogDurabilityError,
   UpdateLog,
   genesisHash,
   verifyRecord,
@@ -23,7 +24,9 @@ export {
   type LogStorage,
   type RebaseInput,
   type TailRecovery,
+  type UpdateLogOptions,
 } from './update-log.js';
+export { LogKeyError, LogSigner, LogVerifier, parseLogPublicKey, SIGNATURE_PATTERN } from './log-signature.js';
 export { applyDecay, replay, type ReplayOptions } from './replay.js';
 export {
   openJetStreamLog,

@@ -49,9 +49,14 @@ export interface LogEntry {
   terms: UpdateTerm[];
   /** Hex SHA-256 of this entry's canonical payload. */
   hash: string;
+  /**
+   * The coordinator's Ed25519 signature of `hash` (128 hex digits, log-signature.ts); absent in logs nobody
+   * signs (local training, in-memory simulations without a key). Not part of the payload, so not of the hash.
+   */
+  signature?: string;
 }
 
-export type UnsignedLogEntry = Omit<LogEntry, 'hash'>;
+export type UnsignedLogEntry = Omit<LogEntry, 'hash' | 'signature'>;
 
 export class LogFormatError extends Error {
   override name = 'LogFormatError';
