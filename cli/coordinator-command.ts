@@ -3,12 +3,18 @@
  * restarting with the same --log resumes at the next round. SIGINT/SIGTERM stop scheduling, abandon the open
  * round, and close streams and the log cleanly.
  */
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import type { Command } from 'commander';
 import { z } from 'zod';
+import type { Coordinator, RunReport } from '../coordinator/coordinator.js';
+import type { HeldOutScore } from '../coordinator/held-out-evaluation.js';
+import type { RunMonitor } from '../coordinator/run-monitor.js';
+import type { WorkerBackend } from '../edge-agent/worker-backend.js';
+import type { FeatureArray, LocalDataset } from '../shared/data/index.js';
+import type { ProgressReporter } from '../shared/progress.js';
+import type { CoordinatorOutcome } from './coordinator-summary.js';
 import { resolveConfig, type EnvBinding } from '../shared/config/index.js';
 import { roundOptionsSchema } from '../coordinator/options.js';
-import type { RunReport } from '../coordinator/coordinator.js';
 import { layeredFlags, number } from './option-parsing.js';
 import { NATS_FLAGS, addNatsOptions, natsConfigSchema, natsEnv, openCoordinatorNats } from './nats-options.js';
 
@@ -44,6 +50,10 @@ export const coordinatorConfigSchema = z.strictObject({
   metricsToken: z.string().min(1).optional(),
   /** Where to write the run record (run.json, for `mezo report`) when the run ends. */
   runRecord: z.string().min(1).optional(),
+  /** Held-out data the coordinator scores its weights on (.jsonl, .csv, .mzds); default with the embedded model: its shifted test digits. */
+  evalData: z.string().min(1).optional(),
+  /** Evaluate on the held-out data every n rounds, before the first and after the last (0: never; default: about ten times a run). */
+  evalEvery: z.number().int().min(0).optional(),
   job: z.preprocess((value) => {
     // A linear or cosine schedule decays over the job's rounds unless totalSteps says otherwise.
     if (value === null || typeof value !== 'object') return value;
@@ -57,7 +67,11 @@ export const coordinatorConfigSchema = z.strictObject({
 })
   .refine((c) => (c.tlsCert === undefined) === (c.tlsKey === undefined), { path: ['tlsKey'], message: '--tls-cert and --tls-key go together' })
   .refine((c) => c.tlsClientCa === undefined || c.tlsCert !== undefined, { path: ['tlsClientCa'], message: 'mutual TLS needs --tls-cert and --tls-key too' })
-  .refine((c) => c.logStore === 'file' || c.transport === 'nats', { path: ['logStore'], message: '--log-store jetstream needs --transport nats' });
+  .refine((c) => c.logStore === 'file' || c.transport === 'nats', { path: ['logStore'], message: '--log-store jetstream needs --transport nats' })
+  .refine((c) => !c.evalEvery || c.model === undefined || c.evalData !== undefined, {
+    path: ['evalData'],
+    message: '--eval-every with --model needs --eval-data (the embedded held-out digits fit the embedded model only)',
+  });
 export type CoordinatorConfig = z.output<typeof coordinatorConfigSchema>;
 
 const ENV: Record<string, EnvBinding> = {
@@ -77,6 +91,8 @@ const ENV: Record<string, EnvBinding> = {
   MEZO_COORDINATOR_METRICS_LISTEN: { path: 'metricsListen', type: 'string' },
   MEZO_COORDINATOR_METRICS_TOKEN: { path: 'metricsToken', type: 'string' },
   MEZO_COORDINATOR_RUN_RECORD: { path: 'runRecord', type: 'string' },
+  MEZO_COORDINATOR_EVAL_DATA: { path: 'evalData', type: 'string' },
+  MEZO_COORDINATOR_EVAL_EVERY: { path: 'evalEvery', type: 'number' },
   MEZO_COORDINATOR_TLS_CERT: { path: 'tlsCert', type: 'string' },
   MEZO_COORDINATOR_TLS_KEY: { path: 'tlsKey', type: 'string' },
   MEZO_COORDINATOR_TLS_CLIENT_CA: { path: 'tlsClientCa', type: 'string' },
@@ -122,6 +138,8 @@ const FLAGS: Record<string, string> = {
   metricsListen: 'metricsListen',
   metricsToken: 'metricsToken',
   runRecord: 'runRecord',
+  evalData: 'evalData',
+  evalEvery: 'evalEvery',
   rateLimit: 'job.rateLimit.perSecond',
   rateBurst: 'job.rateLimit.burst',
   logStore: 'logStore',
@@ -136,9 +154,24 @@ export function resolveCoordinatorConfig(flags: Record<string, unknown>, env: No
   return resolveConfig(coordinatorConfigSchema, { env, envBindings: ENV, ...layeredFlags(flags, FLAGS) });
 }
 
+/** What a terminal shows besides the logs: progress while the job runs, a summary when it ends. */
+export interface CoordinatorOutput {
+  /** Starts a progress display for the job's rounds (e.g. shared/progress.ts's createProgress); none by default. */
+  progress?: (total: number) => ProgressReporter;
+  /** Called once the run has ended (not when it failed), after the run record is written. */
+  onFinished?: (outcome: CoordinatorOutcome) => void;
+}
+
+/** The JSON report: the coordinator's, with the first and last held-out evaluations when there were any. */
+export type CoordinatorReport = RunReport & { heldOut?: { before: HeldOutScore; after: HeldOutScore } };
+
 /** Runs the job until its rounds are logged or a signal stops it. */
-export async function runCoordinator(config: CoordinatorConfig, signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM']): Promise<RunReport> {
-  const { loadPrepared, loadDefaultModel } = await import('../shared/model/index.js');
+export async function runCoordinator(
+  config: CoordinatorConfig,
+  signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM'],
+  output: CoordinatorOutput = {},
+): Promise<CoordinatorReport> {
+  const { loadPrepared, loadDefaultModel, paddingRanges } = await import('../shared/model/index.js');
   const { UpdateLog } = await import('../shared/log/index.js');
   const { noise } = await import('../shared/noise/index.js');
   const { GrpcTransport, serverTlsCredentials } = await import('../shared/transport/index.js');
@@ -146,9 +179,12 @@ export async function runCoordinator(config: CoordinatorConfig, signals: NodeJS.
   const { CoordinatorMetrics } = await import('../coordinator/metrics.js');
   const { RunMonitor } = await import('../coordinator/run-monitor.js');
   const { serveDashboard } = await import('../coordinator/dashboard/server.js');
+  const { HeldOutEvaluation } = await import('../coordinator/held-out-evaluation.js');
+  const { WorkerBackend } = await import('../edge-agent/worker-backend.js');
   const { logger } = await import('../shared/logger.js');
 
   const prepared = config.model ? await loadPrepared(config.model) : await loadDefaultModel();
+  const heldOutSet = await loadHeldOut(config, prepared.manifest.classes);
   const header = { jobId: config.job.jobId, baseSha256: prepared.manifest.slabSha256, distribution: config.job.distribution, decayRanges: [] };
   const nats =
     config.transport === 'nats'
@@ -161,6 +197,7 @@ export async function runCoordinator(config: CoordinatorConfig, signals: NodeJS.
   const coordinator = new Coordinator({
     log,
     baseSlab: prepared.slab,
+    padding: paddingRanges(prepared.manifest.tensors, prepared.slab.length),
     engine: noise,
     transport: nats?.transport ?? new GrpcTransport({
       address: config.listen,
@@ -182,14 +219,52 @@ export async function runCoordinator(config: CoordinatorConfig, signals: NodeJS.
   });
   const onSignal = (signal: NodeJS.Signals): void => {
     logger.info({ signal }, 'stopping: abandoning the open round and closing streams');
-    coordinator.stop();
+    // An operator's stop ends the job for its agents too (they leave, or wait with --keep-waiting); a crash does not.
+    coordinator.stop({ endJob: true });
   };
   signals.forEach((s) => process.on(s, onSignal));
-  // The monitor feeds the dashboard, the metrics' per-round gauges and the run record.
+  // The monitor feeds the dashboard, the metrics' per-round gauges, the run record and the summary.
   const metrics = config.metricsListen ? new CoordinatorMetrics(coordinator) : undefined;
-  const monitor = metrics || config.runRecord ? new RunMonitor({ coordinator, kind: 'coordinator', ...(metrics ? { metrics } : {}) }) : undefined;
+  const options = coordinator.options;
+  const monitor = new RunMonitor({
+    coordinator,
+    kind: 'coordinator',
+    ...(metrics ? { metrics } : {}),
+    config: {
+      rounds: options.rounds,
+      agentsPerRound: options.strategy.agentsPerRound,
+      quorum: options.quorum ?? null,
+      seedMode: options.strategy.seedMode,
+      seedsPerAgent: options.strategy.seedsPerAgent,
+      aggregation: options.strategy.aggregation,
+      lr: options.strategy.schedule.lr,
+      epsilon: options.epsilon,
+      batchSize: options.batchSize,
+      distribution: options.distribution,
+      // The dashboard says why there is no accuracy when evaluation is off.
+      evalEvery: 'dataset' in heldOutSet ? heldOutSet.every : 0,
+      evalData: 'dataset' in heldOutSet ? heldOutSet.name : null,
+    },
+  });
   let metricsServer: Awaited<ReturnType<typeof serveDashboard>> | undefined;
+  let evaluator: WorkerBackend | undefined;
+  let heldOut: InstanceType<typeof HeldOutEvaluation> | undefined;
+  let progress: ProgressReporter | undefined;
+  let ended: CoordinatorReport | undefined;
   try {
+    if ('dataset' in heldOutSet) {
+      // On a worker thread: a forward pass holds its thread, and this one serves the agents.
+      evaluator = await WorkerBackend.start(prepared, { distribution: config.job.distribution, intraOpThreads: 1, noiseThreads: 1 });
+      heldOut = new HeldOutEvaluation({
+        coordinator,
+        backend: evaluator,
+        dataset: heldOutSet.dataset,
+        every: heldOutSet.every,
+        rounds: options.rounds,
+        classifier: prepared.manifest.classes !== null,
+        monitor,
+      });
+    }
     if (config.metricsListen && metrics) {
       metrics.setLogVersion(log.version);
       const at = config.metricsListen.lastIndexOf(':');
@@ -210,23 +285,96 @@ export async function runCoordinator(config: CoordinatorConfig, signals: NodeJS.
     }
     if (nats?.logNote) process.stderr.write(`${nats.logNote}\n`);
     process.stderr.write(`coordinator ${config.job.jobId} listening on ${address}, log at version ${log.version}\n`);
-    return await coordinator.run();
+    const before = await heldOut?.evaluateHead();
+    if (output.progress) progress = showProgress(output.progress(options.rounds), coordinator, monitor, log.version === 0 ? 0 : log.entries(log.version - 1)[0]!.round + 1);
+    const report = await coordinator.run();
+    // The weights after the last round, unless that round was just evaluated; the bar ends on this figure.
+    const after = await heldOut?.finish().catch((err: Error) => {
+      logger.error({ err: err.message }, 'the held-out evaluation failed');
+      return undefined;
+    });
+    ended = { ...report, ...(before && after ? { heldOut: { before, after } } : {}) };
+    return ended;
   } finally {
+    heldOut?.stop();
+    progress?.stop();
     signals.forEach((s) => process.off(s, onSignal));
     // Before close(): the transport's traffic counts go with the listener.
-    monitor?.finish();
+    monitor.finish();
     await coordinator.close();
     await nats?.close();
     await metricsServer?.close();
-    if (config.runRecord && monitor) {
+    await evaluator?.close();
+    let runRecord: string | undefined;
+    if (config.runRecord) {
       try {
         await monitor.writeRunRecord(config.runRecord);
+        runRecord = config.runRecord;
         process.stderr.write(`run record written to ${config.runRecord}\n`);
       } catch (err) {
         logger.error({ path: config.runRecord, err: (err as Error).message }, 'writing the run record failed');
       }
     }
+    if (ended && output.onFinished) {
+      output.onFinished({
+        report: ended,
+        record: monitor.toRunRecord(),
+        files: {
+          log: config.logStore === 'jetstream' ? `JetStream stream of job ${config.job.jobId}` : config.log,
+          ...(runRecord ? { runRecord } : {}),
+          ...(metricsServer ? { dashboard: metricsServer.url } : {}),
+        },
+        heldOut: 'dataset' in heldOutSet ? { dataset: heldOutSet.name, examples: heldOutSet.dataset.size, every: heldOutSet.every } : heldOutSet,
+      });
+    }
   }
+}
+
+type HeldOutSet = { dataset: LocalDataset<FeatureArray>; name: string; every: number } | { off: string };
+
+/** The held-out data the coordinator evaluates on, or why it does not evaluate. */
+async function loadHeldOut(config: CoordinatorConfig, classes: number | null): Promise<HeldOutSet> {
+  if (config.evalEvery === 0) return { off: '--eval-every 0' };
+  const every = config.evalEvery ?? Math.max(1, Math.ceil(config.job.rounds / 10));
+  if (config.evalData) {
+    const { readDatasetFile } = await import('../shared/data/index.js');
+    return { dataset: await readDatasetFile(config.evalData, classes === null ? {} : { numClasses: classes }), name: basename(config.evalData), every };
+  }
+  if (config.model) return { off: 'no --eval-data for this model' };
+  const { shiftedTestSet } = await import('../shared/model/index.js');
+  return { dataset: shiftedTestSet().dataset, name: 'shifted test digits', every };
+}
+
+/** Drives a progress display from the coordinator's rounds, the monitor's fleet events and the evaluations. */
+function showProgress(bar: ProgressReporter, coordinator: Coordinator, monitor: RunMonitor, done: number): ProgressReporter {
+  const fields: Record<string, string> = {};
+  let accuracy = '';
+  const draw = (): void => bar.update(done, { ...fields, ...(accuracy ? { 'eval acc': accuracy } : {}) });
+  const stopRounds = coordinator.onRound((report) => {
+    done = report.round + 1;
+    fields.loss = Number.isFinite(report.trainLoss) ? report.trainLoss.toFixed(4) : 'n/a';
+    fields.answering = `${report.results}/${report.asked}`;
+    fields.online = String(report.connected);
+    draw();
+  });
+  const stopEvents = monitor.subscribe((event) => {
+    if (event.type === 'evaluation' && event.evaluation.accuracy !== null) {
+      accuracy = `${(event.evaluation.accuracy * 100).toFixed(2)}%`;
+      draw();
+    } else if (event.type === 'fleet' && fields.online === undefined) {
+      // Before round 0: how many agents have joined so far.
+      bar.update(done, { online: String(event.fleet.connected) });
+    }
+  });
+  draw();
+  return {
+    update: (n, values) => bar.update(n, values),
+    stop: () => {
+      stopRounds();
+      stopEvents();
+      bar.stop();
+    },
+  };
 }
 
 export function registerCoordinatorCommand(program: Command): void {
@@ -262,6 +410,9 @@ export function registerCoordinatorCommand(program: Command): void {
     .option('--metrics-listen <host:port>', 'serve the dashboard (/), Prometheus /metrics, /healthz and /readyz here')
     .option('--metrics-token <token>', 'token the dashboard and metrics require (bearer header, cookie or ?token=)')
     .option('--run-record <path>', 'write the run record (run.json, for `mezo report`) when the run ends')
+    .option('--eval-data <file>', 'held-out data (.jsonl, .csv, .mzds) to score the weights on (default with the embedded model: its shifted test digits)')
+    .option('--eval-every <n>', 'held-out evaluation every n rounds, before the first and after the last (0: never; default: about 10 per run)', number)
+    .option('--json', 'print the report as JSON even on a terminal (a pipe always gets JSON)')
     .option('--max-message-bytes <n>', 'largest accepted message', number)
     .option('--tls-cert <pem>', 'serve TLS with this certificate chain (with --tls-key)')
     .option('--tls-key <pem>', 'private key of --tls-cert')
@@ -275,7 +426,18 @@ export function registerCoordinatorCommand(program: Command): void {
     .option('--log-store <kind>', 'file (the --log file) | jetstream (a JetStream stream on the NATS server; needs --transport nats)')
     .option('--nats-replicas <n>', 'JetStream log: servers that store the stream (default 1)', number)
     .action(async (flags: Record<string, unknown>) => {
-      const report = await runCoordinator(resolveCoordinatorConfig(flags));
-      process.stdout.write(`${JSON.stringify(report)}\n`);
+      const config = resolveCoordinatorConfig(flags);
+      // A terminal gets a progress bar and a summary; a pipe (or --json) the JSON report, with JSON log lines.
+      const tty = flags.json !== true && process.stderr.isTTY === true;
+      const human = flags.json !== true && process.stdout.isTTY === true;
+      if (tty && process.env.MEZO_LOG_LEVEL === undefined) (await import('../shared/logger.js')).logger.level = 'warn';
+      const { createProgress } = await import('../shared/progress.js');
+      const { formatCoordinatorSummary } = await import('./coordinator-summary.js');
+      let summary = '';
+      const report = await runCoordinator(config, undefined, {
+        ...(tty ? { progress: (total: number) => createProgress({ label: 'coordinator', total }) } : {}),
+        onFinished: (outcome) => (summary = formatCoordinatorSummary(outcome)),
+      });
+      process.stdout.write(human ? summary : `${JSON.stringify(report)}\n`);
     });
 }

@@ -32,6 +32,7 @@ describe('mezo coordinator --run-record', () => {
           metricsListen: '127.0.0.1:0',
           metricsToken: 'ops',
           runRecord: join(dir, 'records', 'run.json'),
+          evalEvery: 0,
         },
         {},
       );
@@ -64,5 +65,9 @@ describe('mezo coordinator --run-record', () => {
     expect(record.summary.bytesUp).toBeGreaterThan(0);
     expect(record.summary.bytesDown).toBeGreaterThan(0);
     expect(record.endedAt).not.toBeNull();
+    // Evaluation off: no accuracy anywhere, and the record says it was off rather than leaving a gap.
+    expect(record.evaluations).toEqual([]);
+    expect(record.summary.accuracyAfter).toBeNull();
+    expect(record.config).toMatchObject({ evalEvery: 0, evalData: null });
   });
 });
