@@ -122,6 +122,8 @@ export interface CoordinatorInit {
   log: UpdateLog;
   /** The base weights the log's entries apply to (its SHA-256 must match the log header). */
   baseSlab: Float32Array;
+  /** The slab's padding (paddingRanges of the model's layout), which agents keep at zero; default none. */
+  padding?: ReadonlyArray<readonly [number, number]>;
   engine: NoiseEngine;
   transport: Transport;
   options: RoundOptionsInput;
@@ -210,6 +212,7 @@ export class Coordinator {
   private readonly engine: NoiseEngine;
   private readonly transport: Transport;
   private readonly baseSlab: Float32Array;
+  private readonly padding: ReadonlyArray<readonly [number, number]>;
   private readonly roundListeners = new Set<(report: RoundReport) => void>();
   private readonly agents = new Map<string, AgentRecord>();
   private readonly shaAt = new Map<number, string>();
@@ -240,6 +243,7 @@ export class Coordinator {
     this.engine = init.engine;
     this.transport = init.transport;
     this.baseSlab = init.baseSlab;
+    this.padding = init.padding ?? [];
     if (init.onRound) this.roundListeners.add(init.onRound);
     this.strategy = init.strategy ?? new MezoStrategy(this.options.strategy);
     const header = init.log.header;
@@ -284,7 +288,7 @@ export class Coordinator {
     } else {
       const { slab, meta } = scan.snapshot;
       this.shaAt.set(meta.version, meta.weightsSha256);
-      replay(this.engine, slab, this.log.entries(meta.version), this.log.distribution, { decayRanges: this.log.header.decayRanges, base: this.baseSlab });
+      replay(this.engine, slab, this.log.entries(meta.version), this.log.distribution, { decayRanges: this.log.header.decayRanges, base: this.baseSlab, padding: this.padding });
       this.materialised = slab;
       this.shaAt.set(this.log.version, slabSha256(slab));
       this.retained = [{ version: meta.version }];
@@ -411,7 +415,7 @@ export class Coordinator {
     if (!this.materialised) {
       const slab = this.baseSlab.slice();
       this.shaAt.set(0, slabSha256(slab));
-      replay(this.engine, slab, this.log.entries(), this.log.distribution, { decayRanges: this.log.header.decayRanges, base: this.baseSlab });
+      replay(this.engine, slab, this.log.entries(), this.log.distribution, { decayRanges: this.log.header.decayRanges, base: this.baseSlab, padding: this.padding });
       this.materialised = slab;
       this.shaAt.set(this.log.version, slabSha256(slab));
     }
@@ -619,7 +623,7 @@ export class Coordinator {
 
   private advanceMaterialised(entry: LogEntry): void {
     if (!this.materialised) return;
-    replay(this.engine, this.materialised, [entry], this.log.distribution, { decayRanges: this.log.header.decayRanges, base: this.baseSlab });
+    replay(this.engine, this.materialised, [entry], this.log.distribution, { decayRanges: this.log.header.decayRanges, base: this.baseSlab, padding: this.padding });
     this.shaAt.set(entry.version, slabSha256(this.materialised));
     this.shaAt.delete(entry.version - SHA_HISTORY);
   }

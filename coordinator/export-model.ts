@@ -11,7 +11,7 @@ import { copyFile, mkdtemp, open, rm, writeFile, rename } from 'node:fs/promises
 import { tmpdir } from 'node:os';
 import { dirname, join, basename } from 'node:path';
 import { replay, UpdateLog, type LogEntry, type LogHeaderInput, type TailRecovery } from '../shared/log/index.js';
-import { decodeModel, encodeModel, slabSha256, type PreparedModel } from '../shared/model/index.js';
+import { decodeModel, encodeModel, paddingRanges, slabSha256, type PreparedModel } from '../shared/model/index.js';
 import { HEAD_PREFIX } from '../shared/model/loss-head.js';
 import { floatTensor, tensorValueInfo, type DimSpec } from '../shared/model/onnx-builders.js';
 import { DataType, type ValueInfo } from '../shared/model/onnx-types.js';
@@ -136,7 +136,11 @@ export function materialiseAt(prepared: PreparedModel, log: LoadedLog, engine: N
   if (!Number.isSafeInteger(version) || version < 0) throw new ExportError(`version must be a non-negative integer, got ${version}`);
   if (version > head) throw new ExportError(`version ${version} is past the log's head (version ${head})`);
   const slab = prepared.slab.slice();
-  replay(engine, slab, log.entries.slice(0, version), log.header.distribution, { decayRanges: log.header.decayRanges ?? [], base: prepared.slab });
+  replay(engine, slab, log.entries.slice(0, version), log.header.distribution, {
+    decayRanges: log.header.decayRanges ?? [],
+    base: prepared.slab,
+    padding: paddingRanges(prepared.manifest.tensors, prepared.slab.length),
+  });
   return slab;
 }
 

@@ -4,7 +4,7 @@
  * stays free for heartbeats and cancellation while onnxruntime computes.
  */
 import type { Manifest, PreparedModel, RunResult, TrainableSession } from '../shared/model/index.js';
-import { createTrainableSession, slabSha256 } from '../shared/model/index.js';
+import { createTrainableSession, paddingRanges, slabSha256 } from '../shared/model/index.js';
 import type { NoiseEngine } from '../shared/noise/engine.js';
 import type { Distribution, Seed } from '../shared/noise/index.js';
 import { feedsForBatch, type BatchData } from './batch-feeds.js';
@@ -88,7 +88,7 @@ export class InProcessBackend implements MezoBackend {
     this.slab = session.slab;
     this.distribution = distribution;
     this.restore = checkpoint ? 'reload' : 'subtract';
-    this.evaluator = new MezoEvaluator(engine, session.slab, distribution, checkpoint);
+    this.evaluator = new MezoEvaluator(engine, session.slab, distribution, checkpoint, paddingRanges(session.manifest.tensors, session.slab.length));
   }
 
   static async create(prepared: PreparedModel, engine: NoiseEngine, options: BackendOptions = {}): Promise<InProcessBackend> {

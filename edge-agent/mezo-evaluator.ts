@@ -15,6 +15,7 @@
 import type { NoiseEngine } from '../shared/noise/engine.js';
 import { PackedEntries, type Distribution, type Seed } from '../shared/noise/index.js';
 import { applyDecay } from '../shared/log/index.js';
+import { clearPadding } from '../shared/model/slab-layout.js';
 import type { SlabCheckpoint } from './slab-checkpoint.js';
 
 export interface SeedEvaluation {
@@ -50,14 +51,23 @@ export class MezoEvaluator {
   readonly distribution: Distribution;
   /** Restores reload the canonical weights from here when set (exact), else they subtract (drift). */
   readonly checkpoint: SlabCheckpoint | undefined;
+  /** The slab's padding (paddingRanges): kept at zero after every change, like a replay does. */
+  readonly padding: ReadonlyArray<readonly [number, number]>;
   private queue: Promise<unknown> = Promise.resolve();
 
   /** With a checkpoint, the slab's current contents become the canonical weights. */
-  constructor(engine: NoiseEngine, slab: Float32Array, distribution: Distribution = 'gaussian', checkpoint?: SlabCheckpoint) {
+  constructor(
+    engine: NoiseEngine,
+    slab: Float32Array,
+    distribution: Distribution = 'gaussian',
+    checkpoint?: SlabCheckpoint,
+    padding: ReadonlyArray<readonly [number, number]> = [],
+  ) {
     this.engine = engine;
     this.slab = slab;
     this.distribution = distribution;
     this.checkpoint = checkpoint;
+    this.padding = padding;
     checkpoint?.save(slab);
   }
 
@@ -111,6 +121,7 @@ export class MezoEvaluator {
           } else {
             this.engine.perturb(this.slab, seed, epsilon + coeff, options);
             position = 0;
+            clearPadding(this.slab, this.padding);
           }
           results.push(evaluation);
         } finally {
@@ -118,6 +129,7 @@ export class MezoEvaluator {
           if (position !== 0) {
             if (this.checkpoint) this.checkpoint.restore(this.slab);
             else this.engine.perturb(this.slab, seed, -position, options);
+            clearPadding(this.slab, this.padding);
           }
         }
       }
@@ -145,6 +157,7 @@ export class MezoEvaluator {
     const packed = terms instanceof PackedEntries ? terms : PackedEntries.from([...terms], 'apply: terms');
     if (decay && Math.fround(decay.factor) !== 1) applyDecay(this.slab, decay.factor, decay.ranges);
     this.engine.accumulate(this.slab, packed, { distribution: this.distribution });
+    clearPadding(this.slab, this.padding);
     this.checkpoint?.save(this.slab);
   }
 }

@@ -8,6 +8,7 @@
  */
 import type { NoiseEngine } from '../noise/engine.js';
 import { PackedEntries, type Distribution } from '../noise/index.js';
+import { clearPadding } from '../model/slab-layout.js';
 import { lastRebaseIndex } from './compaction.js';
 import type { LogEntry } from './log-entry.js';
 
@@ -24,6 +25,11 @@ export interface ReplayOptions {
    * rebase record, which starts again from the base.
    */
   base?: Float32Array;
+  /**
+   * The slab's padding (paddingRanges of the model's layout, global indices): zeroed after the entries apply,
+   * as every replica keeps it.
+   */
+  padding?: ReadonlyArray<readonly [number, number]>;
 }
 
 export function replay(
@@ -60,6 +66,8 @@ export function replay(
     }
   }
   flush();
+  // Padding is read by no tensor, so clearing it once at the end equals clearing it after every entry.
+  if (options.padding) clearPadding(slab, options.padding, offset);
 }
 
 /** slab[i] = f32(slab[i] · factor) over the decay ranges (given in global indices) that fall inside this slab. */

@@ -14,7 +14,7 @@ export { writePrepared, loadPrepared, MODEL_FILE, SLAB_FILE, MANIFEST_FILE } fro
 export type { WriteOptions } from './prepared-store.js';
 export { createTrainableSession } from './trainable-session.js';
 export type { TrainableSession, TrainableSessionOptions, RunResult, Feeds } from './trainable-session.js';
-export { SLAB_ALIGNMENT, slabViews } from './slab-layout.js';
+export { SLAB_ALIGNMENT, slabViews, paddingRanges, clearPadding } from './slab-layout.js';
 export type { SlabTensor } from './slab-layout.js';
 export { compilePattern, nameMatcher } from './name-pattern.js';
 export type { NamePattern } from './name-pattern.js';

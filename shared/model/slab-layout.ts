@@ -33,3 +33,28 @@ export function layoutSlab(tensors: ReadonlyArray<{ name: string; shape: number[
 export function slabViews(slab: Float32Array, tensors: readonly SlabTensor[]): Map<string, Float32Array> {
   return new Map(tensors.map((t) => [t.name, slab.subarray(t.offset, t.offset + t.length)]));
 }
+
+/**
+ * The slab's padding: the [start, end) ranges that belong to no tensor (alignment gaps and the tail). Noise is
+ * drawn over the whole slab, so every path that writes weights zeroes these afterwards: a trained slab then
+ * equals one rebuilt from its exported tensors, bit for bit.
+ */
+export function paddingRanges(tensors: ReadonlyArray<{ offset: number; length: number }>, slabLength: number): Array<[number, number]> {
+  const ranges: Array<[number, number]> = [];
+  let cursor = 0;
+  for (const t of [...tensors].sort((a, b) => a.offset - b.offset)) {
+    if (t.offset > cursor) ranges.push([cursor, t.offset]);
+    cursor = Math.max(cursor, t.offset + t.length);
+  }
+  if (slabLength > cursor) ranges.push([cursor, slabLength]);
+  return ranges;
+}
+
+/** Sets the padding ranges (global indices; `offset` is the global index of slab[0]) that fall in this slab to 0. */
+export function clearPadding(slab: Float32Array, padding: ReadonlyArray<readonly [number, number]>, offset = 0): void {
+  for (const [start, end] of padding) {
+    const from = Math.max(start - offset, 0);
+    const to = Math.min(end - offset, slab.length);
+    if (from < to) slab.fill(0, from, to);
+  }
+}

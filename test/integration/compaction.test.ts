@@ -19,7 +19,7 @@ import { noise } from '../../shared/noise/index.js';
 import { GrpcTransport, type AgentCredentials, type CoordinatorClient, type CoordinatorHandler, type Listener, type Transport } from '../../shared/transport/index.js';
 import { bitsOf } from '../helpers/bits.js';
 import { delegatingBackend } from '../helpers/delegating-backend.js';
-import { fixture, logHeader, makeAgent, startCoordinator, until, type Fixture } from './fleet-fixture.js';
+import { fixture, logHeader, makeAgent, paddingOf, startCoordinator, until, type Fixture } from './fleet-fixture.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'mezo-compaction-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -189,7 +189,7 @@ describe(`compaction of a K-seed pool over gRPC (${noise.kind} noise)`, () => {
     // A fresh read of the log file, replayed onto the base slab: the coordinator's hash.
     const reopened = await UpdateLog.open(logPath, logHeader(f.prepared));
     const fresh = f.prepared.slab.slice();
-    replay(noise, fresh, reopened.entries(), 'gaussian', { base: f.prepared.slab });
+    replay(noise, fresh, reopened.entries(), 'gaussian', { base: f.prepared.slab, padding: paddingOf(f.prepared) });
     expect(slabSha256(fresh)).toBe(sha);
 
     // Why the record must be in the log: at version 18, base + Σ C_k·z_k differs in bits from the same 15 updates

@@ -13,7 +13,7 @@ import { slabSha256 } from '../../shared/model/index.js';
 import { noise } from '../../shared/noise/index.js';
 import { GrpcTransport } from '../../shared/transport/index.js';
 import type { Agent } from '../../edge-agent/agent.js';
-import { fixture, logHeader, makeAgent, until } from './fleet-fixture.js';
+import { fixture, logHeader, makeAgent, paddingOf, until } from './fleet-fixture.js';
 import { observedBackend as observed } from '../helpers/delegating-backend.js';
 import { COMPILED_CLI as COMPILED, crashJobFlags, killChildren, startCliProcess, type CliProcess } from '../helpers/cli-process.js';
 import { freePort } from '../helpers/nats-server.js';
@@ -87,7 +87,7 @@ describe('a coordinator killed mid-round', () => {
       expect(log.headHash).toBe(report.headHash);
 
       const slab = f.prepared.slab.slice();
-      replay(noise, slab, entries, log.distribution, { decayRanges: log.header.decayRanges });
+      replay(noise, slab, entries, log.distribution, { decayRanges: log.header.decayRanges, padding: paddingOf(f.prepared) });
       const expected = slabSha256(slab);
       // The agents reconnected on their own, fetched what they missed and applied every broadcast.
       await until(() => agents.every((a) => a.state.version === ROUNDS), 10_000, 'agents at the head');

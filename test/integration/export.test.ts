@@ -12,7 +12,7 @@ import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ExportError, exportModel, materialiseAt, readLog } from '../../coordinator/export-model.js';
 import { UpdateLog, replay } from '../../shared/log/index.js';
-import { decodeModel, encodeModel, slabSha256, type PreparedModel } from '../../shared/model/index.js';
+import { decodeModel, encodeModel, paddingRanges, slabSha256, type PreparedModel } from '../../shared/model/index.js';
 import { tensorValueInfo } from '../../shared/model/onnx-builders.js';
 import { DataType } from '../../shared/model/onnx-types.js';
 import { noise } from '../../shared/noise/index.js';
@@ -81,7 +81,7 @@ describe('mezo export', () => {
     const result = await exportModel(prepared, logPath, out, noise, { version: 3 });
     const log = await readLog(logPath);
     const slab = prepared.slab.slice();
-    replay(noise, slab, log.entries.slice(0, 3), 'gaussian', { decayRanges: [] });
+    replay(noise, slab, log.entries.slice(0, 3), 'gaussian', { decayRanges: [], padding: paddingRanges(prepared.manifest.tensors, prepared.slab.length) });
     expect(result).toMatchObject({ version: 3, entryHash: log.entries[2]!.hash, weightsSha256: slabSha256(slab), recovery: undefined });
     expect(slabSha256(slab)).not.toBe(prepared.manifest.slabSha256);
 

@@ -7,7 +7,7 @@ import { scoreDataset } from '../../edge-agent/dataset-evaluation.js';
 import { InProcessBackend } from '../../edge-agent/mezo-backend.js';
 import { Coordinator, type CoordinatorInit } from '../../coordinator/index.js';
 import { UpdateLog } from '../../shared/log/index.js';
-import { defaultTask, loadDefaultModel, type DefaultTask, type PreparedModel } from '../../shared/model/index.js';
+import { defaultTask, loadDefaultModel, paddingRanges, type DefaultTask, type PreparedModel } from '../../shared/model/index.js';
 import { noise } from '../../shared/noise/index.js';
 import type { LocalDataset } from '../../shared/data/index.js';
 
@@ -27,6 +27,11 @@ export function logHeader(prepared: PreparedModel, jobId = 'fleet-test') {
   return { jobId, baseSha256: prepared.manifest.slabSha256, distribution: 'gaussian' as const, decayRanges: [] };
 }
 
+/** The model's slab padding, which every replica keeps at zero (replay and the coordinator need it). */
+export function paddingOf(prepared: PreparedModel): Array<[number, number]> {
+  return paddingRanges(prepared.manifest.tensors, prepared.slab.length);
+}
+
 export async function startCoordinator(
   f: Fixture,
   transport: Transport,
@@ -36,7 +41,7 @@ export async function startCoordinator(
 ): Promise<Coordinator> {
   const header = logHeader(f.prepared, options.jobId ?? 'fleet-test');
   const log = logPath ? await UpdateLog.open(logPath, header) : UpdateLog.inMemory(header);
-  const coordinator = new Coordinator({ log, baseSlab: f.prepared.slab, engine: noise, transport, options: { jobId: 'fleet-test', ...options }, ...extra });
+  const coordinator = new Coordinator({ log, baseSlab: f.prepared.slab, padding: paddingOf(f.prepared), engine: noise, transport, options: { jobId: 'fleet-test', ...options }, ...extra });
   await coordinator.listen();
   return coordinator;
 }

@@ -18,7 +18,7 @@ import type { Agent } from '../../edge-agent/agent.js';
 import { natsServerPath, startNatsServer, type NatsServer } from '../helpers/nats-server.js';
 import { observedBackend as observed } from '../helpers/delegating-backend.js';
 import { COMPILED_CLI as COMPILED, crashJobFlags, killChildren, startCliProcess, type CliProcess } from '../helpers/cli-process.js';
-import { fixture, logHeader, makeAgent, until } from './fleet-fixture.js';
+import { fixture, logHeader, makeAgent, paddingOf, until } from './fleet-fixture.js';
 
 const JOB = 'nats-crash';
 const ROUNDS = 8;
@@ -93,7 +93,7 @@ describe.skipIf(!natsServerPath())('a NATS coordinator killed mid-round', () => 
       expect(log.headHash).toBe(report.headHash);
 
       const slab = f.prepared.slab.slice();
-      replay(noise, slab, entries, log.distribution, { decayRanges: log.header.decayRanges });
+      replay(noise, slab, entries, log.distribution, { decayRanges: log.header.decayRanges, padding: paddingOf(f.prepared) });
       const expected = slabSha256(slab);
       await until(() => agents.every((a) => a.state.version === ROUNDS), 10_000, 'agents at the head');
       agents.forEach((agent, i) => expect(agent.state.reconnects).toBeGreaterThan(reconnectsBefore[i]!));

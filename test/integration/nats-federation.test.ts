@@ -13,7 +13,7 @@ import { noise } from '../../shared/noise/index.js';
 import { NatsTransport, type Listener, type Transport } from '../../shared/transport/index.js';
 import { resolveAgentConfig, runAgent } from '../../cli/agent-command.js';
 import { natsServerPath, startNatsServer, type NatsServer } from '../helpers/nats-server.js';
-import { fixture, logHeader, makeAgent, until, type Fixture } from './fleet-fixture.js';
+import { fixture, logHeader, makeAgent, paddingOf, until, type Fixture } from './fleet-fixture.js';
 
 const ROUNDS = 10;
 const JOB = 'nats-fleet';
@@ -43,6 +43,7 @@ describe.skipIf(!natsServerPath())(`federated rounds over NATS with a JetStream 
     coordinator = new Coordinator({
       log,
       baseSlab: f.prepared.slab,
+      padding: paddingOf(f.prepared),
       engine: noise,
       transport: recording(new NatsTransport({ jobId: JOB, connection: coordinatorNc })),
       options: {
@@ -127,7 +128,7 @@ describe.skipIf(!natsServerPath())(`federated rounds over NATS with a JetStream 
       const stream = await openJetStreamLog({ connection: reader, header: logHeader(f.prepared, JOB) });
       expect(stream.entries()).toEqual(coordinator.log.entries());
       const slab = f.prepared.slab.slice();
-      replay(noise, slab, stream.entries(), stream.distribution, { decayRanges: stream.header.decayRanges });
+      replay(noise, slab, stream.entries(), stream.distribution, { decayRanges: stream.header.decayRanges, padding: paddingOf(f.prepared) });
       const expected = slabSha256(slab);
       expect(coordinator.weightsSha256()).toBe(expected);
       for (const agent of agents.filter((a) => a.state.version === stream.version)) expect(await agent.backend!.sha256()).toBe(expected);

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { trainLocal, type LocalTrainOptionsInput } from '../../../edge-agent/local-trainer.js';
 import { LocalDataset, loadMnist } from '../../../shared/data/index.js';
 import { UpdateLog, replay } from '../../../shared/log/index.js';
-import { prepareModel, slabSha256, type PreparedModel } from '../../../shared/model/index.js';
+import { paddingRanges, prepareModel, slabSha256, type PreparedModel } from '../../../shared/model/index.js';
 import { InProcessBackend, type RestoreMode } from '../../../edge-agent/mezo-backend.js';
 import { WorkerBackend } from '../../../edge-agent/worker-backend.js';
 import { buildMlp } from '../../../shared/model/zoo/index.js';
@@ -79,7 +79,8 @@ describe(`local MeZO training (${noise.kind})`, () => {
     const { report, slab } = await run({}, logPath);
     const log = await UpdateLog.open(logPath, { jobId: 'local', baseSha256: slabSha256(prepared.slab), distribution: 'gaussian' });
     const replayed = prepared.slab.slice();
-    replay(noise, replayed, log.entries(), log.distribution);
+    const padding = paddingRanges(prepared.manifest.tensors, prepared.slab.length);
+    replay(noise, replayed, log.entries(), log.distribution, { padding });
     await log.close();
     expect(slabSha256(replayed)).toBe(report.slabSha256);
     expect(slabSha256(slab)).toBe(report.slabSha256);
@@ -88,7 +89,7 @@ describe(`local MeZO training (${noise.kind})`, () => {
     const ranges = prepared.manifest.tensors.filter((t) => t.shape.length >= 2).map((t) => [t.offset, t.offset + t.length] as [number, number]);
     const log2 = await UpdateLog.open(join(dir, 'exact-q2.log'), { jobId: 'local', baseSha256: slabSha256(prepared.slab), distribution: 'gaussian', decayRanges: ranges });
     const replayed2 = prepared.slab.slice();
-    replay(noise, replayed2, log2.entries(), log2.distribution, { decayRanges: ranges });
+    replay(noise, replayed2, log2.entries(), log2.distribution, { decayRanges: ranges, padding });
     await log2.close();
     expect(slabSha256(replayed2)).toBe(decayed.report.slabSha256);
   });
@@ -104,7 +105,7 @@ describe(`local MeZO training (${noise.kind})`, () => {
     expect(log.version).toBe(report.logVersion);
     expect(log.headHash).toBe(report.logHeadHash);
     const replayed = prepared.slab.slice();
-    replay(noise, replayed, log.entries(), log.distribution);
+    replay(noise, replayed, log.entries(), log.distribution, { padding: paddingRanges(prepared.manifest.tensors, prepared.slab.length) });
     const largestStep = Math.max(...log.entries().flatMap((e) => e.terms.map((t) => Math.abs(t.coeff)))) + 1e-3;
     await log.close();
     // Each step's perturb/restore passes may round an element differently from the canonical single update, by

@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { resolveTrainConfig, runTrain } from '../../../cli/train-command.js';
 import { UpdateLog, replay } from '../../../shared/log/index.js';
 import { LocalDataset, writeJsonl } from '../../../shared/data/index.js';
-import { loadDefaultModel, slabSha256 } from '../../../shared/model/index.js';
+import { loadDefaultModel, paddingRanges, slabSha256 } from '../../../shared/model/index.js';
 import { noise } from '../../../shared/noise/index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'mezo-train-cli-'));
@@ -30,7 +30,7 @@ describe(`mezo train (${noise.kind})`, () => {
     const log = await UpdateLog.open(files.log, { jobId: 'local', baseSha256: base.manifest.slabSha256, distribution: 'gaussian' });
     expect(log.version).toBe(300);
     const replayed = base.slab.slice();
-    replay(noise, replayed, log.entries(), log.distribution);
+    replay(noise, replayed, log.entries(), log.distribution, { padding: paddingRanges(base.manifest.tensors, base.slab.length) });
     await log.close();
     // Restores reload the canonical weights, so base + log is the trained model, bit for bit.
     expect(slabSha256(replayed)).toBe(report.slabSha256);
