@@ -39,6 +39,7 @@ import {
 } from '../shared/transport/index.js';
 import { parseRoundOptions, type RoundOptions, type RoundOptionsInput } from './options.js';
 import { MezoStrategy, type AgentResult, type Assignment, type Strategy } from './strategy.js';
+import { AuthFailureLimiter } from './auth-failure-limiter.js';
 import { loadLatestSnapshot, pruneSnapshots, readSnapshotBytes, writeSnapshot, type SnapshotScan } from './snapshot.js';
 
 /** Why results were rejected; each counts against the agent that sent it. */
@@ -248,9 +249,12 @@ export class Coordinator {
     this.strategy = init.strategy ?? new MezoStrategy(this.options.strategy);
     const header = init.log.header;
     const baseSha = slabSha256(init.baseSlab);
+  private readonly authLimiter: AuthFailureLimiter;
+  private authFailed = 0;
     if (header.baseSha256 !== baseSha) {
       throw new RangeError(`coordinator: the log's base is ${header.baseSha256.slice(0, 12)}…, the base slab's is ${baseSha.slice(0, 12)}…`);
     }
+    this.authLimiter = new AuthFailureLimiter(this.options.authFailureLimit);
     if (header.jobId !== this.options.jobId) throw new RangeError(`coordinator: the log belongs to job ${header.jobId}, not ${this.options.jobId}`);
     if (header.distribution !== this.options.distribution) {
       throw new RangeError(`coordinator: the log perturbs with '${header.distribution}', options say '${this.options.distribution}'`);
@@ -412,6 +416,16 @@ export class Coordinator {
 
   /** base + replay(log): the model the log describes, bit for bit. Kept up to date as rounds commit. */
   materialise(): Float32Array {
+  /**
+   * Refused callers, in totals only (no state per caller): calls that failed authentication, calls refused
+   * unheard because their address was over its failure budget, addresses tracked by that limit (bounded), and
+   * the bytes of every refused call as the transport counted them.
+   */
+  authFailures(): { failed: number; limited: number; peersTracked: number; refusedCalls: number; refusedBytes: number } {
+    const refused = this.listener?.refused?.() ?? { calls: 0, bytesUp: 0 };
+    return { failed: this.authFailed, limited: this.authLimiter.refused, peersTracked: this.authLimiter.size, refusedCalls: refused.calls, refusedBytes: refused.bytesUp };
+  }
+
     if (!this.materialised) {
       const slab = this.baseSlab.slice();
       this.shaAt.set(0, slabSha256(slab));
@@ -751,7 +765,20 @@ export class Coordinator {
    * Checks an agent's credentials: its own token when options.tokens lists it, else the shared token when one
    * is set; with per-agent tokens and no shared token, an unlisted agent is refused. Revoked agents never pass.
    */
-  private authenticate(agentId: string, token: string): void {
+  private authenticate(agentId: string, token: string, peer: string): void {
+    // Over its failure budget, a peer is refused unheard: no token comparison, no state, no log line.
+    if (!this.authLimiter.allows(peer)) throw new TransportError('RESOURCE_EXHAUSTED', 'too many failed authentications from this address; retry later');
+    try {
+      this.checkCredentials(agentId, token);
+    } catch (err) {
+      this.authFailed++;
+      this.authLimiter.failed(peer);
+      throw err;
+    }
+    this.authLimiter.succeeded(peer);
+  }
+
+  private checkCredentials(agentId: string, token: string): void {
     if (this.revoked.has(agentId)) throw new TransportError('PERMISSION_DENIED', `agent ${agentId}: credentials revoked`);
     const { tokens, token: shared } = this.options;
     if (Object.hasOwn(tokens, agentId)) {
@@ -764,10 +791,14 @@ export class Coordinator {
   }
 
   private joined(info: CallInfo): AgentRecord {
-    this.authenticate(info.agentId, info.token);
+    this.authenticate(info.agentId, info.token, info.peer);
     const agent = this.agents.get(info.agentId);
     if (!agent) throw new TransportError('FAILED_PRECONDITION', `agent ${info.agentId} has not joined`);
-    if (!sameSecret(info.token, agent.token)) throw new TransportError('UNAUTHENTICATED', `agent ${info.agentId}: token differs from the one it joined with`);
+    if (!sameSecret(info.token, agent.token)) {
+      this.authFailed++;
+      this.authLimiter.failed(info.peer);
+      throw new TransportError('UNAUTHENTICATED', `agent ${info.agentId}: token differs from the one it joined with`);
+    }
     return agent;
   }
 
@@ -819,7 +850,7 @@ export class Coordinator {
     return {
       join: async (request: JoinRequest, peer: string): Promise<JoinAccepted> => {
         if (this.stopping) throw new TransportError('UNAVAILABLE', 'the coordinator is shutting down');
-        this.authenticate(request.agentId, request.token);
+        this.authenticate(request.agentId, request.token, peer);
         const header = this.log.header;
         if (request.baseSha256 !== header.baseSha256) {
           throw new TransportError('FAILED_PRECONDITION', `join.baseSha256: the job's base is ${header.baseSha256}, the agent holds ${request.baseSha256}`);

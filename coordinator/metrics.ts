@@ -20,6 +20,8 @@ export interface MetricsSource {
   readonly log?: { readonly version: number };
   /** The coordinator's weights hash at a version, to find replicas that disagree. */
   weightsSha256At?(version: number): string | undefined;
+  /** Refused callers, in totals (never labelled by caller: anyone may claim any id). */
+  authFailures?(): { failed: number; limited: number; refusedCalls: number };
 }
 
 /** Quantiles of the agents' replay lag reported by mezo_agents_replay_lag_versions. */
@@ -154,6 +156,12 @@ export class CoordinatorMetrics {
     total('mezo_tasks_dropped_total', 'Tasks whose agent disconnected before answering', 'dropped');
     total('mezo_heartbeats_divergent_total', 'Heartbeats whose weights hash differed from the coordinator\'s', 'divergent');
     total('mezo_rate_limited_total', 'Calls refused because an agent exceeded its message budget', 'rateLimited');
+    if (source.authFailures) {
+      const auth = (): { failed: number; limited: number; refusedCalls: number } => source.authFailures!();
+      summed('mezo_auth_failures_total', 'Calls that failed authentication (bad token, unlisted or revoked agent)', () => auth().failed);
+      summed('mezo_auth_limited_total', 'Calls refused unchecked because their address exceeded its authentication failure budget', () => auth().limited);
+      summed('mezo_transport_refused_calls_total', 'Calls the coordinator refused, whatever the reason', () => auth().refusedCalls);
+    }
     new Counter({
       name: 'mezo_results_rejected_total',
       help: 'Results rejected, by reason',

@@ -42,6 +42,19 @@ export const roundOptionsSchema = z
     rateLimit: z
       .strictObject({ perSecond: z.number().min(0).default(100), burst: z.number().int().min(1).default(200) })
       .prefault({}),
+    /**
+     * Failed authentication per peer address (coordinator/auth-failure-limiter.ts): a token bucket that only
+     * failures drain, `perSecond` refill up to `burst`; while it is empty, the peer's calls are refused with
+     * RESOURCE_EXHAUSTED before their credentials are checked. At most `maxPeers` addresses are tracked.
+     * perSecond 0 turns the limit off.
+     */
+    authFailureLimit: z
+      .strictObject({
+        perSecond: z.number().min(0).default(10),
+        burst: z.number().int().min(1).default(100),
+        maxPeers: z.number().int().min(1).max(1_000_000).default(10_000),
+      })
+      .prefault({}),
     maxAgents: z.number().int().min(1).default(10_000),
     /** Bound on |g| an agent may report; larger values are rejected as garbage. */
     maxAbsG: z.number().positive().default(1e6),

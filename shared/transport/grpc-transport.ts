@@ -234,18 +234,27 @@ export class GrpcTransport implements Transport {
       (call: grpc.ServerUnaryCall<WireObject, WireObject>, callback: grpc.sendUnaryData<WireObject>): void => {
         let pending: Promise<Res>;
         let agentId: string;
+        const bytesUp = receivedBytes(call.request);
         try {
           const request = decode(call.request);
           agentId = agentOf(request, call);
-          meter.up(agentId, receivedBytes(call.request));
           pending = serve(request, call);
         } catch (err) {
+          meter.refuse(bytesUp);
           callback(toServiceError(err));
           return;
         }
         pending.then(
-          (response) => callback(null, serialized(method, agentId, encode(response)) as unknown as WireObject),
-          (err: unknown) => callback(toServiceError(err)),
+          (response) => {
+            // Counted per agent only once the coordinator accepted the call: a refused caller's id is no one's.
+            meter.admit(agentId);
+            meter.up(agentId, bytesUp);
+            callback(null, serialized(method, agentId, encode(response)) as unknown as WireObject);
+          },
+          (err: unknown) => {
+            meter.refuse(bytesUp);
+            callback(toServiceError(err));
+          },
         );
       };
 
@@ -260,10 +269,20 @@ export class GrpcTransport implements Transport {
       ),
       FetchSnapshot: (call: grpc.ServerWritableStream<WireObject, WireObject>) => {
         void (async () => {
+          const bytesUp = receivedBytes(call.request);
+          let chunks: Iterable<SnapshotChunk>;
+          let info: CallInfo;
           try {
-            const info = callInfo(call.metadata, call.getPeer());
-            meter.up(info.agentId, receivedBytes(call.request));
-            const chunks = await handler.fetchSnapshot(decodeFetchSnapshotRequest(call.request), info);
+            info = callInfo(call.metadata, call.getPeer());
+            chunks = await handler.fetchSnapshot(decodeFetchSnapshotRequest(call.request), info);
+          } catch (err) {
+            meter.refuse(bytesUp);
+            if (!call.cancelled) call.emit('error', toServiceError(err));
+            return;
+          }
+          meter.admit(info.agentId);
+          meter.up(info.agentId, bytesUp);
+          try {
             for (const chunk of chunks) {
               if (call.cancelled) return;
               if (!call.write(serialized('FetchSnapshot', info.agentId, encodeSnapshotChunk(chunk)) as unknown as WireObject)) {
@@ -290,7 +309,9 @@ export class GrpcTransport implements Transport {
           const session = new GrpcServerSession(callInfo(call.metadata, call.getPeer()), call, meter, (s) => sessions.delete(s));
           sessions.add(session);
           handler.session(session);
+          meter.admit(session.info.agentId);
         } catch (err) {
+          meter.refuse(0);
           call.emit('error', toServiceError(err));
         }
       },
@@ -325,6 +346,7 @@ export class GrpcTransport implements Transport {
     return {
       address: replaceHostPort(this.options.address, port),
       traffic: () => meter.snapshot(),
+      refused: () => meter.refused(),
       setHealth,
       close: (graceMs = 2000) =>
         (closing ??= (async () => {

@@ -207,6 +207,7 @@ export class InMemoryTransport implements Transport {
     return {
       address: this.address,
       traffic: () => meter.snapshot(),
+      refused: () => meter.refused(),
       setHealth: (status) => {
         this.health = status;
       },
@@ -238,13 +239,16 @@ export class InMemoryTransport implements Transport {
     const codec = codecOf(method);
     const requestBytes = codec.request.serialize(request);
     if (requestBytes.length > this.maxBytes) throw new TransportError('RESOURCE_EXHAUSTED', `request larger than the ${this.maxBytes}-byte limit`);
-    this.meter.up(agentId, requestBytes.length);
     let responseBytes: Buffer;
     try {
       responseBytes = codec.response.serialize(await serve(handler, codec.request.deserialize(requestBytes)));
     } catch (err) {
+      this.meter.refuse(requestBytes.length);
       throw asTransportError(err);
     }
+    // Counted per agent only once the coordinator accepted the call: a refused caller's id is no one's.
+    this.meter.admit(agentId);
+    this.meter.up(agentId, requestBytes.length);
     await tick();
     if (responseBytes.length > this.maxBytes) throw new TransportError('RESOURCE_EXHAUSTED', `response larger than the ${this.maxBytes}-byte limit`);
     this.meter.down(agentId, responseBytes.length);
@@ -259,8 +263,14 @@ export class InMemoryTransport implements Transport {
     try {
       const handler = this.serving();
       const bytes = codec.request.serialize(encodeFetchSnapshotRequest(request));
+      try {
+        chunks = await handler.fetchSnapshot(decodeFetchSnapshotRequest(codec.request.deserialize(bytes)), info());
+      } catch (err) {
+        this.meter.refuse(bytes.length);
+        throw err;
+      }
+      this.meter.admit(info().agentId);
       this.meter.up(info().agentId, bytes.length);
-      chunks = await handler.fetchSnapshot(decodeFetchSnapshotRequest(codec.request.deserialize(bytes)), info());
     } catch (err) {
       throw asTransportError(err);
     }
@@ -315,7 +325,9 @@ export class InMemoryTransport implements Transport {
             this.sessions.add(session);
             mine.add(session);
             this.serving().session(session);
+            this.meter.admit(session.info.agentId);
           } catch (err) {
+            this.meter.refuse(0);
             session.abort(asTransportError(err));
           }
         });

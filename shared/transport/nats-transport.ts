@@ -54,6 +54,7 @@ import {
 import { connectNats, type NatsAuth, type NatsTlsFiles } from './nats-auth.js';
 import { DEFAULT_SUBJECT_PREFIX, NATS_HEADERS, isSessionId, jobSubjects, type JobSubjects, type RpcMethod } from './nats-subjects.js';
 import { loadProtocol } from './proto.js';
+import { TrafficMeter, type RefusedTraffic } from './traffic-meter.js';
 import type {
   AgentCredentials,
   CallInfo,
@@ -322,7 +323,8 @@ class NatsListener implements Listener {
   readonly address: string;
   private readonly codecs = getCodecs();
   private readonly sessions = new Map<string, NatsServerSession>();
-  private readonly counts = new Map<string, Traffic>();
+  /** Per agent only for agents the coordinator accepted a call from (traffic-meter.ts). */
+  private readonly meter = new TrafficMeter();
   /** Update messages already published on the broadcast subject, by message object (as gRPC caches serialisation). */
   private readonly published = new WeakMap<CoordinatorMessage, CachedUpdate>();
   private readonly transfers = new Map<string, Transfer>();
@@ -380,16 +382,17 @@ class NatsListener implements Listener {
   }
 
   traffic(): ReadonlyMap<string, Traffic> {
-    return new Map([...this.counts].map(([id, t]) => [id, { ...t }]));
+    return this.meter.snapshot();
   }
 
-  private count(agentId: string): Traffic {
-    let t = this.counts.get(agentId);
-    if (!t) {
-      t = { bytesUp: 0, bytesDown: 0 };
-      this.counts.set(agentId, t);
-    }
-    return t;
+  refused(): RefusedTraffic {
+    return this.meter.refused();
+  }
+
+  /** The coordinator accepted a call of the agent: its request counts for it from now on. */
+  private accepted(agentId: string, bytesUp: number): void {
+    this.meter.admit(agentId);
+    this.meter.up(agentId, bytesUp);
   }
 
   setHealth(status: HealthStatus): void {
@@ -439,7 +442,7 @@ class NatsListener implements Listener {
         return true;
       }
       // Each agent downloads the broadcast once: count it for every session it is sent to.
-      this.count(agentId).bytesDown += cached.bytes.length;
+      this.meter.down(agentId, cached.bytes.length);
       return true;
     }
     const bytes = this.codecs.coordinatorMessage.encode(message);
@@ -452,7 +455,7 @@ class NatsListener implements Listener {
       session.end(failed);
       return false;
     }
-    this.count(agentId).bytesDown += bytes.length;
+    this.meter.down(agentId, bytes.length);
     return true;
   }
 
@@ -478,7 +481,7 @@ class NatsListener implements Listener {
       session.end(oversize(msg.data.length, this.maxBytes, 'message'));
       return;
     }
-    this.count(agentId).bytesUp += msg.data.length;
+    this.meter.up(agentId, msg.data.length);
     session.receive(msg.data);
   }
 
@@ -487,7 +490,7 @@ class NatsListener implements Listener {
       this.respondError(msg, oversize(bytes.length, this.maxBytes, 'response'));
       return;
     }
-    this.count(agentId).bytesDown += bytes.length;
+    this.meter.down(agentId, bytes.length);
     try {
       msg.respond(bytes, extra ? { headers: statusHeaders(undefined, extra) } : undefined);
     } catch (err) {
@@ -531,14 +534,15 @@ class NatsListener implements Listener {
     try {
       info = { agentId: checkAgentId(parsed.agentId, 'subject agent id'), token: msg.headers?.get(NATS_HEADERS.token) ?? '', peer: `nats:${parsed.agentId}` };
     } catch (err) {
+      this.meter.refuse(msg.data.length);
       this.respondError(msg, err);
       return;
     }
     if (msg.data.length > this.maxBytes) {
+      this.meter.refuse(msg.data.length);
       this.respondError(msg, oversize(msg.data.length, this.maxBytes, 'request'));
       return;
     }
-    this.count(info.agentId).bytesUp += msg.data.length;
     switch (method) {
       case 'join':
         this.track(async () => {
@@ -548,8 +552,11 @@ class NatsListener implements Listener {
             if (request.agentId !== info.agentId) {
               throw new TransportError('PERMISSION_DENIED', `join.agentId: ${request.agentId} joined on the subject of agent ${info.agentId}`);
             }
-            this.respond(msg, this.codecs.joinAccepted.encode(await this.handler.join(request, info.peer)), info.agentId);
+            const accepted = await this.handler.join(request, info.peer);
+            this.accepted(info.agentId, msg.data.length);
+            this.respond(msg, this.codecs.joinAccepted.encode(accepted), info.agentId);
           } catch (err) {
+            this.meter.refuse(msg.data.length);
             this.respondError(msg, err);
           }
         });
@@ -558,8 +565,10 @@ class NatsListener implements Listener {
         this.track(async () => {
           try {
             const response = await this.handler.fetchLog(this.codecs.fetchLogRequest.decode(msg.data), info);
+            this.accepted(info.agentId, msg.data.length);
             this.respond(msg, this.codecs.fetchLogResponse.encode(response), info.agentId);
           } catch (err) {
+            this.meter.refuse(msg.data.length);
             this.respondError(msg, err);
           }
         });
@@ -571,6 +580,7 @@ class NatsListener implements Listener {
         this.openSession(msg, info);
         return;
       default:
+        this.meter.refuse(msg.data.length);
         this.respondError(msg, new TransportError('UNIMPLEMENTED', `unknown method ${parsed.last}`));
     }
   }
@@ -600,6 +610,7 @@ class NatsListener implements Listener {
           return;
         }
       }
+      this.accepted(info.agentId, msg.data.length);
       const id = transferId || nuid.next();
       const piece = transfer.next.value as SnapshotChunk;
       transfer.next = transfer.iterator.next();
@@ -612,6 +623,7 @@ class NatsListener implements Listener {
       } else this.transfers.delete(id);
       this.respond(msg, this.codecs.snapshotChunk.encode(piece), info.agentId, { [NATS_HEADERS.transfer]: id, [NATS_HEADERS.more]: more ? '1' : '0' });
     } catch (err) {
+      this.meter.refuse(msg.data.length);
       this.respondError(msg, err);
     }
   }
@@ -627,10 +639,12 @@ class NatsListener implements Listener {
   private openSession(msg: Msg, info: CallInfo): void {
     const sessionId = msg.headers?.get(NATS_HEADERS.session) ?? '';
     if (!isSessionId(sessionId)) {
+      this.meter.refuse(msg.data.length);
       this.respondError(msg, new TransportError('INVALID_ARGUMENT', `${NATS_HEADERS.session}: must be 1-64 letters and digits`));
       return;
     }
     if (this.sessions.has(sessionId)) {
+      this.meter.refuse(msg.data.length);
       this.respondError(msg, new TransportError('ALREADY_EXISTS', `session ${sessionId} is already open`));
       return;
     }
@@ -641,9 +655,11 @@ class NatsListener implements Listener {
     } catch (err) {
       this.sessions.delete(sessionId);
       session.ended = true;
+      this.meter.refuse(msg.data.length);
       this.respondError(msg, err);
       return;
     }
+    this.accepted(info.agentId, msg.data.length);
     try {
       msg.respond(Empty, { headers: statusHeaders(undefined) });
     } catch (err) {

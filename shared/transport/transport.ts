@@ -5,6 +5,7 @@
  * same coordinator and agent code runs over gRPC (grpc-transport.ts) or in memory (in-memory-transport.ts).
  */
 import type { TransportError } from './errors.js';
+import type { RefusedTraffic } from './traffic-meter.js';
 import type {
   AgentMessage,
   CoordinatorMessage,
@@ -77,6 +78,8 @@ export interface Listener {
    * as the encoded messages (the transport's own framing aside). For reports and metrics.
    */
   traffic(): ReadonlyMap<string, Traffic>;
+  /** Calls refused (bad credentials, unknown agents, malformed requests), in total: never per claimed id. */
+  refused?(): RefusedTraffic;
   setHealth(status: HealthStatus): void;
   /** Stops accepting calls, ends open streams (UNAVAILABLE) and waits up to graceMs for calls in flight. */
   close(graceMs?: number): Promise<void>;
