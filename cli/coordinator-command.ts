@@ -171,7 +171,7 @@ export async function runCoordinator(
   signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM'],
   output: CoordinatorOutput = {},
 ): Promise<CoordinatorReport> {
-  const { loadPrepared, loadDefaultModel, paddingRanges } = await import('../shared/model/index.js');
+  const { loadPrepared, loadDefaultModel } = await import('../shared/model/index.js');
   const { UpdateLog } = await import('../shared/log/index.js');
   const { noise } = await import('../shared/noise/index.js');
   const { GrpcTransport, serverTlsCredentials } = await import('../shared/transport/index.js');
@@ -197,7 +197,6 @@ export async function runCoordinator(
   const coordinator = new Coordinator({
     log,
     baseSlab: prepared.slab,
-    padding: paddingRanges(prepared.manifest.tensors, prepared.slab.length),
     engine: noise,
     transport: nats?.transport ?? new GrpcTransport({
       address: config.listen,
