@@ -35,6 +35,11 @@ export const localTrainOptionsSchema = z.strictObject({
   weightDecay: z.number().nonnegative().finite().default(0),
   /** Evaluate on the held-out set every N steps (0: only before and after training). */
   evalEvery: z.number().int().nonnegative().default(0),
+  /**
+   * Make the update log durable every N steps (0: only at evaluations and at the end). Steps in between are
+   * written but not synced one by one (group commit): a crash loses at most the steps since the last sync.
+   */
+  syncEvery: z.number().int().nonnegative().default(500),
   /** Stop when the held-out loss has not improved by minDelta over `patience` evaluations. */
   earlyStop: z.strictObject({ patience: z.number().int().positive(), minDelta: z.number().nonnegative().default(0) }).optional(),
   /** Seeds every random choice of the run: perturbation seeds and batch order. */
@@ -111,7 +116,9 @@ export async function trainLocal(input: LocalTrainInput): Promise<LocalTrainRepo
     distribution: options.distribution,
     decayRanges,
   };
-  const log = input.logPath ? await UpdateLog.open(input.logPath, header) : UpdateLog.inMemory(header);
+  // No one reads this log while the run goes on, so it need not be durable per step (a sync per step costs
+  // more than the step itself on a small model): it is synced at checkpoints, evaluations and the end.
+  const log = input.logPath ? await UpdateLog.open(input.logPath, header, { durability: 'group' }) : UpdateLog.inMemory(header);
   if (log.version > 0) {
     await log.close();
     throw new RangeError(`train: the update log at ${input.logPath} already holds ${log.version} entries; start from a fresh log`);
@@ -159,6 +166,7 @@ export async function trainLocal(input: LocalTrainInput): Promise<LocalTrainRepo
       if (valid.length > 0) stepsSinceLastPoint++;
 
       const isEvalStep = heldOut !== undefined && options.evalEvery > 0 && (step + 1) % options.evalEvery === 0;
+      if (isEvalStep || (options.syncEvery > 0 && (step + 1) % options.syncEvery === 0)) await log.sync();
       let score: DatasetScore | undefined;
       if (isEvalStep) {
         score = await scoreDataset(backend, heldOut!);

@@ -4,16 +4,50 @@
  * MLP 784-1024-1024-10 at batch 64 with Gaussian noise — with the split of a step into noise, onnxruntime and
  * the rest. Every configuration runs in its own child process.
  */
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { LocalDataset, writeMzds } from '../../shared/data/index.js';
 import { prepareModel, writePrepared } from '../../shared/model/index.js';
 import { buildMlp, buildTransformer } from '../../shared/model/zoo/index.js';
 import { forkBenchChild, hostInfo, type SuiteResult } from './harness.js';
 import type { TrainerChildConfig, TrainerChildReport } from './trainer-child.js';
 
 const CHILD = fileURLToPath(new URL('./trainer-child.js', import.meta.url));
+/** The compiled command line, as a user runs it (the suite runs from dist/, like the CLI). */
+const CLI = fileURLToPath(new URL('../../cli/mezo.js', import.meta.url));
+
+/**
+ * The user's path: `mezo train` on the same prepared model and batch size, with data in an MZDS file, one
+ * onnxruntime and one noise thread like the kernel step, no evaluations. Steps/s from the command's own report
+ * (its training loop, update log included), against the kernel step's steps/s.
+ */
+async function timeMezoTrain(work: string, preparedDir: string, distribution: 'gaussian' | 'rademacher', restore: 'reload' | 'subtract', steps: number): Promise<number> {
+  const rows = 1024;
+  const data = join(work, 'train.mzds');
+  await writeMzds(
+    data,
+    new LocalDataset({
+      features: Float32Array.from({ length: rows * 784 }, (_, i) => ((i * 7919) % 255) / 255),
+      labels: Int32Array.from({ length: rows }, (_, i) => i % 10),
+      featureShape: [784],
+      numClasses: 10,
+      name: 'bench',
+    }),
+  );
+  const out = join(work, `mezo-train-${distribution}-${restore}`);
+  const { stdout } = await promisify(execFile)(
+    process.execPath,
+    [CLI, 'train', '--model', preparedDir, '--data', data, '--out', out, '--steps', String(steps), '--batch-size', '64', '--distribution', distribution,
+      '--restore', restore, '--eval-every', '0', '--threads', '1', '--noise-threads', '1', '--no-worker', '--json'],
+    { env: { ...process.env, MEZO_LOG_LEVEL: 'silent' }, maxBuffer: 16 << 20 },
+  );
+  const report = JSON.parse(stdout.trim().split('\n').at(-1)!) as { steps: number; wallMs: number };
+  return report.steps / (report.wallMs / 1000);
+}
 
 export interface TrainerBenchOptions {
   steps?: number;
@@ -93,6 +127,20 @@ export async function benchTrainer(options: TrainerBenchOptions = {}): Promise<S
         });
         if (index === 0 && distribution === 'gaussian') {
           targets.push({ target: `MLP gaussian (${restore}) step / (2 × forward)`, value: speedRatio, goal: '<= 1.3', met: speedRatio <= 1.3 });
+        }
+        if (index === 0 && restore === 'subtract') {
+          // The same step through `mezo train`: data pipeline, update log (group commit) and report included.
+          const cliStepsPerSecond = await timeMezoTrain(work, preparedDir, distribution, restore, Math.max(steps, 1000));
+          const kernelStepsPerSecond = 1000 / train.stepMs;
+          const userRatio = cliStepsPerSecond / kernelStepsPerSecond;
+          results.push({ model: model.name, distribution, restore, mezoTrain: { stepsPerSecond: cliStepsPerSecond, kernelStepsPerSecond, ratio: userRatio } });
+          table.push({
+            model: model.name,
+            noise: `${distribution}, ${restore}: mezo train`,
+            'step ms': 1000 / cliStepsPerSecond,
+            'step/(2·fwd)': `${cliStepsPerSecond.toFixed(0)} steps/s = ${userRatio.toFixed(2)} × kernel`,
+          });
+          targets.push({ target: `MLP ${distribution} (${restore}): mezo train steps/s / kernel steps/s`, value: userRatio, goal: '>= 0.8', met: userRatio >= 0.8 });
         }
         targets.push({
           target: `${model.name} ${distribution} (${restore}): training peak RSS / inference peak RSS`,
