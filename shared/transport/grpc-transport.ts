@@ -5,6 +5,7 @@
  * RESOURCE_EXHAUSTED; every decoded message is validated (messages.ts) before the handler sees it.
  */
 import type { Socket } from 'node:net';
+import type { PeerCertificate } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { STATUS_CODES, TransportError, statusName } from './errors.js';
 import {
@@ -86,6 +87,33 @@ function metadataValue(metadata: grpc.Metadata, key: string): string {
 
 function callInfo(metadata: grpc.Metadata, peer: string): CallInfo {
   return { agentId: checkAgentId(metadataValue(metadata, AGENT_ID_HEADER)), token: metadataValue(metadata, TOKEN_HEADER), peer };
+}
+
+/** The identities a client certificate vouches for: its subject alternative names (DNS, URI) and its subject CN. */
+export function certificateIdentities(cert: PeerCertificate): string[] {
+  const ids: string[] = [];
+  for (const entry of (cert.subjectaltname ?? '').split(/,\s*/)) {
+    const match = /^(DNS|URI):(.+)$/.exec(entry.trim());
+    if (match) ids.push(match[2]!);
+  }
+  const cn = cert.subject?.CN;
+  if (typeof cn === 'string' && cn !== '') ids.push(cn);
+  else if (Array.isArray(cn)) ids.push(...(cn as string[]));
+  return ids;
+}
+
+/**
+ * With mutual TLS, the agent id a call claims must be one its client certificate was issued to: a certificate
+ * of one agent is no use for joining as another, even with that agent's token. Calls without a client
+ * certificate (plaintext, server-only TLS) are left to the tokens.
+ */
+function checkCertificateIdentity(call: { getAuthContext?: () => { sslPeerCertificate?: PeerCertificate } | null }, agentId: string): void {
+  const cert = call.getAuthContext?.()?.sslPeerCertificate;
+  if (!cert || Object.keys(cert).length === 0) return;
+  const ids = certificateIdentities(cert);
+  if (!ids.includes(agentId)) {
+    throw new TransportError('PERMISSION_DENIED', `agent ${agentId}: the client certificate is issued to ${ids.length > 0 ? ids.slice(0, 4).join(', ') : 'no name'}, not to this agent`);
+  }
 }
 
 function replaceHostPort(address: string, port: number): string {
@@ -238,6 +266,7 @@ export class GrpcTransport implements Transport {
         try {
           const request = decode(call.request);
           agentId = agentOf(request, call);
+          checkCertificateIdentity(call, agentId);
           pending = serve(request, call);
         } catch (err) {
           meter.refuse(bytesUp);
@@ -274,6 +303,7 @@ export class GrpcTransport implements Transport {
           let info: CallInfo;
           try {
             info = callInfo(call.metadata, call.getPeer());
+            checkCertificateIdentity(call, info.agentId);
             chunks = await handler.fetchSnapshot(decodeFetchSnapshotRequest(call.request), info);
           } catch (err) {
             meter.refuse(bytesUp);
@@ -306,7 +336,9 @@ export class GrpcTransport implements Transport {
       },
       Session: (call: grpc.ServerDuplexStream<WireObject, WireObject>) => {
         try {
-          const session = new GrpcServerSession(callInfo(call.metadata, call.getPeer()), call, meter, (s) => sessions.delete(s));
+          const info = callInfo(call.metadata, call.getPeer());
+          checkCertificateIdentity(call, info.agentId);
+          const session = new GrpcServerSession(info, call, meter, (s) => sessions.delete(s));
           sessions.add(session);
           handler.session(session);
           meter.admit(session.info.agentId);

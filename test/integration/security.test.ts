@@ -42,7 +42,7 @@ function mezo(args: string[]): { child: ChildProcess; stderr: () => string; exit
 }
 const pem = (name: string): string => join(dir, name);
 
-const makePki = (prefix: string): void => makeTestPki(dir, prefix);
+const makePki = (prefix: string, clientIds: string[] = []): void => makeTestPki(dir, prefix, 'test-ca', clientIds);
 
 const rounds = { rounds: 3, deadlineMs: 10_000, heartbeatMs: 100, batchSize: 32, strategy: { agentsPerRound: 2, seedsPerAgent: 1, schedule: { lr: 1e-3 }, seed: 3 } };
 
@@ -65,8 +65,10 @@ function sessionOutcome(client: CoordinatorClient, onOpen: (session: ClientSessi
 describe.skipIf(!haveOpenssl)('TLS', () => {
   let f: Fixture;
   beforeAll(async () => {
-    makePki('');
-    makePki('other-');
+    // The client certificate names every agent the tests connect as (mutual TLS binds the id to it).
+    makePki('', ['probe', 'agent-0', 'agent-1', 'cli-agent']);
+    makePki('other-', ['probe']);
+    makePki('bound-', ['dev-0']);
     f = await fixture();
   });
 
@@ -132,6 +134,35 @@ describe.skipIf(!haveOpenssl)('TLS', () => {
     } finally {
       cli.child.kill('SIGTERM');
       await cli.exited;
+    }
+  });
+
+  it('admits a client certificate only as the agent it was issued to, whatever token it brings', async () => {
+    const server = new GrpcTransport({
+      address: '127.0.0.1:0',
+      serverCredentials: serverTlsCredentials({ cert: pem('bound-server.crt'), key: pem('bound-server.key'), clientCa: pem('bound-ca.crt') }),
+    });
+    const coordinator = await startCoordinator(f, server, { ...rounds, jobId: 'tls-bound', tokens: { 'dev-0': 'token-0', 'dev-1': 'token-1' } });
+    const tls = new GrpcTransport({
+      address: coordinator.address!,
+      callTimeoutMs: 5000,
+      channelCredentials: clientTlsCredentials({ ca: pem('bound-ca.crt'), cert: pem('bound-client.crt'), key: pem('bound-client.key') }),
+    });
+    const own = tls.connect({ agentId: 'dev-0', token: 'token-0' });
+    const other = tls.connect({ agentId: 'dev-1', token: 'token-1' });
+    try {
+      expect((await own.join(joinRequest(f, 'dev-0', 'token-0'))).jobId).toBe('tls-bound');
+      // dev-0's certificate with dev-1's valid token: refused on every call, before the token is looked at.
+      expect(await codeOf(other.join(joinRequest(f, 'dev-1', 'token-1')))).toBe('PERMISSION_DENIED');
+      expect(await codeOf(other.fetchLog({ fromVersion: 0, toVersion: 0 }))).toBe('PERMISSION_DENIED');
+      expect(await sessionOutcome(other)).toBe('PERMISSION_DENIED');
+      expect(coordinator.agentStatus('dev-1')).toBeUndefined();
+      expect(coordinator.authFailures().failed).toBe(0);
+      expect(await codeOf(own.fetchLog({ fromVersion: 0, toVersion: 0 }))).toBe('OK');
+    } finally {
+      own.close();
+      other.close();
+      await coordinator.close();
     }
   });
 
