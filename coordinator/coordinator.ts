@@ -152,7 +152,13 @@ interface AgentRecord {
   version: number;
   weightsSha256: string | undefined;
   weightsVersion: number | undefined;
-  lastSeen: number;
+  /**
+   * Pings sent since the agent's last message. Liveness is counted in the coordinator's own heartbeat ticks,
+   * not in wall time: a stalled coordinator (starved of CPU, collecting garbage, busy on its thread) fires one
+   * late tick and reads the agents' pending messages only after its timers, so wall-clock silence would blame
+   * the agents for the coordinator's own stall.
+   */
+  missedPings: number;
   stats: AgentStats;
   /** Token bucket of options.rateLimit. */
   budget: { tokens: number; at: number };
@@ -705,13 +711,13 @@ export class Coordinator {
   }
 
   private pingAll(): void {
-    const now = Date.now();
     for (const agent of this.agents.values()) {
       if (!agent.session) continue;
-      if (now - agent.lastSeen > 5 * this.options.heartbeatMs) {
+      if (agent.missedPings >= 5) {
         logger.warn({ agent: agent.id }, 'agent silent for 5 heartbeat periods; closing its session');
         agent.session.end(new TransportError('DEADLINE_EXCEEDED', 'no message from the agent for 5 heartbeat periods'));
       } else {
+        agent.missedPings++;
         agent.session.send({ kind: 'ping', nonce: ++this.nonce });
       }
     }
@@ -862,7 +868,7 @@ export class Coordinator {
         if (agent && !this.spend(agent)) throw this.overBudget(agent);
         if (!agent) {
           if (this.agents.size >= this.options.maxAgents) throw new TransportError('RESOURCE_EXHAUSTED', `the job already has ${this.options.maxAgents} agents`);
-          agent = { id: request.agentId, token: request.token, capabilities: request.capabilities, session: undefined, version: 0, weightsSha256: undefined, weightsVersion: undefined, lastSeen: Date.now(), stats: newStats(), budget: { tokens: this.options.rateLimit.burst, at: performance.now() }, sentVersion: 0, joinedAtVersion: 0 };
+          agent = { id: request.agentId, token: request.token, capabilities: request.capabilities, session: undefined, version: 0, weightsSha256: undefined, weightsVersion: undefined, missedPings: 0, stats: newStats(), budget: { tokens: this.options.rateLimit.burst, at: performance.now() }, sentVersion: 0, joinedAtVersion: 0 };
           this.agents.set(agent.id, agent);
         }
         agent.token = request.token;
@@ -917,7 +923,7 @@ export class Coordinator {
         const agent = this.joined(session.info);
         if (agent.session) agent.session.end(new TransportError('ABORTED', 'replaced by a newer session of the same agent'));
         agent.session = session;
-        agent.lastSeen = Date.now();
+        agent.missedPings = 0;
         // The agent caught up (FetchLog) to the head its Join reported before opening the session; entries
         // committed since then reach it on this session (it skips any it fetched meanwhile).
         agent.sentVersion = Math.min(agent.joinedAtVersion, this.log.version);
@@ -925,7 +931,7 @@ export class Coordinator {
         session.listen({
           message: (message: AgentMessage) => {
             if (agent.session !== session) return;
-            agent.lastSeen = Date.now();
+            agent.missedPings = 0;
             // The result of an open assignment costs no budget: a fast agent in fast rounds is not flooding.
             // Everything else — heartbeats, pongs, extra or stray results — does.
             if (!this.solicited(agent, message) && !this.spend(agent)) {
