@@ -61,6 +61,13 @@ const seeds = z.array(seed).min(1, 'must hold at least one seed').max(MAX_SEEDS_
 
 // ---- message schemas ----
 
+const jobEndReason = z
+  .enum(['JOB_END_REASON_UNSPECIFIED', 'JOB_END_REASON_COMPLETED', 'JOB_END_REASON_STOPPED'])
+  .refine((r) => r !== 'JOB_END_REASON_UNSPECIFIED', 'must be COMPLETED or STOPPED')
+  .transform((r): JobEndReason => (r === 'JOB_END_REASON_COMPLETED' ? 'completed' : 'stopped'));
+
+export const jobEndSchema = z.object({ jobId, reason: jobEndReason, version: counter, headHash: hex64 });
+
 const capabilitiesSchema = z.object({
   memoryBytes: counter.default(0),
   cores: uint32.default(0),
@@ -97,6 +104,8 @@ export const joinAcceptedSchema = z.object({
   rebaseVersion: counter.optional(),
   /** Updates between rebase records (0: the job never compacts). */
   compactEvery: uint32.transform((v) => (v === 0 ? undefined : v)).optional(),
+  /** Set when the job has ended: no tasks will come (proto-loader gives an unset message field as null). */
+  jobEnd: z.preprocess((v) => v ?? undefined, jobEndSchema.optional()),
 }).superRefine((m, ctx) => {
   if (m.snapshotVersion > m.currentVersion) ctx.addIssue({ code: 'custom', path: ['snapshotVersion'], message: `must not exceed currentVersion (${m.currentVersion})` });
   if (m.logFloor > m.currentVersion) ctx.addIssue({ code: 'custom', path: ['logFloor'], message: `must not exceed currentVersion (${m.currentVersion})` });
@@ -207,6 +216,9 @@ export type Capabilities = z.output<typeof capabilitiesSchema>;
 export type JoinRequest = z.output<typeof joinRequestSchema>;
 export type JoinAccepted = z.output<typeof joinAcceptedSchema>;
 export type Task = z.output<typeof taskSchema>;
+/** Why a job ended: all its rounds are logged, or an operator stopped it (a restart on the same log resumes it). */
+export type JobEndReason = 'completed' | 'stopped';
+export type JobEnd = z.output<typeof jobEndSchema>;
 /** A broadcast update is a log entry, field for field. */
 export type Update = LogEntry;
 export type Result = z.output<typeof resultSchema>;
@@ -222,7 +234,8 @@ export interface FetchLogResponse {
 export type CoordinatorMessage =
   | { kind: 'task'; task: Task }
   | { kind: 'update'; update: Update }
-  | { kind: 'ping'; nonce: number };
+  | { kind: 'ping'; nonce: number }
+  | { kind: 'jobEnd'; jobEnd: JobEnd };
 
 export type AgentMessage =
   | { kind: 'result'; result: Result }
@@ -267,11 +280,13 @@ function oneofMember(wire: Record<string, unknown>, members: readonly string[], 
 export function decodeCoordinatorMessage(wire: unknown): CoordinatorMessage {
   if (wire === null || typeof wire !== 'object') throw new MessageValidationError('message', 'must be a message object');
   const w = wire as Record<string, unknown>;
-  switch (oneofMember(w, ['task', 'update', 'ping'], 'message')) {
+  switch (oneofMember(w, ['task', 'update', 'ping', 'jobEnd'], 'message')) {
     case 'task':
       return { kind: 'task', task: parseWith(taskSchema, w.task, 'task') };
     case 'update':
       return { kind: 'update', update: parseWith(updateSchema, w.update, 'update') };
+    case 'jobEnd':
+      return { kind: 'jobEnd', jobEnd: parseWith(jobEndSchema, w.jobEnd, 'jobEnd') };
     default:
       return { kind: 'ping', nonce: parseWith(nonceSchema, w.ping, 'ping').nonce };
   }
@@ -323,8 +338,16 @@ export function encodeJoinAccepted(m: JoinAccepted): Record<string, unknown> {
     logFloor: u64(m.logFloor),
     ...(m.rebaseVersion ? { rebaseVersion: u64(m.rebaseVersion) } : {}),
     ...(m.compactEvery ? { compactEvery: m.compactEvery } : {}),
+    ...(m.jobEnd ? { jobEnd: encodeJobEnd(m.jobEnd) } : {}),
   };
 }
+
+export const encodeJobEnd = (e: JobEnd): Record<string, unknown> => ({
+  jobId: e.jobId,
+  reason: e.reason === 'completed' ? 'JOB_END_REASON_COMPLETED' : 'JOB_END_REASON_STOPPED',
+  version: u64(e.version),
+  headHash: e.headHash,
+});
 
 export function encodeTask(t: Task): Record<string, unknown> {
   return {
@@ -394,6 +417,8 @@ export function encodeCoordinatorMessage(m: CoordinatorMessage): Record<string, 
       return { update: encodeUpdate(m.update) };
     case 'ping':
       return { ping: { nonce: u64(m.nonce) } };
+    case 'jobEnd':
+      return { jobEnd: encodeJobEnd(m.jobEnd) };
   }
 }
 
