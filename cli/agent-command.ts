@@ -1,7 +1,8 @@
 /**
  * `mezo agent`: an edge agent of a federated job. Trains on its local data — by default agent k of N of the
- * default task, or a data file — with the model on a worker thread, and reconnects on its own. SIGINT/SIGTERM
- * end the session after the work in hand.
+ * default task, or a data file — with the model on a worker thread, and reconnects on its own. When the
+ * coordinator says the job has ended it exits 0 with the final weights (or, with --keep-waiting, waits for the
+ * next job); SIGINT/SIGTERM end the session after the work in hand.
  */
 import { availableParallelism, totalmem } from 'node:os';
 import { InvalidArgumentError, type Command } from 'commander';
@@ -9,6 +10,7 @@ import { z } from 'zod';
 import { resolveConfig, type EnvBinding } from '../shared/config/index.js';
 import { layeredFlags, number } from './option-parsing.js';
 import { NATS_FLAGS, addNatsOptions, natsConfigSchema, natsEnv, natsTransportOptions } from './nats-options.js';
+import type { AgentExit } from '../edge-agent/agent.js';
 
 export const agentConfigSchema = z
   .strictObject({
@@ -39,6 +41,10 @@ export const agentConfigSchema = z
     jobId: z.string().regex(/^[A-Za-z0-9._-]{1,128}$/, 'must be 1-128 characters of A-Z a-z 0-9 . _ -').default('mezo-job'),
     /** NATS: read log entries straight from the job's JetStream log stream when catching up. */
     natsReadLog: z.boolean().default(false),
+    /** Stay when the job ends, for the next job on the same coordinator address or NATS job (default: exit 0). */
+    keepWaiting: z.boolean().default(false),
+    /** Exit with an error after this many ms without reaching a coordinator (default: keep trying). */
+    giveUpAfterMs: z.number().int().min(1).optional(),
     nats: natsConfigSchema.prefault({}),
   })
   .refine((c) => (c.tlsCert === undefined) === (c.tlsKey === undefined), { path: ['tlsKey'], message: '--tls-cert and --tls-key go together' })
@@ -61,6 +67,8 @@ const ENV: Record<string, EnvBinding> = {
   MEZO_AGENT_TLS_CERT: { path: 'tlsCert', type: 'string' },
   MEZO_AGENT_TLS_KEY: { path: 'tlsKey', type: 'string' },
   MEZO_AGENT_JOB_ID: { path: 'jobId', type: 'string' },
+  MEZO_AGENT_KEEP_WAITING: { path: 'keepWaiting', type: 'boolean' },
+  MEZO_AGENT_GIVE_UP_AFTER_MS: { path: 'giveUpAfterMs', type: 'number' },
   ...natsEnv('MEZO_AGENT'),
 };
 
@@ -82,9 +90,19 @@ const FLAGS: Record<string, string> = {
   tlsServerName: 'tlsServerName',
   jobId: 'jobId',
   natsReadLog: 'natsReadLog',
+  keepWaiting: 'keepWaiting',
+  giveUpAfterMs: 'giveUpAfterMs',
   ...NATS_FLAGS,
 };
 
+
+/** The one line `mezo agent` prints when it exits normally. */
+export function describeExit(agentId: string, exit: AgentExit): string {
+  if (exit.reason === 'stopped') return `agent ${agentId}: stopped`;
+  const { jobId, reason, version, headHash } = exit.jobEnd;
+  const how = reason === 'completed' ? 'completed' : 'was stopped by its coordinator';
+  return `agent ${agentId}: job ${jobId} ${how} at version ${version} (head ${headHash.slice(0, 12)}); exiting`;
+}
 
 export function resolveAgentConfig(flags: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): AgentConfig {
   return resolveConfig(agentConfigSchema, { env, envBindings: ENV, ...layeredFlags(flags, FLAGS) });
@@ -97,7 +115,8 @@ async function loadData(config: AgentConfig, classes: number | null) {
   return data.readDatasetFile(config.data, classes === null ? {} : { numClasses: classes });
 }
 
-export async function runAgent(config: AgentConfig, signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM']): Promise<void> {
+/** Runs the agent until the job ends (unless config.keepWaiting), a signal stops it, or it cannot go on. */
+export async function runAgent(config: AgentConfig, signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM']): Promise<AgentExit> {
   const { loadPrepared, loadDefaultModel } = await import('../shared/model/index.js');
   const { GrpcTransport, NatsTransport, clientTlsCredentials } = await import('../shared/transport/index.js');
   const { noise } = await import('../shared/noise/index.js');
@@ -130,11 +149,14 @@ export async function runAgent(config: AgentConfig, signals: NodeJS.Signals[] = 
     dataSeed: config.agentIndex,
     capabilities: { memoryBytes: totalmem(), cores: availableParallelism(), noiseImpl: noise.kind },
     ...(config.stateDir ? { stateDir: config.stateDir } : {}),
+    onJobEnd: config.keepWaiting ? 'wait' : 'leave',
+    ...(config.giveUpAfterMs !== undefined ? { giveUpAfterMs: config.giveUpAfterMs } : {}),
   });
   const onSignal = (): void => agent.stop();
   signals.forEach((s) => process.on(s, onSignal));
   try {
     await agent.run();
+    return agent.exit ?? { reason: 'stopped' };
   } finally {
     signals.forEach((s) => process.off(s, onSignal));
     await agent.close();
@@ -162,7 +184,10 @@ export function registerAgentCommand(program: Command): void {
     .option('--tls-cert <pem>', 'mutual TLS: this agent\'s certificate (with --tls-key)')
     .option('--tls-key <pem>', 'private key of --tls-cert')
     .option('--tls-server-name <name>', 'name to check the coordinator\'s certificate against (default: the host dialled)')
+    .option('--keep-waiting', 'when the job ends, stay for the next job instead of exiting')
+    .option('--give-up-after-ms <ms>', 'exit with an error after this long without reaching a coordinator (default: never)', number)
     .action(async (flags: Record<string, unknown>) => {
-      await runAgent(resolveAgentConfig({ ...flags, worker: flags.worker === false ? false : undefined }));
+      const config = resolveAgentConfig({ ...flags, worker: flags.worker === false ? false : undefined });
+      process.stdout.write(`${describeExit(config.agentId, await runAgent(config))}\n`);
     });
 }

@@ -7,7 +7,9 @@
  * coordinator no longer serves the log entries it lacks), verifies its SHA-256, loads it and replays the rest.
  * It sends heartbeats
  * with its version and weights hash, answers pings at once (the model may be busy on its worker thread), and
- * reconnects with exponential backoff and jitter when the connection drops.
+ * reconnects with exponential backoff and jitter when the connection drops. When the coordinator says the job has
+ * ended (a JobEnd on the session, or in the Join answer) the agent either leaves with the final weights or waits
+ * for the next job (AgentInit.onJobEnd); a coordinator that crashes says nothing, so its agents reconnect.
  */
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
@@ -23,6 +25,7 @@ import {
   type ClientSession,
   type CoordinatorClient,
   type CoordinatorMessage,
+  type JobEnd,
   type JoinAccepted,
   type JoinRequest,
   type SnapshotChunk,
@@ -58,6 +61,25 @@ export interface AgentInit {
   keepLogReplica?: boolean;
   /** First reconnect delay and its cap, ms (defaults 200 and 10,000); each failure doubles it, with jitter. */
   reconnect?: { initialMs?: number; maxMs?: number };
+  /**
+   * When the coordinator says the job has ended: 'leave' catches up to the job's final version, ends the session
+   * and resolves run() with the end; 'wait' (the default, so embedding code decides) stays connected and keeps
+   * reconnecting, and a coordinator of another job then starts the agent afresh on that job.
+   */
+  onJobEnd?: 'leave' | 'wait';
+  /**
+   * Give up when no Join has succeeded for this long (ms): run() rejects with CoordinatorUnreachableError.
+   * Default: never. Time on an open session counts as reached.
+   */
+  giveUpAfterMs?: number;
+}
+
+/** Why run() resolved: stop() was called, or the coordinator said the job ended (onJobEnd 'leave'). */
+export type AgentExit = { reason: 'stopped' } | { reason: 'job-ended'; jobEnd: JobEnd };
+
+/** No coordinator answered a Join for AgentInit.giveUpAfterMs; `cause` is the last connection error. */
+export class CoordinatorUnreachableError extends Error {
+  override name = 'CoordinatorUnreachableError';
 }
 
 export type CatchUpPath = 'log' | 'snapshot';
@@ -138,6 +160,9 @@ export class Agent {
   private job: Job | undefined;
   private stopped = false;
   private running: Promise<void> | undefined;
+  private exited: AgentExit | undefined;
+  /** The end of the job the agent holds, once the coordinator has said so (cleared when that job resumes). */
+  private heardEnd: JobEnd | undefined;
   private client: CoordinatorClient | undefined;
   private wakeSleep: (() => void) | undefined;
   private endSession: (() => void) | undefined;
@@ -165,11 +190,19 @@ export class Agent {
     };
   }
 
+  /** Why run() resolved (undefined while it runs, or when it rejected). */
+  get exit(): AgentExit | undefined {
+    return this.exited;
+  }
+
   get backend(): MezoBackend | undefined {
     return this.job?.backend;
   }
 
-  /** Runs until stop(); rejects on errors a reconnect cannot fix (bad token, wrong base, a broken chain). */
+  /**
+   * Runs until stop() or, with onJobEnd 'leave', the end of the job; rejects on errors a reconnect cannot fix (bad
+   * token, wrong base, a broken chain) and after giveUpAfterMs without reaching a coordinator.
+   */
   run(): Promise<void> {
     this.running ??= this.loop();
     return this.running;
@@ -192,8 +225,36 @@ export class Agent {
     this.job = undefined;
   }
 
+  private get leaves(): boolean {
+    return this.init.onJobEnd === 'leave';
+  }
+
+  /** Records the coordinator's word that the job ended (logged once per end). */
+  private hearEnd(jobEnd: JobEnd): void {
+    if (this.heardEnd?.jobId !== jobEnd.jobId || this.heardEnd.version !== jobEnd.version || this.heardEnd.reason !== jobEnd.reason) {
+      logger.info({ agent: this.id, ...jobEnd }, this.leaves ? 'the job ended; leaving' : 'the job ended; waiting for the next one');
+    }
+    this.heardEnd = jobEnd;
+  }
+
+  /** Drops the state of a job that ended, so the agent can join the next one from the base weights. */
+  private async releaseJob(): Promise<void> {
+    const job = this.job;
+    if (!job) return;
+    await this.work.catch(() => undefined);
+    this.job = undefined;
+    this.batches = undefined;
+    this.lastCatchUp = undefined;
+    this.heardEnd = undefined;
+    await job.backend.close();
+    await job.replica?.close();
+    logger.info({ agent: this.id, jobId: job.accepted.jobId }, 'released the ended job');
+  }
+
   private async loop(): Promise<void> {
     let failures = 0;
+    let reachedAt = Date.now();
+    let lastError: Error | undefined;
     while (!this.stopped) {
       const client = this.init.transport.connect({ agentId: this.id, token: this.init.token ?? '' });
       this.client = client;
@@ -207,6 +268,7 @@ export class Agent {
         });
         const request = joinRequest();
         let accepted = await client.join(request);
+        reachedAt = Date.now();
         await this.setUp(accepted, client);
         // A stored replica replayed on the first join: ask again, so the byte counts are from the version held.
         if (this.job!.version !== request.versionHeld) {
@@ -215,22 +277,42 @@ export class Agent {
         }
         await this.catchUpAfterJoin(client, accepted);
         failures = 0;
+        if (accepted.jobEnd) this.hearEnd(accepted.jobEnd);
+        else if (this.heardEnd) this.heardEnd = undefined; // the same job resumed (a restart with more rounds)
         if (this.stopped) break;
-        await this.serve(client);
+        // Leaving: the weights are at the job's final version; no session is needed.
+        if (!(accepted.jobEnd && this.leaves)) await this.serve(client);
+        reachedAt = Date.now();
+        if (this.heardEnd && this.leaves && !this.stopped) {
+          this.exited = { reason: 'job-ended', jobEnd: this.heardEnd };
+          return;
+        }
       } catch (err) {
         if (err instanceof AgentStateError || isPermanent(err) || (err instanceof TransportError && err.code === 'FAILED_PRECONDITION' && !this.job)) {
           logger.error({ agent: this.id, err: (err as Error).message }, 'agent stopped: cannot continue');
           throw err;
         }
+        // The job held ended and the coordinator now refuses that state (another job's log is shorter): start afresh.
+        if (this.heardEnd && err instanceof TransportError && err.code === 'FAILED_PRECONDITION') await this.releaseJob();
         logger.warn({ agent: this.id, err: (err as Error).message }, 'connection to the coordinator lost');
+        lastError = err as Error;
       } finally {
         client.close();
         this.client = undefined;
       }
       if (this.stopped) break;
       this.reconnects++;
-      await this.sleep(this.backoff(failures++));
+      const giveUpAfterMs = this.init.giveUpAfterMs;
+      const unreachableMs = Date.now() - reachedAt;
+      if (giveUpAfterMs !== undefined && unreachableMs >= giveUpAfterMs) {
+        const error = new CoordinatorUnreachableError(`no coordinator reached for ${unreachableMs} ms (giving up after ${giveUpAfterMs} ms)`, { cause: lastError });
+        logger.error({ agent: this.id, err: error.message }, 'agent stopped: coordinator unreachable');
+        throw error;
+      }
+      const delay = this.backoff(failures++);
+      await this.sleep(giveUpAfterMs === undefined ? delay : Math.min(delay, giveUpAfterMs - unreachableMs));
     }
+    this.exited = { reason: 'stopped' };
   }
 
   /** min(max, initial·2ⁿ), scaled by a random factor in [0.5, 1) so a fleet does not reconnect in lockstep. */
@@ -254,11 +336,15 @@ export class Agent {
   private async setUp(accepted: JoinAccepted, client: CoordinatorClient): Promise<void> {
     if (this.job) {
       const held = this.job.accepted;
-      if (held.jobId !== accepted.jobId || held.genesisHash !== accepted.genesisHash) {
+      if (held.jobId === accepted.jobId && held.genesisHash === accepted.genesisHash) {
+        this.job.accepted = accepted;
+        return;
+      }
+      if (!this.heardEnd) {
         throw new AgentStateError(`the coordinator now runs job ${accepted.jobId} (genesis ${accepted.genesisHash.slice(0, 12)}…), not ${held.jobId}`);
       }
-      this.job.accepted = accepted;
-      return;
+      // The job held has ended and this is the next one: start over from the base weights.
+      await this.releaseJob();
     }
     const header = {
       jobId: accepted.jobId,
@@ -514,6 +600,22 @@ export class Agent {
           await this.applyEntry(message.update);
         }).catch((err: Error) => (err instanceof AgentStateError ? fail(err) : session.end()));
         return;
+      case 'jobEnd': {
+        const jobEnd = message.jobEnd;
+        // Queued behind the updates sent before it; then a leaving agent fetches any it missed and ends the session.
+        this.enqueue(async () => {
+          this.hearEnd(jobEnd);
+          if (!this.leaves) return;
+          if (this.job!.version < jobEnd.version) {
+            await this.catchUp(client, jobEnd.version).catch((err: Error) => {
+              if (err instanceof AgentStateError) throw err;
+              logger.warn({ agent: this.id, err: err.message, version: this.job!.version }, 'could not fetch the last updates of the ended job');
+            });
+          }
+          session.end();
+        }).catch((err: Error) => (err instanceof AgentStateError ? fail(err) : session.end()));
+        return;
+      }
       case 'task': {
         const receivedAt = Date.now();
         this.enqueue(() => this.runTask(message.task, receivedAt, client, session)).catch((err: Error) =>
