@@ -21,6 +21,9 @@ export function reportCharts(record: RunRecord, mode: TextMode): Record<ChartNam
   const per = (f: (r: (typeof rows)[number]) => number | null): Array<[number, number | null]> => rows.map((r) => [r.round, f(r)]);
   const evals = record.evaluations;
   const lastHistogram = [...rows].reverse().find((r) => r.scalars.histogram !== null);
+  // With no evaluation the accuracy axis still spans the run's rounds (from -1, before training).
+  const rounds: [number, number] = [Math.min(-1, rows[0]?.round ?? 0), Math.max(0, rows.at(-1)?.round ?? 0)];
+  const noEvaluation = 'no held-out evaluation in this run';
   return {
     loss: lineChartSvg(
       {
@@ -29,7 +32,12 @@ export function reportCharts(record: RunRecord, mode: TextMode): Record<ChartNam
         yLabel: 'loss',
         series: [
           { name: 'train (mean of L+ and L-)', color: '#2563eb', points: per((r) => r.trainLoss) },
-          { name: 'held-out', color: '#dc2626', points: evals.filter((e) => e.loss !== null).map((e) => [e.round, e.loss]) },
+          {
+            name: 'held-out',
+            color: '#dc2626',
+            points: evals.filter((e) => e.loss !== null).map((e) => [e.round, e.loss]),
+            missing: 'held-out: none (no evaluation in this run)',
+          },
         ],
       },
       mode,
@@ -39,9 +47,12 @@ export function reportCharts(record: RunRecord, mode: TextMode): Record<ChartNam
         title: 'Held-out accuracy',
         xLabel: 'round (-1: before training)',
         yLabel: 'accuracy',
-        series: [{ name: 'accuracy', color: '#16a34a', points: evals.filter((e) => e.accuracy !== null).map((e) => [e.round, e.accuracy]) }],
+        series: [
+          { name: 'accuracy', color: '#16a34a', points: evals.filter((e) => e.accuracy !== null).map((e) => [e.round, e.accuracy]), missing: 'accuracy: none (mezo coordinator --eval-every N evaluates)' },
+        ],
         yFormat: pct,
-        empty: 'no evaluations recorded',
+        xRange: rounds,
+        empty: noEvaluation,
       },
       mode,
     ),
@@ -50,13 +61,16 @@ export function reportCharts(record: RunRecord, mode: TextMode): Record<ChartNam
         title: 'Agents per round',
         xLabel: 'round',
         yLabel: 'agents',
+        // Lines often coincide (every agent sampled, every sampled one answering): each is drawn narrower and
+        // on top of the one before, so all four stay visible.
         series: [
-          { name: 'online', color: '#64748b', points: per((r) => r.connected) },
-          { name: 'sampled', color: '#2563eb', points: per((r) => r.asked) },
+          { name: 'online', color: '#64748b', points: per((r) => r.connected), width: 10, opacity: 0.3 },
+          { name: 'sampled', color: '#2563eb', points: per((r) => r.asked), width: 6, opacity: 0.45 },
           { name: 'answered', color: '#16a34a', points: per((r) => r.answered) },
-          { name: 'dropped', color: '#dc2626', points: per((r) => r.dropped) },
+          { name: 'dropped', color: '#dc2626', points: per((r) => r.dropped), dash: '6 4' },
         ],
         yMin: 0,
+        yIntegers: true,
       },
       mode,
     ),
@@ -89,7 +103,13 @@ export function reportCharts(record: RunRecord, mode: TextMode): Record<ChartNam
         xLabel: 'round',
         yLabel: 'fraction',
         series: [
-          { name: 'sign agreement', color: '#ea580c', points: per((r) => r.signAgreement) },
+          {
+            name: 'sign agreement',
+            color: '#ea580c',
+            points: per((r) => r.signAgreement),
+            // Distinct seeds: no two agents evaluate the same seed, so there is nothing to agree on.
+            missing: 'sign agreement: n/a, every seed had one agent (distinct seeds)',
+          },
           { name: 'g > 0', color: '#64748b', points: per((r) => r.scalars.positiveFraction) },
         ],
         yMin: 0,

@@ -12,6 +12,13 @@ export interface Series {
   color: string;
   /** (x, y) points; a null y breaks the line. */
   points: ReadonlyArray<readonly [number, number | null]>;
+  /** Line width (default 2): a wider, paler line drawn first stays visible under one that covers it. */
+  width?: number;
+  /** SVG stroke-dasharray, e.g. '6 4'. */
+  dash?: string;
+  opacity?: number;
+  /** Legend text when the series has no point at all (why it has none); default: the name and "no data". */
+  missing?: string;
 }
 
 interface Frame {
@@ -30,6 +37,10 @@ export interface LineChartSpec extends Frame {
   /** Fixed y bounds (default: the data's, padded). */
   yMin?: number;
   yMax?: number;
+  /** The y axis counts things: ticks on whole numbers only. */
+  yIntegers?: boolean;
+  /** The x range when no series has a point (e.g. the run's rounds), so the axis still reads right. */
+  xRange?: [number, number];
 }
 
 export interface HistogramSpec extends Frame {
@@ -55,12 +66,15 @@ function labelWidth(mode: TextMode, text: string, size: number): number {
   return mode === 'paths' ? strokeTextWidth(text, size) : text.length * size * 0.58;
 }
 
-/** Round tick values covering [min, max]: steps of 1, 2 or 5 × 10^k. */
-export function niceTicks(min: number, max: number, target = 5): { ticks: number[]; step: number } {
-  if (!(max > min)) return { ticks: [min], step: 1 };
+/**
+ * Round tick values covering [min, max]: steps of 1, 2 or 5 × 10^k; with `integers`, never below 1 (an axis of
+ * rounds or counts has no 0.5).
+ */
+export function niceTicks(min: number, max: number, target = 5, integers = false): { ticks: number[]; step: number } {
+  if (!(max > min)) return { ticks: [integers ? Math.round(min) : min], step: 1 };
   const raw = (max - min) / target;
   const power = 10 ** Math.floor(Math.log10(raw));
-  const step = [1, 2, 5, 10].map((m) => m * power).find((s) => s >= raw) ?? 10 * power;
+  const step = Math.max(integers ? 1 : 0, [1, 2, 5, 10].map((m) => m * power).find((s) => s >= raw) ?? 10 * power);
   const ticks: number[] = [];
   for (let v = Math.ceil(min / step - 1e-9) * step; v <= max + step * 1e-9; v += step) ticks.push(Math.abs(v) < step * 1e-9 ? 0 : v);
   return { ticks, step };
@@ -123,18 +137,19 @@ function axes(
   y: [number, number],
   yFormat: (v: number, step: number) => string,
   xFormat: (v: number, step: number) => string,
+  integers: { x: boolean; y: boolean } = { x: false, y: false },
 ): { parts: string[]; sx: (v: number) => number; sy: (v: number) => number } {
   const sx = (v: number): number => box.left + ((v - x[0]) / (x[1] - x[0])) * (box.right - box.left);
   const sy = (v: number): number => box.bottom - ((v - y[0]) / (y[1] - y[0])) * (box.bottom - box.top);
   const parts = [`<rect width="${box.width}" height="${box.height}" fill="#ffffff"/>`];
   parts.push(label(mode, frame.title, box.left, 24, 16, 'start', FG));
-  const yt = niceTicks(y[0], y[1], 5);
+  const yt = niceTicks(y[0], y[1], 5, integers.y);
   for (const t of yt.ticks) {
     if (t < y[0] || t > y[1]) continue;
     parts.push(`<line x1="${box.left}" x2="${box.right}" y1="${r2(sy(t))}" y2="${r2(sy(t))}" stroke="${GRID}" stroke-width="1"/>`);
     parts.push(label(mode, yFormat(t, yt.step), box.left - 6, sy(t) + 4, 11, 'end', MUTED));
   }
-  const xt = niceTicks(x[0], x[1], Math.max(2, Math.min(8, Math.floor((box.right - box.left) / 90))));
+  const xt = niceTicks(x[0], x[1], Math.max(2, Math.min(8, Math.floor((box.right - box.left) / 90))), integers.x);
   for (const t of xt.ticks) {
     if (t < x[0] || t > x[1]) continue;
     parts.push(`<line x1="${r2(sx(t))}" x2="${r2(sx(t))}" y1="${box.bottom}" y2="${box.bottom + 4}" stroke="${MUTED}" stroke-width="1"/>`);
@@ -147,13 +162,21 @@ function axes(
   return { parts, sx, sy };
 }
 
-function legend(mode: TextMode, box: Layout, entries: Array<{ name: string; color: string }>): string[] {
+function legend(
+  mode: TextMode,
+  box: Layout,
+  entries: Array<{ name: string; color: string; dash?: string; opacity?: number; missing?: string | undefined }>,
+): string[] {
   const parts: string[] = [];
   let x = box.left;
-  for (const { name, color } of entries) {
-    parts.push(`<rect x="${r2(x)}" y="36" width="14" height="4" fill="${color}"/>`);
-    parts.push(label(mode, name, x + 20, 42, 11, 'start', FG));
-    x += 20 + labelWidth(mode, name, 11) + 18;
+  for (const { name, color, dash, opacity, missing } of entries) {
+    // A series with nothing to draw gets a hollow swatch and says why, instead of a key to an invisible line.
+    if (missing !== undefined) parts.push(`<rect x="${r2(x + 0.5)}" y="35.5" width="13" height="5" fill="none" stroke="${color}" stroke-width="1"/>`);
+    else if (dash) parts.push(`<line x1="${r2(x)}" x2="${r2(x + 14)}" y1="38" y2="38" stroke="${color}" stroke-width="3" stroke-dasharray="${dash}"/>`);
+    else parts.push(`<rect x="${r2(x)}" y="${opacity !== undefined ? 35 : 36}" width="14" height="${opacity !== undefined ? 6 : 4}" fill="${color}"${opacity !== undefined ? ` fill-opacity="${opacity}"` : ''}/>`);
+    const text = missing ?? name;
+    parts.push(label(mode, text, x + 20, 42, 11, 'start', missing !== undefined ? MUTED : FG));
+    x += 20 + labelWidth(mode, text, 11) + 18;
   }
   return parts;
 }
@@ -170,12 +193,19 @@ export function lineChartSvg(spec: LineChartSpec, mode: TextMode): string {
   const box = layout(spec);
   const xs = spec.series.flatMap((s) => s.points.map(([x]) => x));
   const ys = spec.series.flatMap((s) => s.points.map(([, y]) => y).filter((y): y is number => y !== null && Number.isFinite(y)));
-  const x = domain(xs.length ? xs : [0, 1], undefined, undefined, 0);
+  const drawn = (series: Series): boolean => series.points.some(([, py]) => py !== null && Number.isFinite(py));
+  const x = domain(xs.length ? xs : (spec.xRange ?? [0, 1]), undefined, undefined, 0);
   const y = domain(ys.length ? ys : [0, 1], spec.yMin, spec.yMax);
   const yFormat = spec.yFormat ? (v: number): string => spec.yFormat!(v) : formatTick;
-  const xFormat = (v: number, step: number): string => formatTick(v, Math.max(step, 1));
-  const { parts, sx, sy } = axes(mode, spec, box, x, y, yFormat, xFormat);
-  parts.push(...legend(mode, box, spec.series));
+  // The x axis is rounds: whole numbers.
+  const { parts, sx, sy } = axes(mode, spec, box, x, y, yFormat, formatTick, { x: true, y: spec.yIntegers ?? false });
+  parts.push(
+    ...legend(
+      mode,
+      box,
+      spec.series.map((s) => ({ ...s, missing: drawn(s) ? undefined : (s.missing ?? `${s.name}: no data`) })),
+    ),
+  );
   if (ys.length === 0) parts.push(emptyNote(mode, box, spec.empty ?? 'no data'));
   for (const series of spec.series) {
     let d = '';
@@ -188,7 +218,8 @@ export function lineChartSvg(spec: LineChartSpec, mode: TextMode): string {
       d += `${pen ? 'L' : 'M'}${r2(sx(px))} ${r2(sy(py))}`;
       pen = true;
     }
-    if (d) parts.push(`<path d="${d}" fill="none" stroke="${series.color}" stroke-width="2" stroke-linejoin="round" stroke-linecap="round"/>`);
+    const style = `${series.dash ? ` stroke-dasharray="${series.dash}"` : ''}${series.opacity !== undefined ? ` stroke-opacity="${series.opacity}"` : ''}`;
+    if (d) parts.push(`<path d="${d}" fill="none" stroke="${series.color}" stroke-width="${series.width ?? 2}"${style} stroke-linejoin="round" stroke-linecap="round"/>`);
     const shown = series.points.filter(([, py]) => py !== null && Number.isFinite(py));
     if (shown.length <= 60) {
       for (const [px, py] of shown) parts.push(`<circle cx="${r2(sx(px))}" cy="${r2(sy(py!))}" r="2.5" fill="${series.color}"/>`);
@@ -210,7 +241,8 @@ export function histogramSvg(spec: HistogramSpec, mode: TextMode): string {
   const single = n === 1 || bins.max === bins.min;
   const x: [number, number] = single ? domain([bins.min]) : [bins.min, bins.max];
   const y: [number, number] = [0, Math.max(1, ...bins.counts) * 1.1];
-  const { parts, sx, sy } = axes(mode, spec, box, x, y, formatTick, formatTick);
+  // Counts on the y axis: whole numbers.
+  const { parts, sx, sy } = axes(mode, spec, box, x, y, formatTick, formatTick, { x: false, y: true });
   const width = single ? (x[1] - x[0]) / 20 : (bins.max - bins.min) / n;
   bins.counts.forEach((count, i) => {
     const left = single ? bins.min - width / 2 : bins.min + i * width;

@@ -15,6 +15,16 @@ import { scriptedAgent, scriptedCoordinator } from './scripted-fleet.js';
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 const mezo = (...args: string[]) => runCli([registerReportCommand], ...args);
 
+/** The <text> labels of an SVG drawn in 'text' mode, with their anchor point. */
+function texts(svg: string): Array<{ x: number; y: number; text: string }> {
+  return [...svg.matchAll(/<text x="([-\d.]+)" y="([-\d.]+)"[^>]*>([^<]*)<\/text>/g)].map((m) => ({ x: Number(m[1]), y: Number(m[2]), text: m[3]! }));
+}
+
+/** The tick labels of a chart's x axis (drawn 18 px below the plot, whose bottom is 52 px above the 400 px frame's). */
+const xTicks = (svg: string): string[] => texts(svg).filter((t) => t.y === 400 - 52 + 18).map((t) => t.text);
+/** The tick labels of its y axis (right-aligned 6 px left of the plot, which starts at 78 px). */
+const yTicks = (svg: string): string[] => texts(svg).filter((t) => t.x === 78 - 6).map((t) => t.text);
+
 /** Width and height from a PNG's IHDR chunk (right after the signature). */
 function pngSize(png: Buffer): { width: number; height: number } {
   expect(png.subarray(12, 16).toString('latin1')).toBe('IHDR');
@@ -82,6 +92,49 @@ describe('mezo report', () => {
     expect(strokeText('Round 12', 0, 0, { size: 16 })).toMatch(/^<path /);
     expect(strokeTextWidth('abc', 8)).toBe(16);
     expect(niceTicks(0, 1, 5).ticks).toEqual([0, 0.2, 0.4, 0.6000000000000001, 0.8, 1]);
+  });
+
+  it('explains what a chart cannot show, keeps coinciding lines visible and counts in whole numbers', () => {
+    // The same run as if its seeds had been distinct (no sign agreement) and nothing had been evaluated.
+    const bare: RunRecord = { ...record, evaluations: [], rounds: record.rounds.map((r) => ({ ...r, signAgreement: null })) };
+    const charts = reportCharts(bare, 'text');
+    // Agreement: no orange line, and the legend says why instead of keying a line that is not there.
+    expect(charts.agreement).not.toMatch(/<path d="[^"]*" fill="none" stroke="#ea580c"/);
+    expect(texts(charts.agreement).map((t) => t.text)).toContain('sign agreement: n/a, every seed had one agent (distinct seeds)');
+    // Accuracy: says there was no evaluation, and its x axis is the run's rounds in distinct whole numbers.
+    expect(texts(charts.accuracy).map((t) => t.text)).toEqual(
+      expect.arrayContaining(['no held-out evaluation in this run', 'accuracy: none (mezo coordinator --eval-every N evaluates)']),
+    );
+    const ticks = xTicks(charts.accuracy);
+    expect(ticks.length).toBeGreaterThanOrEqual(3);
+    expect(new Set(ticks).size).toBe(ticks.length);
+    for (const tick of ticks) expect(Number(tick), tick).toSatisfy(Number.isInteger);
+    expect(Number(ticks[0])).toBeGreaterThanOrEqual(-1);
+    expect(Number(ticks.at(-1))).toBeLessThanOrEqual(5);
+    expect(texts(charts.loss).map((t) => t.text)).toContain('held-out: none (no evaluation in this run)');
+
+    // Agents: every sampled agent answered, so those lines coincide; the one drawn first must be wider.
+    const lines = [...charts.agents.matchAll(/<path d="([^"]*)" fill="none" stroke="(#[0-9a-f]+)" stroke-width="([\d.]+)"/g)].map((m) => ({
+      d: m[1]!,
+      color: m[2]!,
+      width: Number(m[3]),
+    }));
+    expect(lines).toHaveLength(4);
+    let coinciding = 0;
+    lines.forEach((under, i) =>
+      lines.slice(i + 1).forEach((over) => {
+        if (under.d !== over.d) return;
+        coinciding++;
+        expect(under.width, `${under.color} under ${over.color}`).toBeGreaterThan(over.width);
+      }),
+    );
+    expect(coinciding).toBeGreaterThan(0);
+    for (const tick of yTicks(charts.agents)) expect(Number(tick), tick).toSatisfy(Number.isInteger);
+
+    // Scalars: the y axis counts agents × seeds; with a few values per bin, no 0.5 ticks.
+    const counts = yTicks(charts.scalars);
+    expect(counts.length).toBeGreaterThanOrEqual(2);
+    for (const tick of counts) expect(Number(tick), tick).toSatisfy(Number.isInteger);
   });
 
   it('refuses an invalid record with exit code 1 and names the field', async () => {
