@@ -32,6 +32,8 @@ export {
   openJetStreamLog,
   readLogStream,
   splitLogRecord,
+  entryFromMessage,
+  SIGNATURE_HEADER,
   JetStreamLogStorage,
   JetStreamLogError,
   LogConflictError,

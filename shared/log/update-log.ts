@@ -306,6 +306,7 @@ export class UpdateLog {
   private appendQueue: Promise<unknown> = Promise.resolve();
   private closed = false;
   private readonly signer: LogSigner | undefined;
+  private countIgnored: (() => number) | undefined;
 
   private constructor(
     header: LogHeader,
@@ -329,7 +330,13 @@ export class UpdateLog {
    * A log over another storage back-end (a JetStream stream, say) whose `entries` the caller has read back and
    * verified (verifyRecord) from the genesis of `header`. New entries are appended through `storage`.
    */
-  static withStorage(header: LogHeaderInput, entries: LogEntry[], storage: LogStorage, recovery?: TailRecovery, options: Pick<UpdateLogOptions, 'signer'> = {}): UpdateLog {
+  static withStorage(
+    header: LogHeaderInput,
+    entries: LogEntry[],
+    storage: LogStorage,
+    recovery?: TailRecovery,
+    options: Pick<UpdateLogOptions, 'signer'> & { ignoredRecords?: () => number } = {},
+  ): UpdateLog {
     const parsed = parseHeader(header);
     let prev = genesisHash(parsed);
     entries.forEach((entry, i) => {
@@ -337,7 +344,9 @@ export class UpdateLog {
       prev = entry.hash;
     });
     auditRebases(entries, 'withStorage');
-    return new UpdateLog(parsed, entries, undefined, storage, recovery, options.signer);
+    const log = new UpdateLog(parsed, entries, undefined, storage, recovery, options.signer);
+    log.countIgnored = options.ignoredRecords;
+    return log;
   }
 
   /** A log held in memory only (simulation, tests): same chain, validation and signatures, no durability. */
@@ -421,6 +430,14 @@ export class UpdateLog {
       }
     }
     return new UpdateLog(stored, entries, path, new FileLogStorage(handle, path, validBytes, group), recovery, signer);
+  }
+
+  /**
+   * Foreign messages the storage met where records go and left out of the log (a JetStream stream takes what
+   * its subjects' permissions let through); 0 for a file.
+   */
+  get ignoredRecords(): number {
+    return this.countIgnored?.() ?? 0;
   }
 
   /** The public key (log-signature.ts) that signs this log's new records; undefined when it signs nothing. */
