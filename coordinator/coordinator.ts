@@ -28,6 +28,8 @@ import {
   type FetchLogRequest,
   type FetchLogResponse,
   type FetchSnapshotRequest,
+  type JobEnd,
+  type JobEndReason,
   type JoinAccepted,
   type JoinRequest,
   type Listener,
@@ -37,9 +39,9 @@ import {
   type Traffic,
   type Transport,
 } from '../shared/transport/index.js';
+import { AuthFailureLimiter } from './auth-failure-limiter.js';
 import { parseRoundOptions, type RoundOptions, type RoundOptionsInput } from './options.js';
 import { MezoStrategy, type AgentResult, type Assignment, type Strategy } from './strategy.js';
-import { AuthFailureLimiter } from './auth-failure-limiter.js';
 import { loadLatestSnapshot, pruneSnapshots, readSnapshotBytes, writeSnapshot, type SnapshotScan } from './snapshot.js';
 
 /** Why results were rejected; each counts against the agent that sent it. */
@@ -236,6 +238,10 @@ export class Coordinator {
   private listener: Listener | undefined;
   private open: OpenRound | undefined;
   private stopping = false;
+  /** stop({ endJob: true }) asked for the job to end: agents hear it once the loop is out of its round. */
+  private endRequested = false;
+  /** Set once the job has ended (every round logged, or ended by the operator); told to every agent. */
+  private ended: JobEnd | undefined;
   private running: Promise<RunReport> | undefined;
   private pinger: NodeJS.Timeout | undefined;
   private waiters: Array<() => void> = [];
@@ -243,9 +249,12 @@ export class Coordinator {
   private readonly updateMessages = new Map<number, { kind: 'update'; update: LogEntry }>();
   private flushTimer: NodeJS.Timeout | NodeJS.Immediate | undefined;
   private nonce = 0;
+  private readonly authLimiter: AuthFailureLimiter;
+  private authFailed = 0;
 
   constructor(init: CoordinatorInit) {
     this.options = parseRoundOptions(init.options);
+    this.authLimiter = new AuthFailureLimiter(this.options.authFailureLimit);
     this.log = init.log;
     this.engine = init.engine;
     this.transport = init.transport;
@@ -255,12 +264,9 @@ export class Coordinator {
     this.strategy = init.strategy ?? new MezoStrategy(this.options.strategy);
     const header = init.log.header;
     const baseSha = slabSha256(init.baseSlab);
-  private readonly authLimiter: AuthFailureLimiter;
-  private authFailed = 0;
     if (header.baseSha256 !== baseSha) {
       throw new RangeError(`coordinator: the log's base is ${header.baseSha256.slice(0, 12)}…, the base slab's is ${baseSha.slice(0, 12)}…`);
     }
-    this.authLimiter = new AuthFailureLimiter(this.options.authFailureLimit);
     if (header.jobId !== this.options.jobId) throw new RangeError(`coordinator: the log belongs to job ${header.jobId}, not ${this.options.jobId}`);
     if (header.distribution !== this.options.distribution) {
       throw new RangeError(`coordinator: the log perturbs with '${header.distribution}', options say '${this.options.distribution}'`);
@@ -410,6 +416,16 @@ export class Coordinator {
     return () => this.roundListeners.delete(listener);
   }
 
+  /**
+   * Refused callers, in totals only (no state per caller): calls that failed authentication, calls refused
+   * unheard because their address was over its failure budget, addresses tracked by that limit (bounded), and
+   * the bytes of every refused call as the transport counted them.
+   */
+  authFailures(): { failed: number; limited: number; peersTracked: number; refusedCalls: number; refusedBytes: number } {
+    const refused = this.listener?.refused?.() ?? { calls: 0, bytesUp: 0 };
+    return { failed: this.authFailed, limited: this.authLimiter.refused, peersTracked: this.authLimiter.size, refusedCalls: refused.calls, refusedBytes: refused.bytesUp };
+  }
+
   /** Encoded bytes moved per agent id since listen() (empty when not listening). */
   traffic(): ReadonlyMap<string, Traffic> {
     return this.listener?.traffic() ?? new Map();
@@ -422,16 +438,6 @@ export class Coordinator {
 
   /** base + replay(log): the model the log describes, bit for bit. Kept up to date as rounds commit. */
   materialise(): Float32Array {
-  /**
-   * Refused callers, in totals only (no state per caller): calls that failed authentication, calls refused
-   * unheard because their address was over its failure budget, addresses tracked by that limit (bounded), and
-   * the bytes of every refused call as the transport counted them.
-   */
-  authFailures(): { failed: number; limited: number; peersTracked: number; refusedCalls: number; refusedBytes: number } {
-    const refused = this.listener?.refused?.() ?? { calls: 0, bytesUp: 0 };
-    return { failed: this.authFailed, limited: this.authLimiter.refused, peersTracked: this.authLimiter.size, refusedCalls: refused.calls, refusedBytes: refused.bytesUp };
-  }
-
     if (!this.materialised) {
       const slab = this.baseSlab.slice();
       this.shaAt.set(0, slabSha256(slab));
@@ -489,11 +495,51 @@ export class Coordinator {
     return this.running;
   }
 
-  /** Stops scheduling and abandons the open round (its results are dropped). run() then resolves. */
-  stop(): void {
+  /**
+   * Stops scheduling and abandons the open round (its results are dropped). run() then resolves. Agents are told
+   * nothing and reconnect, as after a crash, unless `endJob`: then, once no entry can be appended any more, every
+   * agent hears that the job ended (reason 'stopped') and leaves, or waits for the next job.
+   */
+  stop(options: { endJob?: boolean } = {}): void {
     this.stopping = true;
+    if (options.endJob) {
+      this.endRequested = true;
+      if (!this.running) this.announceEnd('stopped');
+    }
     this.open?.settle();
     this.notify();
+  }
+
+  /** How the job ended, once it has (every round in the log, or stop({ endJob: true })). */
+  get jobEnd(): JobEnd | undefined {
+    return this.ended;
+  }
+
+  /** The job has ended, or its log already holds every round: a Join is told so instead of being given work. */
+  private endOfJob(): JobEnd | undefined {
+    if (this.ended) return this.ended;
+    if (this.nextRound < this.options.rounds) return undefined;
+    return { jobId: this.options.jobId, reason: 'completed', version: this.log.version, headHash: this.log.headHash };
+  }
+
+  /**
+   * Tells every connected agent that the job ended, after every update it has not been sent yet; sessions opened
+   * later hear it at once. Sessions stay open: an agent that leaves ends its own, one that waits for the next job
+   * stays until the coordinator goes away. Called when the loop is done appending.
+   */
+  private announceEnd(reason: JobEndReason): void {
+    if (this.ended) return;
+    this.flushBroadcast();
+    this.ended = { jobId: this.options.jobId, reason, version: this.log.version, headHash: this.log.headHash };
+    logger.info({ ...this.ended }, 'job ended; telling the agents');
+    for (const agent of this.agents.values()) this.sendJobEnd(agent);
+  }
+
+  private sendJobEnd(agent: AgentRecord): void {
+    const session = agent.session;
+    if (!session || !this.ended) return;
+    this.deliverPending(agent);
+    session.send({ kind: 'jobEnd', jobEnd: this.ended });
   }
 
   /** stop(), wait for the loop, close every stream and the listener, then the log (pending appends flushed). */
@@ -531,6 +577,9 @@ export class Coordinator {
       }
       roundsRun++;
     }
+    // Nothing more will be appended: a job with every round logged, or ended by the operator, tells its agents.
+    if (this.nextRound >= this.options.rounds) this.announceEnd('completed');
+    else if (this.endRequested) this.announceEnd('stopped');
     return { roundsRun, version: this.log.version, headHash: this.log.headHash, failedAttempts, stopped: this.stopping };
   }
 
@@ -875,7 +924,8 @@ export class Coordinator {
         agent.capabilities = request.capabilities;
         agent.version = request.versionHeld;
         agent.joinedAtVersion = this.log.version;
-        logger.info({ agent: agent.id, peer, version: request.versionHeld }, 'agent joined');
+        const jobEnd = this.endOfJob();
+        logger.info({ agent: agent.id, peer, version: request.versionHeld, ...(jobEnd ? { jobEnded: jobEnd.reason } : {}) }, 'agent joined');
         const snapshotVersion = this.retained.at(-1)?.version ?? 0;
         return {
           jobId: this.options.jobId,
@@ -894,6 +944,7 @@ export class Coordinator {
           logFloor: this.logFloor(),
           rebaseVersion: this.log.lastRebaseVersion,
           compactEvery: this.options.compactEvery ?? 0,
+          ...(jobEnd ? { jobEnd } : {}),
         };
       },
 
@@ -975,6 +1026,8 @@ export class Coordinator {
             this.notify();
           },
         });
+        // A session opened after the end (its agent joined just before) hears it at once.
+        if (this.ended) this.sendJobEnd(agent);
         this.notify();
       },
     };

@@ -108,7 +108,8 @@ describe.skipIf(!natsServerPath())(`federated rounds over NATS with a JetStream 
   });
 
   it('serves `mezo agent --transport nats` (the CLI path) up to the head', async () => {
-    const config = resolveAgentConfig({ transport: 'nats', natsUrl: server.url, jobId: JOB, natsReadLog: true, agentId: 'cli-agent', agentIndex: 5, numAgents: 6, worker: false }, {});
+    // The job has ended: --keep-waiting keeps the agent connected (heartbeating) instead of leaving at once.
+    const config = resolveAgentConfig({ transport: 'nats', natsUrl: server.url, jobId: JOB, natsReadLog: true, agentId: 'cli-agent', agentIndex: 5, numAgents: 6, worker: false, keepWaiting: true }, {});
     expect(config.nats).toMatchObject({ url: server.url, subjectPrefix: 'mezo' });
     // A private event name stands in for the signal, so the test process's own signal handling is untouched.
     const stop = 'mezo-test-stop-agent' as NodeJS.Signals;
