@@ -175,7 +175,8 @@ describe('an update log with rebase records', () => {
     const forged = encodeEntryPayload({ kind: 'rebase', version: 16, round: 12, prevHash: head, lr: 0, decay: 1, terms: next.terms.map((t) => ({ ...t, coeff: t.coeff + 1 })) });
     const length = Buffer.alloc(4);
     length.writeUInt32LE(forged.length);
-    appendFileSync(path, Buffer.concat([length, forged, Buffer.from(hashPayload(forged), 'hex')]));
+    // A whole record in the file's framing: length, payload, hash, no signature (length byte 0).
+    appendFileSync(path, Buffer.concat([length, forged, Buffer.from(hashPayload(forged), 'hex'), Buffer.from([0])]));
     await expect(UpdateLog.open(path, header)).rejects.toThrow(LogCorruptError);
     await expect(UpdateLog.open(path, header)).rejects.toThrow(/rebase record at version 16 does not follow/);
   });
