@@ -80,7 +80,9 @@ export function registerZooCommand(program: Command): void {
     .command('zoo')
     .description('build a model from the zoo (mlp, cnn, transformer) with weights drawn deterministically from --seed')
     .argument('<kind>', 'mlp | cnn | transformer', oneOf(ZOO_KINDS))
-    .requiredOption('-o, --out <file>', 'where to write the .onnx model')
+    // Checked in the action, not by commander: it checks required options before arguments, so `mezo zoo`
+    // alone would complain about --out instead of the missing kind.
+    .option('-o, --out <file>', 'where to write the .onnx model (required)')
     .option('--seed <n>', 'initialisation seed, an integer in [0, 2^64)', seedValue, '1')
     .option('--opset <n>', 'ai.onnx opset to emit (>= 13; default 13 mlp, 18 cnn, 17 transformer)', positiveInt)
     .option('--sizes <list>', 'mlp: layer widths, input first, classes last (default 784,1024,1024,10)', intList)
@@ -95,10 +97,11 @@ export function registerZooCommand(program: Command): void {
     .option('--seq <n>', 'transformer: sequence length (default 32)', positiveInt)
     .option('--ffn <n>', 'transformer: feed-forward width (default 4 x dim)', positiveInt)
     .option('--activation <kind>', 'transformer: gelu or relu', oneOf(['gelu', 'relu'] as const))
-    .action(async (kind: ZooKind, options: ZooCommandOptions) => {
+    .action(async (kind: ZooKind, options: Partial<ZooCommandOptions>, command: Command) => {
+      if (options.out === undefined) command.error("error: required option '-o, --out <file>' not specified");
       let result;
       try {
-        result = await runZoo(kind, options);
+        result = await runZoo(kind, options as ZooCommandOptions);
       } catch (err) {
         if (!(err instanceof RangeError)) throw err;
         process.stderr.write(`error: ${err.message}\n`);

@@ -48,6 +48,11 @@ describe('mezo zoo / mezo prepare', () => {
 
     expect((await mezo('prepare', file, '--out', out, '--loss', 'hinge')).stderr).toMatch(/must be 'cross-entropy', 'mse' or 'none'/);
     expect((await mezo('zoo', 'rnn', '--out', join(root, 'x.onnx'))).stderr).toMatch(/must be one of mlp, cnn, transformer/);
+    // The missing kind is named first; --out only once the kind is there.
+    const bare = await mezo('zoo');
+    expect(bare.stderr).toMatch(/missing required argument 'kind'/);
+    expect(bare.stderr).not.toMatch(/--out/);
+    expect((await mezo('zoo', 'mlp')).stderr).toMatch(/^error: required option '-o, --out <file>' not specified/);
     expect((await mezo('zoo', 'mlp', '--out', join(root, 'x.onnx'), '--sizes', '4,x')).stderr).toMatch(/comma-separated positive integers/);
     const heads = await mezo('zoo', 'transformer', '--out', join(root, 'x.onnx'), '--dim', '10', '--heads', '3');
     expect(heads.stderr).toMatch(/dim \(10\) must be a multiple of heads \(3\)/);
