@@ -67,7 +67,10 @@ function lossOutputInfo(prepared: PreparedModel): ValueInfo {
   return tensorValueInfo(name, DataType.FLOAT, shape);
 }
 
-/** Reads a log's header without opening (or repairing) the file: magic "MEZOLOG1", u32 length, JSON. */
+/**
+ * Reads a log's header without opening (or repairing) the file: magic "MEZOLOG2" (or "MEZOLOG1", the format
+ * UpdateLog.open migrates), u32 length, JSON.
+ */
 async function readLogHeader(path: string): Promise<LogHeaderInput> {
   const handle = await open(path, 'r').catch((err: NodeJS.ErrnoException) => {
     throw new ExportError(`cannot read the update log ${path}: ${err.message}`);
@@ -75,7 +78,8 @@ async function readLogHeader(path: string): Promise<LogHeaderInput> {
   try {
     const prefix = Buffer.alloc(12);
     const { bytesRead } = await handle.read(prefix, 0, 12, 0);
-    if (bytesRead < 12 || prefix.toString('latin1', 0, 8) !== 'MEZOLOG1') throw new ExportError(`${path} is not a mezo update log`);
+    const magic = prefix.toString('latin1', 0, 8);
+    if (bytesRead < 12 || (magic !== 'MEZOLOG2' && magic !== 'MEZOLOG1')) throw new ExportError(`${path} is not a mezo update log`);
     const length = prefix.readUInt32LE(8);
     if (length > 64 * 1024) throw new ExportError(`${path}: the log header is implausibly large (${length} bytes)`);
     const json = Buffer.alloc(length);
