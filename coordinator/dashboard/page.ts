@@ -10,8 +10,11 @@ const escapeHtml = (s: string): string =>
 
 export function dashboardPage(job: string): string {
   const title = `mezo-fleet · ${escapeHtml(job)}`;
+  // Each chart has a note under it, shown when something it would draw is missing and why (dashboard.js).
   const chart = (id: string, heading: string, note = ''): string =>
-    `<section class="card"><h2>${heading}${note ? ` <small>${note}</small>` : ''}</h2><div class="chart" id="chart-${id}" data-chart="${id}" data-points="0"></div></section>`;
+    `<section class="card"><h2>${heading}${note ? ` <small>${note}</small>` : ''}</h2><div class="chart" id="chart-${id}" data-chart="${id}" data-points="0"></div><p class="note" id="note-${id}" hidden></p></section>`;
+  const kpi = (id: string, label: string, wide = false): string =>
+    `<div class="kpi${wide ? ' wide' : ''}"><span class="label">${label}</span><span class="value" id="kpi-${id}">–</span><span class="note" id="kpi-${id}-note"></span></div>`;
   return `<!doctype html>
 <html lang="en">
 <head>
@@ -29,16 +32,16 @@ export function dashboardPage(job: string): string {
 </header>
 <main>
   <section class="kpis" aria-label="current state">
-    <div class="kpi"><span class="label">round</span><span class="value" id="kpi-round">–</span></div>
-    <div class="kpi"><span class="label">log version</span><span class="value" id="kpi-version">–</span></div>
-    <div class="kpi"><span class="label">train loss</span><span class="value" id="kpi-loss">–</span></div>
-    <div class="kpi"><span class="label">eval accuracy</span><span class="value" id="kpi-accuracy">–</span></div>
-    <div class="kpi"><span class="label">agents online</span><span class="value" id="kpi-online">–</span></div>
-    <div class="kpi"><span class="label">asked / answered / dropped</span><span class="value" id="kpi-round-agents">–</span></div>
-    <div class="kpi"><span class="label">sign agreement</span><span class="value" id="kpi-agreement">–</span></div>
-    <div class="kpi"><span class="label">replay lag p90 / max</span><span class="value" id="kpi-lag">–</span></div>
-    <div class="kpi"><span class="label">divergent replicas</span><span class="value" id="kpi-divergent">–</span></div>
-    <div class="kpi"><span class="label">bytes up / down</span><span class="value" id="kpi-bytes">–</span></div>
+    ${kpi('round', 'round')}
+    ${kpi('version', 'log version')}
+    ${kpi('loss', 'train loss')}
+    ${kpi('accuracy', 'eval accuracy')}
+    ${kpi('online', 'agents online')}
+    ${kpi('round-agents', 'asked / answered / dropped', true)}
+    ${kpi('agreement', 'sign agreement')}
+    ${kpi('lag', '<abbr title="replay lag in versions over connected agents: 90th percentile / largest">lag p90 / max</abbr>')}
+    ${kpi('divergent', 'divergent replicas')}
+    ${kpi('bytes', 'bytes up / down', true)}
     <div class="kpi wide"><span class="label">log head</span><span class="value mono" id="kpi-head">–</span></div>
   </section>
   <div class="grid">
@@ -116,6 +119,12 @@ main { padding: 12px; max-width: 1600px; margin: 0 auto; }
 .kpi.wide { grid-column: span 2; }
 .kpi .label { display: block; font-size: 11px; color: var(--muted); text-transform: uppercase; letter-spacing: .03em; }
 .kpi .value { display: block; font-size: 18px; font-weight: 600; overflow-wrap: anywhere; }
+.kpi .note, .card .note { display: block; font-size: 12px; color: var(--muted); }
+.card .note { margin: 4px 0 0; }
+/* A chart with nothing at all to draw shows its note inside the empty plot instead of under it. */
+.card { position: relative; }
+.card .note.overlay { position: absolute; left: 10%; right: 10%; top: 38%; margin: 0; text-align: center; font-size: 13px; }
+.card .note[hidden] { display: none; }
 .kpi .value.mono { overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
 .mono { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 13px !important; }
 .grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(min(100%, 440px), 1fr)); gap: 12px; margin-bottom: 12px; }
@@ -142,12 +151,16 @@ footer a { color: var(--accent); }
 export const DASHBOARD_JS = String.raw`
 (function () {
   'use strict';
-  var state = { rows: [], evals: [], fleet: null, endedAt: null, source: null };
+  var state = { rows: [], evals: [], fleet: null, endedAt: null, source: null, config: {}, kind: null };
   var charts = {};
+  // Rounds and counts are whole numbers: their axes tick on these steps only.
+  var WHOLE = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000, 100000, 200000, 500000, 1000000];
   // The histogram's x range is its bins' edges, so the outermost bars are drawn whole.
   var histRange = null;
   var COLORS = { train: '#2563eb', heldOut: '#dc2626', accuracy: '#16a34a', online: '#64748b', asked: '#2563eb', answered: '#16a34a',
-    dropped: '#dc2626', up: '#9333ea', down: '#0891b2', hist: '#2563eb', agree: '#ea580c', positive: '#64748b' };
+    dropped: '#dc2626', up: '#9333ea', down: '#0891b2', hist: '#2563eb', agree: '#ea580c', positive: '#64748b',
+    // Agent lines often coincide (all sampled answer): wider, paler lines underneath keep each one visible.
+    onlineBand: 'rgba(100,116,139,0.3)', askedBand: 'rgba(37,99,235,0.45)' };
 
   function $(id) { return document.getElementById(id); }
   function num(x, digits) {
@@ -171,14 +184,15 @@ export const DASHBOARD_JS = String.raw`
     return { width: width, height: Math.round(Math.max(170, Math.min(260, width * 0.5))) };
   }
 
-  function axes(yLabel, yValues) {
-    var x = { label: 'round', labelSize: 18, size: 34 };
+  function axes(yLabel, yValues, yWhole) {
+    var x = { label: 'round', labelSize: 18, size: 34, incrs: WHOLE };
     var y = { label: yLabel, labelSize: 18, size: 56 };
     if (yValues) y.values = function (u, splits) { return splits.map(yValues); };
+    if (yWhole) y.incrs = WHOLE;
     return [x, y];
   }
 
-  function lineChart(id, yLabel, series, yValues, yRange) {
+  function lineChart(id, yLabel, series, yValues, yRange, yWhole) {
     var el = $('chart-' + id);
     var s = size(el);
     var opts = {
@@ -186,9 +200,11 @@ export const DASHBOARD_JS = String.raw`
       legend: { live: false },
       cursor: { drag: { x: false, y: false } },
       scales: { x: { time: false }, y: yRange ? { range: yRange } : {} },
-      axes: axes(yLabel, yValues),
+      axes: axes(yLabel, yValues, yWhole),
       series: [{ label: 'round' }].concat(series.map(function (d) {
-        return { label: d.label, stroke: d.color, width: 2, spanGaps: true, points: { size: 4 } };
+        var s = { label: d.label, stroke: d.color, width: d.width || 2, spanGaps: true, points: d.width ? { show: false } : { size: 4 } };
+        if (d.dash) s.dash = d.dash;
+        return s;
       }))
     };
     var data = [[]].concat(series.map(function () { return []; }));
@@ -206,7 +222,7 @@ export const DASHBOARD_JS = String.raw`
       scales: { x: { time: false, range: function (u, min, max) { return histRange || [min, max]; } },
         y: { range: function (u, min, max) { return [0, Math.max(1, max * 1.1)]; } } },
       axes: [{ label: 'g', labelSize: 18, size: 34, values: function (u, splits) { return splits.map(function (v) { return num(v, 3); }); } },
-        { label: 'agents × seeds', labelSize: 18, size: 56 }],
+        { label: 'agents × seeds', labelSize: 18, size: 56, incrs: WHOLE }],
       series: [{ label: 'g' }, { label: 'count', stroke: COLORS.hist, fill: 'rgba(37,99,235,0.35)', width: 1, paths: bars, points: { show: false } }]
     };
     charts.scalars = { plot: new uPlot(opts, [[], []], el), el: el, width: s.width };
@@ -215,8 +231,8 @@ export const DASHBOARD_JS = String.raw`
   function createCharts() {
     lineChart('loss', 'loss', [{ label: 'train', color: COLORS.train }, { label: 'held-out', color: COLORS.heldOut }]);
     lineChart('accuracy', 'accuracy', [{ label: 'held-out accuracy', color: COLORS.accuracy }], pct);
-    lineChart('agents', 'agents', [{ label: 'online', color: COLORS.online }, { label: 'sampled', color: COLORS.asked },
-      { label: 'answered', color: COLORS.answered }, { label: 'dropped', color: COLORS.dropped }]);
+    lineChart('agents', 'agents', [{ label: 'online', color: COLORS.onlineBand, width: 10 }, { label: 'sampled', color: COLORS.askedBand, width: 6 },
+      { label: 'answered', color: COLORS.answered }, { label: 'dropped', color: COLORS.dropped, dash: [6, 4] }], null, null, true);
     lineChart('bytes', 'bytes', [{ label: 'up', color: COLORS.up }, { label: 'down', color: COLORS.down }], bytes);
     histogramChart();
     lineChart('agreement', 'fraction', [{ label: 'sign agreement', color: COLORS.agree }, { label: 'g > 0', color: COLORS.positive }], pct, [0, 1]);
@@ -235,6 +251,33 @@ export const DASHBOARD_JS = String.raw`
   function setData(id, data) {
     charts[id].plot.setData(data);
     charts[id].el.setAttribute('data-points', String(data[0].length));
+  }
+
+  // Shows a chart's note (why something is missing) or hides it; greys out the legend entry of a series with
+  // nothing to draw, so no legend key points at an invisible line.
+  function explain(id, text, series) {
+    var note = $('note-' + id);
+    note.hidden = !text;
+    note.textContent = text || '';
+    note.classList.toggle('overlay', charts[id].el.getAttribute('data-points') === '0');
+    if (series !== undefined) {
+      var c = charts[id];
+      var show = !text;
+      if (c.plot.series[series].show !== show) c.plot.setSeries(series, { show: show });
+    }
+  }
+
+  // Why there is no held-out evaluation (the run's config says whether it was turned off, and why).
+  function evaluationAbsent() {
+    var cfg = state.config || {};
+    if (typeof cfg.evalOff === 'string') {
+      return { short: 'off: ' + cfg.evalOff, long: 'No held-out evaluation in this run (' + cfg.evalOff +
+        '): the coordinator evaluates with --eval-every N, and --eval-data FILE for a model of its own.' };
+    }
+    if ((typeof cfg.evalEvery === 'number' && cfg.evalEvery > 0) || state.kind === 'simulate') {
+      return { short: 'first evaluation pending', long: 'The first held-out evaluation is still running.' };
+    }
+    return { short: 'no held-out set', long: 'No held-out evaluation reported: the coordinator evaluates with --eval-every N (and --eval-data FILE for a model of its own).' };
   }
 
   function row(cells, offline) {
@@ -269,6 +312,14 @@ export const DASHBOARD_JS = String.raw`
       rows.map(function (r) { return r.answered; }), rows.map(function (r) { return r.dropped; })]);
     setData('bytes', [x, rows.map(function (r) { return r.bytesUp; }), rows.map(function (r) { return r.bytesDown; })]);
     setData('agreement', [x, rows.map(function (r) { return r.signAgreement; }), rows.map(function (r) { return r.scalars.positiveFraction; })]);
+    var absent = evals.length === 0 ? evaluationAbsent() : null;
+    explain('accuracy', absent && absent.long);
+    var heldOutLoss = state.evals.some(function (e) { return e.loss !== null; });
+    explain('loss', heldOutLoss ? '' : 'held-out: ' + (absent ? absent.short : 'no loss reported'), 2);
+    var agreed = rows.some(function (r) { return r.signAgreement !== null; });
+    var seedMode = (state.config || {}).seedMode;
+    explain('agreement', rows.length === 0 || agreed ? '' : 'Sign agreement: n/a, every seed was evaluated by one agent' +
+      (seedMode === 'distinct' ? ' (distinct seeds)' : '') + ', so there is nothing to agree on; g > 0 is drawn alone.', 1);
     var last = rows[rows.length - 1];
     var h = last && last.scalars.histogram;
     if (h) {
@@ -283,10 +334,12 @@ export const DASHBOARD_JS = String.raw`
     var lastEval = evals[evals.length - 1];
     setText('kpi-round', last ? String(last.round) : '–');
     setText('kpi-loss', last ? num(last.trainLoss) : '–');
-    setText('kpi-accuracy', lastEval ? pct(lastEval.accuracy) : '–', lastEval ? 'after round ' + lastEval.round : '');
+    setText('kpi-accuracy', lastEval ? pct(lastEval.accuracy) : '–');
+    setText('kpi-accuracy-note', lastEval ? (lastEval.round < 0 ? 'before training' : 'after round ' + lastEval.round) : absent.short);
     setText('kpi-round-agents', last ? last.asked + ' / ' + last.answered + ' / ' + last.dropped : '–');
     setText('kpi-agreement', last ? (last.signAgreement === null ? 'n/a' : pct(last.signAgreement)) : '–',
       'over seeds evaluated by two or more agents');
+    setText('kpi-agreement-note', last && last.signAgreement === null ? 'one agent per seed' : '');
     var up = 0, down = 0;
     rows.forEach(function (r) { up += r.bytesUp; down += r.bytesDown; });
     setText('kpi-bytes', bytes(up) + ' / ' + bytes(down));
@@ -318,6 +371,7 @@ export const DASHBOARD_JS = String.raw`
     source.addEventListener('snapshot', function (e) {
       var s = JSON.parse(e.data);
       state.rows = s.rounds; state.evals = s.evaluations; state.fleet = s.fleet; state.endedAt = s.endedAt;
+      state.config = s.config || {}; state.kind = s.kind;
       if (s.endedAt) status('finished'); else status('live');
       schedule();
     });

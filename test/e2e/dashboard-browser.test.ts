@@ -111,6 +111,14 @@ describe.skipIf(!haveChromium)(`dashboard of a running simulation in headless Ch
             expect(await page!.textContent('#kpi-agreement')).toMatch(/%$/);
             expect(await page!.textContent('#kpi-head')).toBe(`${coordinator.log.headHash.slice(0, 16)}…`);
 
+            // No figure or label wraps onto a second line at laptop width (bytes run to tens of kB here).
+            const wrapped = await page!.evaluate<string[]>(
+              "[...document.querySelectorAll('.kpi .value, .kpi .label')].filter((el) => { const r = document.createRange(); r.selectNodeContents(el); " +
+                "return new Set([...r.getClientRects()].map((b) => Math.round(b.top))).size > 1; }).map((el) => el.id || el.textContent)",
+            );
+            expect(wrapped).toEqual([]);
+            expect(await page!.textContent('#kpi-accuracy-note')).toBe(`after round ${ROUNDS - 1}`);
+
             mkdirSync(OUT, { recursive: true });
             await page!.screenshot({ path: join(OUT, 'dashboard.png'), fullPage: true });
 
