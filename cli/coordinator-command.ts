@@ -243,6 +243,7 @@ export async function runCoordinator(
       // The dashboard says why there is no accuracy when evaluation is off.
       evalEvery: 'dataset' in heldOutSet ? heldOutSet.every : 0,
       evalData: 'dataset' in heldOutSet ? heldOutSet.name : null,
+      ...('off' in heldOutSet ? { evalOff: heldOutSet.off } : {}),
     },
   });
   let metricsServer: Awaited<ReturnType<typeof serveDashboard>> | undefined;

@@ -68,6 +68,6 @@ describe('mezo coordinator --run-record', () => {
     // Evaluation off: no accuracy anywhere, and the record says it was off rather than leaving a gap.
     expect(record.evaluations).toEqual([]);
     expect(record.summary.accuracyAfter).toBeNull();
-    expect(record.config).toMatchObject({ evalEvery: 0, evalData: null });
+    expect(record.config).toMatchObject({ evalEvery: 0, evalData: null, evalOff: '--eval-every 0' });
   });
 });
