@@ -903,6 +903,12 @@ export class Coordinator {
 
   private handler(): CoordinatorHandler {
     return {
+      secretOf: (agentId: string): string | undefined => {
+        const { tokens, token } = this.options;
+        if (Object.hasOwn(tokens, agentId)) return tokens[agentId];
+        return token === '' ? undefined : token;
+      },
+
       join: async (request: JoinRequest, peer: string): Promise<JoinAccepted> => {
         if (this.stopping) throw new TransportError('UNAVAILABLE', 'the coordinator is shutting down');
         this.authenticate(request.agentId, request.token, peer);

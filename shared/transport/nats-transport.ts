@@ -4,11 +4,13 @@
  * receipt by the decode* functions of messages.ts. docs/protocol.md ("NATS") has the whole design; in short:
  *
  * - Join, FetchLog and FetchSnapshot are requests with a deadline on `rpc.<agent>.<method>`; the app-level token
- *   travels in the Mezo-Token header of each, like gRPC metadata, and a failure comes back as a reply with a
- *   Mezo-Status header (a status name of errors.ts). A snapshot is pulled piece by piece (one request each).
+ *   never travels: each request carries a proof of it (an HMAC, nats-proof.ts), and a failure comes back as a
+ *   reply with a Mezo-Status header (a status name of errors.ts). A snapshot is pulled piece by piece.
  * - A Session is emulated: the agent opens it with a request on `rpc.<agent>.session` naming a fresh session id
  *   (the handler may refuse it); then messages flow in order on `up.<agent>.<session>` and
- *   `down.<agent>.<session>`, and either side ends it with an `end` message carrying a status.
+ *   `down.<agent>.<session>`, and either side ends it with an `end` message carrying a status. With a token,
+ *   the open fixes a session key and every uplink message carries a sequence number and a MAC under it; the
+ *   coordinator drops uplink messages whose MAC or sequence number does not check out (counted in forged()).
  * - A committed update sent to many sessions as one message object is published once on `updates`; every
  *   agent connection receives it once and hands it to each of its sessions.
  * - Liveness: the agent side ends a session with UNAVAILABLE when nothing arrives on it for `livenessPeriods`
@@ -55,6 +57,7 @@ import { connectNats, type NatsAuth, type NatsTlsFiles } from './nats-auth.js';
 import { DEFAULT_SUBJECT_PREFIX, NATS_HEADERS, isSessionId, jobSubjects, type JobSubjects, type RpcMethod } from './nats-subjects.js';
 import { loadProtocol } from './proto.js';
 import { TrafficMeter, type RefusedTraffic } from './traffic-meter.js';
+import { NonceCache, PROOF_HEADERS, PROOF_WINDOW_MS, newNonce, requestProof, sameMac, sessionKey, uplinkMac } from './nats-proof.js';
 import type {
   AgentCredentials,
   CallInfo,
@@ -253,6 +256,9 @@ class NatsServerSession implements ServerSession {
   private listener: StreamListener<AgentMessage> | undefined;
   private backlog: Uint8Array[] = [];
   ended = false;
+  /** With app tokens: the session key every uplink message is authenticated with, and the last sequence used. */
+  key: Buffer | undefined;
+  lastSeq = 0;
   private closeReported = false;
   private closeReason: TransportError | undefined;
 
@@ -325,6 +331,9 @@ class NatsListener implements Listener {
   private readonly sessions = new Map<string, NatsServerSession>();
   /** Per agent only for agents the coordinator accepted a call from (traffic-meter.ts). */
   private readonly meter = new TrafficMeter();
+  /** Nonces of verified requests inside the proof window (replays are refused). */
+  private readonly nonces = new NonceCache();
+  private forgedMessages = 0;
   /** Update messages already published on the broadcast subject, by message object (as gRPC caches serialisation). */
   private readonly published = new WeakMap<CoordinatorMessage, CachedUpdate>();
   private readonly transfers = new Map<string, Transfer>();
@@ -387,6 +396,38 @@ class NatsListener implements Listener {
 
   refused(): RefusedTraffic {
     return this.meter.refused();
+  }
+
+  /** Uplink messages dropped because their MAC, or their sequence number, did not check out (forged or replayed). */
+  forged(): number {
+    return this.forgedMessages;
+  }
+
+  /**
+   * Checks a request's proof (nats-proof.ts) against the token the agent must hold; the request's nonce when it
+   * holds, undefined when it does not (missing, stale, replayed or wrong: the caller is then refused as one
+   * without credentials).
+   */
+  private verifyRequest(msg: Msg, agentId: string, method: string, secret: string): string | undefined {
+    const h = msg.headers;
+    const time = h?.get(PROOF_HEADERS.time) ?? '';
+    const nonce = h?.get(PROOF_HEADERS.nonce) ?? '';
+    const proof = h?.get(PROOF_HEADERS.proof) ?? '';
+    const at = Number(time);
+    const now = Date.now();
+    if (!/^\d{1,15}$/.test(time) || Math.abs(now - at) > PROOF_WINDOW_MS || !/^[A-Za-z0-9_-]{16,64}$/.test(nonce)) return undefined;
+    const fields = {
+      root: this.subjects.root,
+      agentId,
+      method,
+      time,
+      nonce,
+      session: h?.get(NATS_HEADERS.session) ?? '',
+      transfer: h?.get(NATS_HEADERS.transfer) ?? '',
+      control: h?.get(NATS_HEADERS.control) ?? '',
+    };
+    if (!sameMac(proof, requestProof(secret, fields, msg.data))) return undefined;
+    return this.nonces.remember(`${agentId}\n${nonce}`, at + PROOF_WINDOW_MS, now) ? nonce : undefined;
   }
 
   /** The coordinator accepted a call of the agent: its request counts for it from now on. */
@@ -465,6 +506,12 @@ class NatsListener implements Listener {
     const { agentId, last: sessionId } = parsed;
     const session = this.sessions.get(sessionId);
     const isEnd = msg.headers?.get(NATS_HEADERS.control) === 'end';
+    if (session && session.info.agentId === agentId && session.key && !this.authenticUplink(session, msg)) {
+      // Not from the agent (or a replay): dropped unheard, so a forger can neither submit nor end anything.
+      this.forgedMessages++;
+      this.meter.refuse(msg.data.length);
+      return;
+    }
     if (!session || session.info.agentId !== agentId) {
       // A session this coordinator does not know (it restarted, or ended the session): tell the agent, which
       // re-joins. An end message for it needs no answer.
@@ -483,6 +530,19 @@ class NatsListener implements Listener {
     }
     this.meter.up(agentId, msg.data.length);
     session.receive(msg.data);
+  }
+
+  /** Whether an uplink message carries the session's next sequence number and a valid MAC under its key. */
+  private authenticUplink(session: NatsServerSession, msg: Msg): boolean {
+    if (msg.data.length > this.maxBytes) return false;
+    const h = msg.headers;
+    const seqText = h?.get(PROOF_HEADERS.seq) ?? '';
+    const seq = Number(seqText);
+    if (!/^\d{1,15}$/.test(seqText) || seq <= session.lastSeq) return false;
+    const mac = uplinkMac(session.key!, seq, h?.get(NATS_HEADERS.control) ?? '', h?.get(NATS_HEADERS.status) ?? '', msg.data);
+    if (!sameMac(h?.get(PROOF_HEADERS.mac) ?? '', mac)) return false;
+    session.lastSeq = seq;
+    return true;
   }
 
   private respond(msg: Msg, bytes: Uint8Array, agentId: string, extra?: Record<string, string>): void {
@@ -531,8 +591,14 @@ class NatsListener implements Listener {
     }
     const method = parsed.last as RpcMethod;
     let info: CallInfo;
+    let requestNonce: string | undefined;
     try {
-      info = { agentId: checkAgentId(parsed.agentId, 'subject agent id'), token: msg.headers?.get(NATS_HEADERS.token) ?? '', peer: `nats:${parsed.agentId}` };
+      const agentId = checkAgentId(parsed.agentId, 'subject agent id');
+      // The token never travels: the handler gets it only when the request proves it (else '', which it refuses
+      // and counts as a failed authentication).
+      const secret = this.handler.secretOf?.(agentId);
+      requestNonce = secret === undefined ? undefined : this.verifyRequest(msg, agentId, parsed.last, secret);
+      info = { agentId, token: requestNonce === undefined ? '' : secret!, peer: `nats:${agentId}` };
     } catch (err) {
       this.meter.refuse(msg.data.length);
       this.respondError(msg, err);
@@ -552,7 +618,7 @@ class NatsListener implements Listener {
             if (request.agentId !== info.agentId) {
               throw new TransportError('PERMISSION_DENIED', `join.agentId: ${request.agentId} joined on the subject of agent ${info.agentId}`);
             }
-            const accepted = await this.handler.join(request, info.peer);
+            const accepted = await this.handler.join({ ...request, token: info.token }, info.peer);
             this.accepted(info.agentId, msg.data.length);
             this.respond(msg, this.codecs.joinAccepted.encode(accepted), info.agentId);
           } catch (err) {
@@ -577,7 +643,7 @@ class NatsListener implements Listener {
         this.track(() => this.onSnapshot(msg, info));
         return;
       case 'session':
-        this.openSession(msg, info);
+        this.openSession(msg, info, requestNonce);
         return;
       default:
         this.meter.refuse(msg.data.length);
@@ -636,7 +702,7 @@ class NatsListener implements Listener {
     this.transfers.delete(id);
   }
 
-  private openSession(msg: Msg, info: CallInfo): void {
+  private openSession(msg: Msg, info: CallInfo, requestNonce: string | undefined): void {
     const sessionId = msg.headers?.get(NATS_HEADERS.session) ?? '';
     if (!isSessionId(sessionId)) {
       this.meter.refuse(msg.data.length);
@@ -660,8 +726,15 @@ class NatsListener implements Listener {
       return;
     }
     this.accepted(info.agentId, msg.data.length);
+    const extra: Record<string, string> = {};
+    if (requestNonce !== undefined) {
+      // Proven with the token: from now on only messages under the session key count as the agent's.
+      const sessionNonce = newNonce();
+      session.key = sessionKey(info.token, this.subjects.root, info.agentId, sessionId, requestNonce, sessionNonce);
+      extra[PROOF_HEADERS.sessionNonce] = sessionNonce;
+    }
     try {
-      msg.respond(Empty, { headers: statusHeaders(undefined) });
+      msg.respond(Empty, { headers: statusHeaders(undefined, extra) });
     } catch (err) {
       session.end(asTransportError(err, 'session open reply'));
     }
@@ -889,6 +962,11 @@ class NatsClientSession implements ClientSession {
   private queued: Buffer[] = [];
   private hub: ClientHub | undefined;
   private nc: NatsConnection | undefined;
+  /** With a token: the session key (nats-proof.ts) the uplink is authenticated with, and the last sequence used. */
+  private key: Buffer | undefined;
+  private seq = 0;
+  /** Ended while the open was unanswered, with a token: the end goes out under the session key once it is known. */
+  private pendingEnd: TransportError | undefined;
 
   constructor(
     private readonly client: NatsCoordinatorClient,
@@ -902,19 +980,23 @@ class NatsClientSession implements ClientSession {
   }
 
   /** Subscribes (through the hub) first, then asks the coordinator to open the session. */
-  start(nc: NatsConnection, hub: ClientHub, token: string, timeoutMs: number): void {
+  start(nc: NatsConnection, hub: ClientHub, timeoutMs: number): void {
     if (this.closed) return;
     this.nc = nc;
     this.hub = hub;
     hub.attach(this);
     this.lastHeard = Date.now();
-    const h = natsHeaders();
-    h.set(NATS_HEADERS.token, token);
-    h.set(NATS_HEADERS.session, this.id);
+    const { headers: h, nonce } = this.client.proofHeaders('session', Empty, { [NATS_HEADERS.session]: this.id });
     nc.request(hub.subjects.rpc(this.agentId, 'session'), Empty, { timeout: timeoutMs, headers: h }).then(
       (reply) => {
-        if (this.closed) return;
         const refused = statusOf(reply);
+        const sessionNonce = reply.headers?.get(PROOF_HEADERS.sessionNonce) ?? '';
+        // The coordinator checked the token's proof and keyed the session: so does this end.
+        if (!refused && nonce !== undefined && sessionNonce !== '') this.key = sessionKey(this.client.token, hub.subjects.root, this.agentId, this.id, nonce, sessionNonce);
+        if (this.closed) {
+          if (!refused && this.pendingEnd && !nc.isClosed()) this.publish(Empty, endHeaders(this.pendingEnd));
+          return;
+        }
         if (refused) {
           this.closeWith(refused);
           return;
@@ -932,6 +1014,12 @@ class NatsClientSession implements ClientSession {
   }
 
   private publish(bytes: Uint8Array, headers?: MsgHdrs): boolean {
+    if (this.key) {
+      headers ??= natsHeaders();
+      const seq = ++this.seq;
+      headers.set(PROOF_HEADERS.seq, String(seq));
+      headers.set(PROOF_HEADERS.mac, uplinkMac(this.key, seq, headers.get(NATS_HEADERS.control) ?? '', headers.get(NATS_HEADERS.status) ?? '', bytes));
+    }
     try {
       this.nc!.publish(this.hub!.subjects.up(this.agentId, this.id), bytes, headers ? { headers } : undefined);
       return true;
@@ -961,8 +1049,12 @@ class NatsClientSession implements ClientSession {
   /** Ends the session here and tells the coordinator why. */
   abort(error: TransportError): void {
     if (this.closed) return;
-    // Sent even while opening: it follows the open request, so the coordinator sees it after the open.
-    if (this.nc && !this.nc.isClosed()) this.publish(Empty, endHeaders(error));
+    if (this.nc && !this.nc.isClosed()) {
+      // With a token the end must carry the session key's MAC, known once the open is answered: it waits for that.
+      if (this.state === 'opening' && this.client.token !== '') this.pendingEnd = error;
+      // Otherwise sent even while opening: it follows the open request, so the coordinator sees it after the open.
+      else this.publish(Empty, endHeaders(error));
+    }
     this.closeWith(error);
   }
 
@@ -990,6 +1082,8 @@ class NatsCoordinatorClient implements CoordinatorClient {
   private readonly sessions = new Set<NatsClientSession>();
   private readonly ready: Promise<NatsConnection>;
   private heartbeatMs = 0;
+  /** The log key the last Join presented: reading the stream directly, only records it signed count. */
+  private logPublicKey: string | undefined;
   private closed = false;
   private readonly codecs = getCodecs();
 
@@ -1033,12 +1127,41 @@ class NatsCoordinatorClient implements CoordinatorClient {
     return nc;
   }
 
+  get token(): string {
+    return this.credentials.token;
+  }
+
+  /**
+   * Headers of a request: `extra`, and with a token the proof of it (nats-proof.ts) — never the token itself.
+   * `nonce` is the proof's nonce (undefined without a token).
+   */
+  proofHeaders(method: RpcMethod, body: Uint8Array, extra: Record<string, string> = {}): { headers: MsgHdrs; nonce: string | undefined } {
+    const h = natsHeaders();
+    for (const [key, value] of Object.entries(extra)) h.set(key, value);
+    const token = this.credentials.token;
+    if (token === '') return { headers: h, nonce: undefined };
+    const time = String(Date.now());
+    const nonce = newNonce();
+    const fields = {
+      root: this.subjects.root,
+      agentId: this.credentials.agentId,
+      method,
+      time,
+      nonce,
+      session: extra[NATS_HEADERS.session] ?? '',
+      transfer: extra[NATS_HEADERS.transfer] ?? '',
+      control: extra[NATS_HEADERS.control] ?? '',
+    };
+    h.set(PROOF_HEADERS.time, time);
+    h.set(PROOF_HEADERS.nonce, nonce);
+    h.set(PROOF_HEADERS.proof, requestProof(token, fields, body));
+    return { headers: h, nonce };
+  }
+
   private async request(method: RpcMethod, bytes: Uint8Array, extra?: Record<string, string>): Promise<Msg> {
     const nc = await this.connection();
     if (bytes.length > this.maxBytes) throw oversize(bytes.length, this.maxBytes, 'request');
-    const h = natsHeaders();
-    h.set(NATS_HEADERS.token, this.credentials.token);
-    for (const [key, value] of Object.entries(extra ?? {})) h.set(key, value);
+    const h = this.proofHeaders(method, bytes, extra).headers;
     let reply: Msg;
     try {
       reply = await nc.request(this.subjects.rpc(this.credentials.agentId, method), bytes, { timeout: this.timeoutMs, headers: h });
@@ -1052,9 +1175,11 @@ class NatsCoordinatorClient implements CoordinatorClient {
   }
 
   async join(request: JoinRequest): Promise<JoinAccepted> {
-    const reply = await this.request('join', this.codecs.joinRequest.encode(request));
+    // The token stays here: the request's proof stands for it (the coordinator fills it in once the proof holds).
+    const reply = await this.request('join', this.codecs.joinRequest.encode({ ...request, token: '' }));
     const accepted = this.codecs.joinAccepted.decode(reply.data);
     this.heartbeatMs = accepted.heartbeatMs;
+    this.logPublicKey = accepted.logPublicKey;
     return accepted;
   }
 
@@ -1062,7 +1187,10 @@ class NatsCoordinatorClient implements CoordinatorClient {
     if (this.options.readLogFromStream) {
       try {
         const nc = await this.connection();
-        const { entries, head } = await readLogStream(nc, this.subjects, request.fromVersion, request.toVersion, { timeoutMs: this.timeoutMs });
+        const { entries, head } = await readLogStream(nc, this.subjects, request.fromVersion, request.toVersion, {
+          timeoutMs: this.timeoutMs,
+          ...(this.logPublicKey ? { publicKey: this.logPublicKey } : {}),
+        });
         const to = request.toVersion === 0 ? head : request.toVersion;
         // Past the head the stream knows (a replica may lag), or an empty page: the coordinator answers instead.
         if (request.fromVersion <= head && to <= head && (entries.length > 0 || request.fromVersion >= to)) {
@@ -1105,7 +1233,7 @@ class NatsCoordinatorClient implements CoordinatorClient {
     this.connection().then(
       (nc) => {
         const perAgent = this.options.connection ? (this.options.perAgentDownlink ?? false) : true;
-        session.start(nc, hubFor(nc, this.subjects, perAgent, this.maxBytes), this.credentials.token, this.timeoutMs);
+        session.start(nc, hubFor(nc, this.subjects, perAgent, this.maxBytes), this.timeoutMs);
       },
       (err: unknown) => session.closeWith(asTransportError(err, 'session')),
     );

@@ -60,6 +60,12 @@ export interface CoordinatorHandler {
   fetchSnapshot(request: FetchSnapshotRequest, info: CallInfo): Promise<Iterable<SnapshotChunk>>;
   /** A new Session stream; call session.listen() synchronously, or throw to refuse it. */
   session(session: ServerSession): void;
+  /**
+   * The token `agentId` must prove it holds (its own or the job's shared one); undefined when none applies. A
+   * transport that never sends tokens in clear (NATS: nats-proof.ts) checks proofs against it and hands the
+   * handler the token only when the proof holds.
+   */
+  secretOf?(agentId: string): string | undefined;
 }
 
 export type HealthStatus = 'SERVING' | 'NOT_SERVING';

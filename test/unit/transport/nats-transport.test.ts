@@ -76,6 +76,8 @@ function handler(served: Served, overrides: Partial<CoordinatorHandler> = {}): C
         closed: (e) => served.closed.set(session, e?.code ?? 'OK'),
       });
     },
+    // Every agent proves it holds 'ok' (the token itself never crosses NATS).
+    secretOf: () => 'ok',
     ...overrides,
   };
 }
@@ -112,7 +114,9 @@ describe.skipIf(!natsServerPath())('NatsTransport', () => {
       expect(listener.address).toMatch(/^nats:\/\/127\.0\.0\.1:\d+\/mezo\.nats-unit$/);
       const client = transport.connect({ agentId: 'agent.1', token: 'ok' });
       await expect(client.join(joinRequest('agent.1'))).resolves.toMatchObject(accepted);
-      await expect(client.join(joinRequest('agent.1', 'no'))).rejects.toMatchObject({ code: 'UNAUTHENTICATED', message: 'bad token' });
+      const no = transport.connect({ agentId: 'agent.1', token: 'no' });
+      await expect(no.join(joinRequest('agent.1', 'no'))).rejects.toMatchObject({ code: 'UNAUTHENTICATED', message: 'bad token' });
+      no.close();
       // The subject names the agent: a request for another agent is refused.
       await expect(client.join(joinRequest('agent-2'))).rejects.toMatchObject({ code: 'PERMISSION_DENIED' });
       await expect(client.fetchLog({ fromVersion: 0, toVersion: 0 })).resolves.toEqual({ entries: [], headVersion: 0 });
