@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import type { NatsConnection } from 'nats';
 import { connectNats } from '../shared/transport/nats-auth.js';
 import { NatsTransport } from '../shared/transport/nats-transport.js';
+import { TransportError } from '../shared/transport/errors.js';
 import type { Transport } from '../shared/transport/transport.js';
 import { natsServerPath, startNatsServer, type NatsServer } from './local-nats-server.js';
 
@@ -40,7 +41,9 @@ export async function createSimulationNatsLink(natsUrl: string | undefined, jobN
     agents = await connectNats({ servers: url, name: `mezo-simulate agents ${jobId}` });
   } catch (error) {
     await server?.stop(true);
-    throw new NatsUnavailableError(`cannot connect to NATS at ${url}: ${(error as Error).message}`, { cause: error });
+    // connectNats's error already names the server; wrapping its message again would repeat it.
+    const message = error instanceof TransportError ? error.message : `cannot connect to NATS at ${url}: ${(error as Error).message}`;
+    throw new NatsUnavailableError(message, { cause: error });
   }
   return {
     url,
