@@ -147,7 +147,8 @@ export function reportHtml(record: RunRecord): string {
     ['job', record.job],
     ['started', record.startedAt],
     ['ended', record.endedAt ?? 'still running when written'],
-    ['wall time', `${s.wallSeconds.toFixed(1)} s`],
+    // Which span: `mezo simulate` prints a second, longer time that includes its set-up.
+    ['wall time', `${s.wallSeconds.toFixed(1)} s (${record.kind === 'simulate' ? 'from every agent connected to the end' : 'from start to end, the wait for agents included'})`],
     ['rounds', String(s.rounds)],
     ['log version', String(s.version)],
     ['log head', s.headHash],
