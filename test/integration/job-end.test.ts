@@ -80,6 +80,14 @@ function jobEndScenario(name: string, wire: () => Wire): void {
       expect(waiting.exit).toBeUndefined();
 
       // A late joiner of the ended job: the Join answer says so; it catches up, opens no session, and leaves.
+      const probe = w.agent(address).connect({ agentId: 'probe', token: '' });
+      try {
+        const capabilities = { memoryBytes: 0, cores: 0, noiseImpl: '' };
+        const accepted = await probe.join({ agentId: 'probe', token: '', capabilities, baseSha256: f.prepared.manifest.slabSha256, versionHeld: 0 });
+        expect(accepted).toMatchObject({ currentVersion: ROUNDS, jobEnd });
+      } finally {
+        probe.close();
+      }
       const late = agentOn(f, w.agent(address), 3, { onJobEnd: 'leave' });
       await late.run();
       expect(late.exit).toEqual({ reason: 'job-ended', jobEnd });
@@ -166,6 +174,20 @@ describe('the end of a job', () => {
         }
       } finally {
         await second.close();
+      }
+
+      // A coordinator opened on a log that already holds every round has nothing to run: a Join hears that the
+      // job completed, and the agent leaves with the final weights.
+      const complete = await startCoordinator(f, new GrpcTransport({ address }), { ...twoAgents, rounds: 4 }, logPath);
+      try {
+        const late = agentOn(f, new GrpcTransport({ address }), 2, { onJobEnd: 'leave' });
+        await late.run();
+        expect(late.exit).toEqual({ reason: 'job-ended', jobEnd: { jobId: 'fleet-test', reason: 'completed', version: 4, headHash: complete.log.headHash } });
+        expect(late.state.version).toBe(4);
+        expect(await late.backend!.sha256()).toBe(complete.weightsSha256());
+        await late.close();
+      } finally {
+        await complete.close();
       }
     } finally {
       await Promise.all(agents.map((a) => a.close()));
