@@ -11,6 +11,7 @@ import { resolveConfig, type EnvBinding } from '../shared/config/index.js';
 import { layeredFlags, number } from './option-parsing.js';
 import { NATS_FLAGS, addNatsOptions, natsConfigSchema, natsEnv, natsTransportOptions } from './nats-options.js';
 import type { AgentExit } from '../edge-agent/agent.js';
+import type { Manifest } from '../shared/model/index.js';
 
 export const agentConfigSchema = z
   .strictObject({
@@ -108,11 +109,13 @@ export function resolveAgentConfig(flags: Record<string, unknown>, env: NodeJS.P
   return resolveConfig(agentConfigSchema, { env, envBindings: ENV, ...layeredFlags(flags, FLAGS) });
 }
 
-async function loadData(config: AgentConfig, classes: number | null) {
+/** The agent's data: its --data file read the way the model reads its input (token ids for an int64 input). */
+async function loadData(config: AgentConfig, manifest: Manifest) {
   const data = await import('../shared/data/index.js');
   const { defaultTask } = await import('../shared/model/index.js');
   if (!config.data) return defaultTask({ numAgents: config.numAgents, seed: config.taskSeed }).agents[config.agentIndex]!;
-  return data.readDatasetFile(config.data, classes === null ? {} : { numClasses: classes });
+  const dtype = data.featureDtypeForInput(manifest.dataInputs[0]?.elemType);
+  return data.readDatasetFile(config.data, manifest.classes === null ? { dtype } : { numClasses: manifest.classes, dtype });
 }
 
 /** Runs the agent until the job ends (unless config.keepWaiting), a signal stops it, or it cannot go on. */
@@ -124,7 +127,7 @@ export async function runAgent(config: AgentConfig, signals: NodeJS.Signals[] = 
   const { createAgentBackend } = await import('../edge-agent/agent-backend.js');
   if (config.model && !config.data) throw new InvalidArgumentError('--data is required with --model (the default task fits the default model only)');
   const prepared = config.model ? await loadPrepared(config.model) : await loadDefaultModel();
-  const data = await loadData(config, prepared.manifest.classes);
+  const data = await loadData(config, prepared.manifest);
   const agent = new Agent({
     agentId: config.agentId,
     token: config.token,

@@ -11,6 +11,7 @@ import type { HeldOutScore } from '../coordinator/held-out-evaluation.js';
 import type { RunMonitor } from '../coordinator/run-monitor.js';
 import type { WorkerBackend } from '../edge-agent/worker-backend.js';
 import type { FeatureArray, LocalDataset } from '../shared/data/index.js';
+import type { Manifest } from '../shared/model/index.js';
 import type { ProgressReporter } from '../shared/progress.js';
 import type { CoordinatorOutcome } from './coordinator-summary.js';
 import { resolveConfig, type EnvBinding } from '../shared/config/index.js';
@@ -184,7 +185,7 @@ export async function runCoordinator(
   const { logger } = await import('../shared/logger.js');
 
   const prepared = config.model ? await loadPrepared(config.model) : await loadDefaultModel();
-  const heldOutSet = await loadHeldOut(config, prepared.manifest.classes);
+  const heldOutSet = await loadHeldOut(config, prepared.manifest);
   const header = { jobId: config.job.jobId, baseSha256: prepared.manifest.slabSha256, distribution: config.job.distribution, decayRanges: [] };
   const nats =
     config.transport === 'nats'
@@ -333,12 +334,15 @@ export async function runCoordinator(
 type HeldOutSet = { dataset: LocalDataset<FeatureArray>; name: string; every: number } | { off: string };
 
 /** The held-out data the coordinator evaluates on, or why it does not evaluate. */
-async function loadHeldOut(config: CoordinatorConfig, classes: number | null): Promise<HeldOutSet> {
+async function loadHeldOut(config: CoordinatorConfig, manifest: Manifest): Promise<HeldOutSet> {
   if (config.evalEvery === 0) return { off: '--eval-every 0' };
   const every = config.evalEvery ?? Math.max(1, Math.ceil(config.job.rounds / 10));
   if (config.evalData) {
-    const { readDatasetFile } = await import('../shared/data/index.js');
-    return { dataset: await readDatasetFile(config.evalData, classes === null ? {} : { numClasses: classes }), name: basename(config.evalData), every };
+    const { readDatasetFile, featureDtypeForInput } = await import('../shared/data/index.js');
+    // Read the way the model reads its input: token ids for an int64 input (a text model), floats otherwise.
+    const dtype = featureDtypeForInput(manifest.dataInputs[0]?.elemType);
+    const options = manifest.classes === null ? { dtype } : { numClasses: manifest.classes, dtype };
+    return { dataset: await readDatasetFile(config.evalData, options), name: basename(config.evalData), every };
   }
   if (config.model) return { off: 'no --eval-data for this model' };
   const { shiftedTestSet } = await import('../shared/model/index.js');

@@ -12,6 +12,7 @@ import { resolveConfig, type EnvBinding } from '../shared/config/index.js';
 import { localTrainOptionsSchema, type LocalTrainReport } from '../edge-agent/local-trainer.js';
 import { lrScheduleWithDefault } from '../edge-agent/lr-schedule.js';
 import { layeredFlags, number } from './option-parsing.js';
+import type { Manifest } from '../shared/model/index.js';
 
 const DEFAULT_STEPS = 2000;
 const DEFAULT_LR = 3e-4;
@@ -121,9 +122,11 @@ export interface TrainOutcome {
   files: { log: string; slab: string; report: string };
 }
 
-async function loadDataFile(path: string, numClasses: number | null) {
-  const { readDatasetFile } = await import('../shared/data/index.js');
-  return readDatasetFile(path, numClasses === null ? {} : { numClasses });
+/** Reads a data file the way the model reads its input: token ids for an int64 input, floats otherwise. */
+async function loadDataFile(path: string, manifest: Manifest) {
+  const { readDatasetFile, featureDtypeForInput } = await import('../shared/data/index.js');
+  const dtype = featureDtypeForInput(manifest.dataInputs[0]?.elemType);
+  return readDatasetFile(path, manifest.classes === null ? { dtype } : { numClasses: manifest.classes, dtype });
 }
 
 export async function runTrain(config: TrainConfig, options: { quiet?: boolean } = {}): Promise<TrainOutcome> {
@@ -139,13 +142,13 @@ export async function runTrain(config: TrainConfig, options: { quiet?: boolean }
   let train;
   let heldOut;
   if (config.data) {
-    train = await loadDataFile(config.data, prepared.manifest.classes);
-    heldOut = config.heldOut ? await loadDataFile(config.heldOut, prepared.manifest.classes) : undefined;
+    train = await loadDataFile(config.data, prepared.manifest);
+    heldOut = config.heldOut ? await loadDataFile(config.heldOut, prepared.manifest) : undefined;
   } else {
     if (config.model) throw new InvalidArgumentError('--data is required with --model (the default task fits the default model only)');
     const task = defaultTask({ numAgents: config.agents, seed: config.train.seed });
     train = concatDatasets(task.agents, 'default-digits/devices');
-    heldOut = config.heldOut ? await loadDataFile(config.heldOut, prepared.manifest.classes) : task.shiftedTest;
+    heldOut = config.heldOut ? await loadDataFile(config.heldOut, prepared.manifest) : task.shiftedTest;
   }
 
   mkdirSync(config.out, { recursive: true });

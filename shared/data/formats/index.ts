@@ -6,4 +6,4 @@ export type { CsvReadOptions, CsvWriteOptions } from './csv.js';
 export { encodeMzdsHeader, MZDS_MAGIC, MZDS_VERSION, readMzds, readMzdsHeader, writeMzds } from './binary.js';
 export type { BinaryReadOptions, MzdsHeader } from './binary.js';
 export type { RecordFormatOptions } from './record-builder.js';
-export { readDatasetFile, UnknownDataFormatError } from './read-dataset-file.js';
+export { DataDtypeMismatchError, featureDtypeForInput, readDatasetFile, UnknownDataFormatError } from './read-dataset-file.js';
