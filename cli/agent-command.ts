@@ -27,6 +27,11 @@ export const agentConfigSchema = z
     taskSeed: z.number().int().nonnegative().default(0),
     /** Keeps the agent's log replica, so a restart replays locally. */
     stateDir: z.string().min(1).optional(),
+    /**
+     * The coordinator's log key, as `mezo coordinator` prints it ("ed25519:" + 64 hex digits): a coordinator
+     * presenting another key is refused. Unset: the key of the first Join is pinned.
+     */
+    logPublicKey: z.string().regex(/^ed25519:[0-9a-f]{64}$/, 'must be "ed25519:" followed by 64 lowercase hex digits').optional(),
     worker: z.boolean().default(true),
     threads: z.number().int().min(1).max(256).default(1),
     maxMessageBytes: z.number().int().min(1024).default(4 * 1024 * 1024),
@@ -64,6 +69,7 @@ const ENV: Record<string, EnvBinding> = {
   MEZO_AGENT_INDEX: { path: 'agentIndex', type: 'number' },
   MEZO_AGENT_NUM_AGENTS: { path: 'numAgents', type: 'number' },
   MEZO_AGENT_STATE_DIR: { path: 'stateDir', type: 'string' },
+  MEZO_AGENT_LOG_PUBLIC_KEY: { path: 'logPublicKey', type: 'string' },
   MEZO_AGENT_TLS_CA: { path: 'tlsCa', type: 'string' },
   MEZO_AGENT_TLS_CERT: { path: 'tlsCert', type: 'string' },
   MEZO_AGENT_TLS_KEY: { path: 'tlsKey', type: 'string' },
@@ -83,6 +89,7 @@ const FLAGS: Record<string, string> = {
   numAgents: 'numAgents',
   taskSeed: 'taskSeed',
   stateDir: 'stateDir',
+  logPublicKey: 'logPublicKey',
   worker: 'worker',
   threads: 'threads',
   tlsCa: 'tlsCa',
@@ -152,6 +159,7 @@ export async function runAgent(config: AgentConfig, signals: NodeJS.Signals[] = 
     dataSeed: config.agentIndex,
     capabilities: { memoryBytes: totalmem(), cores: availableParallelism(), noiseImpl: noise.kind },
     ...(config.stateDir ? { stateDir: config.stateDir } : {}),
+    ...(config.logPublicKey ? { logPublicKey: config.logPublicKey } : {}),
     onJobEnd: config.keepWaiting ? 'wait' : 'leave',
     ...(config.giveUpAfterMs !== undefined ? { giveUpAfterMs: config.giveUpAfterMs } : {}),
   });
@@ -181,6 +189,7 @@ export function registerAgentCommand(program: Command): void {
     .option('--num-agents <n>', 'default task: number of shares N', number)
     .option('--task-seed <n>', 'default task: partition seed', number)
     .option('--state-dir <dir>', 'keep a log replica here for fast restarts')
+    .option('--log-public-key <key>', 'pin the coordinator\'s log key (ed25519:…, printed by mezo coordinator); another key is refused')
     .option('--threads <n>', 'onnxruntime intra-op threads', number)
     .option('--no-worker', 'run the model on the main thread')
     .option('--tls-ca <pem>', 'connect over TLS, trusting this CA bundle for the coordinator\'s certificate')

@@ -24,6 +24,11 @@ export const coordinatorConfigSchema = z.strictObject({
   listen: z.string().min(1).default('0.0.0.0:7070'),
   /** The durable update log (created when absent). */
   log: z.string().min(1).default('mezo-coordinator/update.log'),
+  /**
+   * The Ed25519 key (PKCS#8 PEM) that signs every log entry; created (mode 0600) when absent. Default:
+   * coordinator.key next to the log, whatever the log store.
+   */
+  signingKey: z.string().min(1).optional(),
   /** Prepared model directory; default: the embedded default model. */
   model: z.string().min(1).optional(),
   maxMessageBytes: z.number().int().min(1024).default(4 * 1024 * 1024),
@@ -78,6 +83,7 @@ export type CoordinatorConfig = z.output<typeof coordinatorConfigSchema>;
 const ENV: Record<string, EnvBinding> = {
   MEZO_COORDINATOR_LISTEN: { path: 'listen', type: 'string' },
   MEZO_COORDINATOR_LOG: { path: 'log', type: 'string' },
+  MEZO_COORDINATOR_SIGNING_KEY: { path: 'signingKey', type: 'string' },
   MEZO_COORDINATOR_MODEL: { path: 'model', type: 'string' },
   MEZO_COORDINATOR_JOB_ID: { path: 'job.jobId', type: 'string' },
   MEZO_COORDINATOR_ROUNDS: { path: 'job.rounds', type: 'number' },
@@ -104,6 +110,7 @@ const ENV: Record<string, EnvBinding> = {
 const FLAGS: Record<string, string> = {
   listen: 'listen',
   log: 'log',
+  signingKey: 'signingKey',
   model: 'model',
   maxMessageBytes: 'maxMessageBytes',
   jobId: 'job.jobId',
@@ -172,8 +179,8 @@ export async function runCoordinator(
   signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM'],
   output: CoordinatorOutput = {},
 ): Promise<CoordinatorReport> {
-  const { loadPrepared, loadDefaultModel } = await import('../shared/model/index.js');
-  const { UpdateLog } = await import('../shared/log/index.js');
+  const { loadPrepared, loadDefaultModel, paddingRanges } = await import('../shared/model/index.js');
+  const { LogSigner, UpdateLog } = await import('../shared/log/index.js');
   const { noise } = await import('../shared/noise/index.js');
   const { GrpcTransport, serverTlsCredentials } = await import('../shared/transport/index.js');
   const { Coordinator } = await import('../coordinator/coordinator.js');
@@ -187,17 +194,21 @@ export async function runCoordinator(
   const prepared = config.model ? await loadPrepared(config.model) : await loadDefaultModel();
   const heldOutSet = await loadHeldOut(config, prepared.manifest);
   const header = { jobId: config.job.jobId, baseSha256: prepared.manifest.slabSha256, distribution: config.job.distribution, decayRanges: [] };
+  // The log is the coordinator's alone: it signs every entry, and agents check the signatures (docs/security.md).
+  const signingKey = config.signingKey ?? join(dirname(config.log), 'coordinator.key');
+  const signer = await LogSigner.loadOrCreate(signingKey);
   const nats =
     config.transport === 'nats'
-      ? await openCoordinatorNats(config.nats, { jobId: config.job.jobId, header, logStore: config.logStore, maxMessageBytes: config.maxMessageBytes })
+      ? await openCoordinatorNats(config.nats, { jobId: config.job.jobId, header, logStore: config.logStore, maxMessageBytes: config.maxMessageBytes, signer })
       : undefined;
-  const log = nats?.log ?? (await UpdateLog.open(config.log, header).catch(async (err: unknown) => {
+  const log = nats?.log ?? (await UpdateLog.open(config.log, header, { signer }).catch(async (err: unknown) => {
     await nats?.close();
     throw err;
   }));
   const coordinator = new Coordinator({
     log,
     baseSlab: prepared.slab,
+    padding: paddingRanges(prepared.manifest.tensors, prepared.slab.length),
     engine: noise,
     transport: nats?.transport ?? new GrpcTransport({
       address: config.listen,
@@ -285,6 +296,7 @@ export async function runCoordinator(
       process.stderr.write(`update log ${config.log}: torn tail truncated (${r.truncatedBytes} bytes; ${r.reason}); kept ${r.keptEntries} entries\n`);
     }
     if (nats?.logNote) process.stderr.write(`${nats.logNote}\n`);
+    process.stderr.write(`update log signed with ${signer.publicKey} (key ${signingKey}); agents may pin it with --log-public-key\n`);
     process.stderr.write(`coordinator ${config.job.jobId} listening on ${address}, log at version ${log.version}\n`);
     const before = await heldOut?.evaluateHead();
     if (output.progress) progress = showProgress(output.progress(options.rounds), coordinator, monitor, log.version === 0 ? 0 : log.entries(log.version - 1)[0]!.round + 1);
@@ -387,6 +399,7 @@ export function registerCoordinatorCommand(program: Command): void {
     .option('--config <file>', 'JSON config file (defaults < file < MEZO_COORDINATOR_* env < flags)')
     .option('--listen <host:port>', 'address to serve on (default 0.0.0.0:7070)')
     .option('--log <path>', 'durable update log; reopening it resumes the job')
+    .option('--signing-key <file>', 'Ed25519 key that signs the log entries, created when absent (default: coordinator.key next to the log)')
     .option('--model <dir>', 'prepared model directory (default: the embedded default model)')
     .option('--job-id <id>', 'job id (part of the log header)')
     .option('--rounds <n>', 'total rounds of the job', number)

@@ -6,7 +6,7 @@
 import type { Command } from 'commander';
 import { z } from 'zod';
 import type { EnvBinding } from '../shared/config/index.js';
-import type { LogHeaderInput, UpdateLog } from '../shared/log/index.js';
+import type { LogHeaderInput, LogSigner, UpdateLog } from '../shared/log/index.js';
 import type { NatsAuth, NatsConnectOptions, Transport } from '../shared/transport/index.js';
 
 export const natsConfigSchema = z
@@ -112,7 +112,7 @@ export interface CoordinatorNats {
 /** The coordinator's NATS side: one connection for the transport and (with logStore 'jetstream') the log stream. */
 export async function openCoordinatorNats(
   config: NatsConfig,
-  options: { jobId: string; header: LogHeaderInput; logStore: 'file' | 'jetstream'; maxMessageBytes: number },
+  options: { jobId: string; header: LogHeaderInput; logStore: 'file' | 'jetstream'; maxMessageBytes: number; signer?: LogSigner },
 ): Promise<CoordinatorNats> {
   const { NatsTransport, connectNats } = await import('../shared/transport/index.js');
   const { openJetStreamLog } = await import('../shared/log/index.js');
@@ -120,13 +120,16 @@ export async function openCoordinatorNats(
   try {
     const log =
       options.logStore === 'jetstream'
-        ? await openJetStreamLog({ connection, header: options.header, subjectPrefix: config.subjectPrefix, replicas: config.replicas })
+        ? await openJetStreamLog({ connection, header: options.header, subjectPrefix: config.subjectPrefix, replicas: config.replicas, ...(options.signer ? { signer: options.signer } : {}) })
         : undefined;
     const transport = new NatsTransport({ jobId: options.jobId, connection, subjectPrefix: config.subjectPrefix, maxMessageBytes: options.maxMessageBytes });
     return {
       transport,
       log,
-      logNote: log ? `update log: JetStream stream ${transport.subjects.stream}, ${log.version} entries verified` : undefined,
+      logNote: log
+        ? `update log: JetStream stream ${transport.subjects.stream}, ${log.version} entries verified` +
+          (log.ignoredRecords > 0 ? `, ${log.ignoredRecords} foreign messages on its subjects ignored` : '')
+        : undefined,
       close: async () => {
         // Drain delivers what is in flight; a server that is gone must not hold the exit up.
         let timer: NodeJS.Timeout | undefined;

@@ -951,6 +951,7 @@ export class Coordinator {
           rebaseVersion: this.log.lastRebaseVersion,
           compactEvery: this.options.compactEvery ?? 0,
           ...(jobEnd ? { jobEnd } : {}),
+          ...(this.log.publicKey ? { logPublicKey: this.log.publicKey } : {}),
         };
       },
 

@@ -14,7 +14,7 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { FeatureArray, LocalDataset } from '../shared/data/index.js';
-import { CoefficientSums, encodeEntryPayload, hashPayload, lastRebaseIndex, UpdateLog, type LogEntry } from '../shared/log/index.js';
+import { CoefficientSums, encodeEntryPayload, hashPayload, lastRebaseIndex, LogVerifier, UpdateLog, type LogEntry } from '../shared/log/index.js';
 import { logger } from '../shared/logger.js';
 import type { PreparedModel } from '../shared/model/index.js';
 import type { Distribution, Seed } from '../shared/noise/index.js';
@@ -62,6 +62,11 @@ export interface AgentInit {
   /** First reconnect delay and its cap, ms (defaults 200 and 10,000); each failure doubles it, with jitter. */
   reconnect?: { initialMs?: number; maxMs?: number };
   /**
+   * The coordinator's log key ("ed25519:" + 64 hex digits), from the agent's enrolment: a coordinator that
+   * presents another key (or none) is refused. Unset: the key of the first Join is pinned for the job.
+   */
+  logPublicKey?: string;
+  /**
    * When the coordinator says the job has ended: 'leave' catches up to the job's final version, ends the session
    * and resolves run() with the end; 'wait' (the default, so embedding code decides) stays connected and keeps
    * reconnecting, and a coordinator of another job then starts the agent afresh on that job.
@@ -107,6 +112,8 @@ export interface AgentState {
   lastCatchUp: CatchUpRecord | undefined;
   /** Snapshots downloaded and refused (hash or framing did not check out). */
   snapshotsRejected: number;
+  /** Broadcast updates dropped: not signed by the job's key, not matching their hash, or not chaining. */
+  updatesRejected: number;
 }
 
 /**
@@ -152,6 +159,8 @@ interface Job {
    * before applying it. Unknown (undefined) after a snapshot until a rebase arrives.
    */
   sums: CoefficientSums | undefined;
+  /** Checks entries against the job's log key; undefined when the coordinator does not sign its log. */
+  verifier: LogVerifier | undefined;
 }
 
 export class Agent {
@@ -173,6 +182,7 @@ export class Agent {
   private reconnects = 0;
   private lastCatchUp: CatchUpRecord | undefined;
   private snapshotsRejected = 0;
+  private updatesRejected = 0;
 
   constructor(init: AgentInit) {
     this.init = init;
@@ -187,6 +197,7 @@ export class Agent {
       reconnects: this.reconnects,
       lastCatchUp: this.lastCatchUp,
       snapshotsRejected: this.snapshotsRejected,
+      updatesRejected: this.updatesRejected,
     };
   }
 
@@ -305,7 +316,8 @@ export class Agent {
       const giveUpAfterMs = this.init.giveUpAfterMs;
       const unreachableMs = Date.now() - reachedAt;
       if (giveUpAfterMs !== undefined && unreachableMs >= giveUpAfterMs) {
-        const error = new CoordinatorUnreachableError(`no coordinator reached for ${unreachableMs} ms (giving up after ${giveUpAfterMs} ms)`, { cause: lastError });
+        const last = lastError ? `; last error: ${lastError.message}` : '';
+        const error = new CoordinatorUnreachableError(`no coordinator reached for ${unreachableMs} ms (giving up after ${giveUpAfterMs} ms)${last}`, { cause: lastError });
         logger.error({ agent: this.id, err: error.message }, 'agent stopped: coordinator unreachable');
         throw error;
       }
@@ -337,6 +349,7 @@ export class Agent {
     if (this.job) {
       const held = this.job.accepted;
       if (held.jobId === accepted.jobId && held.genesisHash === accepted.genesisHash) {
+        this.logVerifier(accepted, this.job.verifier?.publicKey ?? null);
         this.job.accepted = accepted;
         return;
       }
@@ -346,6 +359,7 @@ export class Agent {
       // The job held has ended and this is the next one: start over from the base weights.
       await this.releaseJob();
     }
+    const verifier = this.logVerifier(accepted, undefined);
     const header = {
       jobId: accepted.jobId,
       baseSha256: accepted.baseSha256,
@@ -394,8 +408,51 @@ export class Agent {
       replica: this.init.stateDir === undefined && this.init.keepLogReplica === false ? undefined : replayable,
       version: replayable?.version ?? 0,
       headHash: replayable?.headHash ?? accepted.genesisHash,
+      verifier,
     };
     logger.info({ agent: this.id, jobId: accepted.jobId, version: this.job.version }, 'agent set up');
+  }
+
+  /**
+   * The verifier of the log key a Join presents. It must be the pinned key (AgentInit.logPublicKey), else the
+   * one this job's first Join presented (`held`: its key, null for an unsigned log; undefined on a first Join).
+   */
+  private logVerifier(accepted: JoinAccepted, held: string | null | undefined): LogVerifier | undefined {
+    const presented = accepted.logPublicKey;
+    const pinned = this.init.logPublicKey ?? held;
+    if (pinned !== undefined && (presented ?? null) !== pinned) {
+      throw new AgentStateError(`the coordinator presents the log key ${presented ?? '(none: an unsigned log)'}, not the pinned ${pinned ?? '(none)'}; refusing the job`);
+    }
+    return presented === undefined ? undefined : LogVerifier.for(presented);
+  }
+
+  /** Why an entry is not the coordinator's own record (signature, then hash), or undefined when it is. */
+  private recordFault(entry: LogEntry): string | undefined {
+    const verifier = this.job!.verifier;
+    if (verifier && !verifier.verify(entry.hash, entry.signature)) {
+      return `entry ${entry.version}: ${entry.signature === undefined ? 'not signed' : 'signature does not verify'} with the job's key`;
+    }
+    const { hash, signature: _signature, ...unsigned } = entry;
+    try {
+      if (hashPayload(encodeEntryPayload(unsigned)) !== hash) return `entry ${entry.version}: hash does not match its contents`;
+    } catch (err) {
+      return `entry ${entry.version}: ${(err as Error).message}`;
+    }
+    return undefined;
+  }
+
+  /**
+   * A broadcast update that is not the coordinator's (recordFault) or does not chain onto these weights: it is
+   * dropped and counted, and the log says what comes next.
+   */
+  private async rejectUpdate(client: CoordinatorClient, update: LogEntry, reason: string): Promise<void> {
+    this.updatesRejected++;
+    logger.warn({ agent: this.id, version: update.version, reason }, 'dropped a bad update; fetching the log instead');
+    for (;;) {
+      const page = await client.fetchLog({ fromVersion: this.job!.version, toVersion: 0 });
+      for (const entry of page.entries) await this.applyEntry(entry);
+      if (page.entries.length === 0 || this.job!.version >= page.headVersion) return;
+    }
   }
 
   private decayOf(entry: Pick<LogEntry, 'decay'>, accepted: JoinAccepted) {
@@ -424,8 +481,9 @@ export class Agent {
     if (!rebase || rebase.version !== version || rebase.kind !== 'rebase') {
       throw new TransportError('DATA_LOSS', `fetchLog: entry ${version} is not the rebase record the coordinator announced`);
     }
-    const { hash, ...unsigned } = rebase;
-    if (hashPayload(encodeEntryPayload(unsigned)) !== hash) throw new TransportError('DATA_LOSS', `rebase ${version}: hash does not match its contents`);
+    const fault = this.recordFault(rebase);
+    if (fault !== undefined) throw new TransportError('DATA_LOSS', `rebase ${fault}`);
+    const { hash } = rebase;
     await this.applyToWeights(job.backend, rebase, job.accepted);
     await job.replica?.close();
     job.replica = undefined;
@@ -523,11 +581,13 @@ export class Agent {
     const { backend, replica, accepted } = job;
     if (entry.version <= job.version) return; // already held
     if (entry.version !== job.version + 1) throw new TransportError('DATA_LOSS', `entry ${entry.version} does not follow version ${job.version}`);
+    // From the log (broadcasts are checked before they get here): a bad record is the connection's fault.
+    const fault = this.recordFault(entry);
+    if (fault !== undefined) throw new TransportError('DATA_LOSS', `fetchLog: ${fault}`);
     if (entry.prevHash !== job.headHash) {
       throw new AgentStateError(`update ${entry.version}: prevHash ${entry.prevHash.slice(0, 12)}… does not match the local head ${job.headHash.slice(0, 12)}…`);
     }
-    const { hash, ...unsigned } = entry;
-    if (hashPayload(encodeEntryPayload(unsigned)) !== hash) throw new AgentStateError(`update ${entry.version}: hash does not match its contents`);
+    const { hash } = entry;
     if (entry.kind === 'rebase') {
       // The record must be what this replica's own history sums to (known unless a snapshot came since).
       const wrong = job.sums?.mismatch(entry);
@@ -539,9 +599,10 @@ export class Agent {
     if (job.sums) job.sums.add(entry);
     else if (entry.kind === 'rebase' && (accepted.compactEvery ?? 0) > 0) job.sums = CoefficientSums.startingAt(entry);
     if (replica) {
+      const signature = entry.signature === undefined ? {} : { signature: entry.signature };
       const stored = entry.kind === 'rebase'
-        ? await replica.appendRebase({ round: entry.round, terms: entry.terms })
-        : await replica.append({ round: entry.round, lr: entry.lr, decay: entry.decay, terms: entry.terms });
+        ? await replica.appendRebase({ round: entry.round, terms: entry.terms, ...signature })
+        : await replica.append({ round: entry.round, lr: entry.lr, decay: entry.decay, terms: entry.terms, ...signature });
       if (stored.hash !== hash) throw new AgentStateError(`update ${entry.version}: replica hash ${stored.hash} differs from ${hash}`);
     }
   }
@@ -596,8 +657,15 @@ export class Agent {
         return;
       case 'update':
         this.enqueue(async () => {
-          if (message.update.version > this.job!.version + 1) await this.catchUp(client, message.update.version - 1);
-          await this.applyEntry(message.update);
+          const update = message.update;
+          // Checked before anything is fetched for it: a forged version number must not send the agent after it.
+          const fault = this.recordFault(update);
+          if (fault !== undefined) return this.rejectUpdate(client, update, fault);
+          if (update.version > this.job!.version + 1) await this.catchUp(client, update.version - 1);
+          if (update.version === this.job!.version + 1 && update.prevHash !== this.job!.headHash) {
+            return this.rejectUpdate(client, update, `entry ${update.version}: prevHash ${update.prevHash.slice(0, 12)}… does not match the local head`);
+          }
+          await this.applyEntry(update);
         }).catch((err: Error) => (err instanceof AgentStateError ? fail(err) : session.end()));
         return;
       case 'jobEnd': {

@@ -106,6 +106,12 @@ export const joinAcceptedSchema = z.object({
   compactEvery: uint32.transform((v) => (v === 0 ? undefined : v)).optional(),
   /** Set when the job has ended: no tasks will come (proto-loader gives an unset message field as null). */
   jobEnd: z.preprocess((v) => v ?? undefined, jobEndSchema.optional()),
+  /** The key that signs the log's entries (shared/log/log-signature.ts); empty or absent: the log is not signed. */
+  logPublicKey: z
+    .string()
+    .optional()
+    .transform((k) => (k === '' ? undefined : k))
+    .pipe(z.string().regex(/^ed25519:[0-9a-f]{64}$/, 'must be "ed25519:" followed by 64 lowercase hex digits').optional()),
 }).superRefine((m, ctx) => {
   if (m.snapshotVersion > m.currentVersion) ctx.addIssue({ code: 'custom', path: ['snapshotVersion'], message: `must not exceed currentVersion (${m.currentVersion})` });
   if (m.logFloor > m.currentVersion) ctx.addIssue({ code: 'custom', path: ['logFloor'], message: `must not exceed currentVersion (${m.currentVersion})` });
@@ -149,7 +155,14 @@ export const updateSchema = z
     decay: z.number().refine((d) => d > 0 && d <= 1, 'must be in (0, 1]'),
     prevHash: hex64,
     hash: hex64,
+    /** The coordinator's signature of `hash`; empty or absent: unsigned (shared/log/log-signature.ts). */
+    signature: z
+      .string()
+      .optional()
+      .transform((sig) => (sig === '' ? undefined : sig))
+      .pipe(z.string().regex(/^[0-9a-f]{128}$/, 'must be 128 lowercase hex digits').optional()),
   })
+  .transform(({ signature, ...u }) => (signature === undefined ? u : { ...u, signature }))
   .superRefine((u, ctx) => {
     if (u.kind !== 'rebase') return;
     // A rebase record has one canonical form (shared/log/log-entry.ts): no lr or decay, each seed once, ascending.
@@ -339,6 +352,7 @@ export function encodeJoinAccepted(m: JoinAccepted): Record<string, unknown> {
     ...(m.rebaseVersion ? { rebaseVersion: u64(m.rebaseVersion) } : {}),
     ...(m.compactEvery ? { compactEvery: m.compactEvery } : {}),
     ...(m.jobEnd ? { jobEnd: encodeJobEnd(m.jobEnd) } : {}),
+    ...(m.logPublicKey ? { logPublicKey: m.logPublicKey } : {}),
   };
 }
 
@@ -373,6 +387,7 @@ export function encodeUpdate(u: Update): Record<string, unknown> {
     decay: u.decay,
     prevHash: u.prevHash,
     hash: u.hash,
+    ...(u.signature !== undefined ? { signature: u.signature } : {}),
   };
 }
 

@@ -31,9 +31,11 @@ const delimited = (length: number): number => 1 + varintBytes(length) + length;
 export function updateBytes(entry: LogEntry): number {
   let terms = 0;
   for (const term of entry.terms) terms += delimited(varintField(term.seed) + 5);
-  // round, version, terms, lr (double), decay (float), prev_hash, hash; kind only for a rebase (encodeUpdate)
+  // round, version, terms, lr (double), decay (float), prev_hash, hash; kind only for a rebase (encodeUpdate);
+  // the signature (128 hex characters) when the log is signed
   const kind = entry.kind === 'rebase' ? varintField(2) : 0;
-  return varintField(entry.round) + varintField(entry.version) + terms + 9 + 5 + HASH_FIELD * 2 + kind;
+  const signature = entry.signature === undefined ? 0 : delimited(entry.signature.length);
+  return varintField(entry.round) + varintField(entry.version) + terms + 9 + 5 + HASH_FIELD * 2 + kind + signature;
 }
 
 /** The contribution of one entry to a FetchLogResponse (its repeated-field framing included). */
