@@ -2,6 +2,8 @@
  * `mezo export`: bakes a job's trained weights — the prepared base plus the update log up to a version — into a
  * plain ONNX model without the loss head, which runs like the original model.
  */
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 
 function version(value: string): number {
@@ -15,6 +17,7 @@ export interface ExportFlags {
   out: string;
   model?: string;
   logVersion?: number;
+  logPublicKey?: string;
   json?: boolean;
 }
 
@@ -22,8 +25,18 @@ export async function runExport(flags: ExportFlags): Promise<void> {
   const { loadPrepared, loadDefaultModel } = await import('../shared/model/index.js');
   const { noise } = await import('../shared/noise/index.js');
   const { exportModel } = await import('../coordinator/export-model.js');
+  const { LogSigner, parseLogPublicKey } = await import('../shared/log/index.js');
   const prepared = flags.model ? await loadPrepared(flags.model) : await loadDefaultModel();
-  const result = await exportModel(prepared, flags.log, flags.out, noise, flags.logVersion === undefined ? {} : { version: flags.logVersion });
+  // The log's records must carry the coordinator's signature: the key given, else the signing key next to the log.
+  const keyFile = join(dirname(flags.log), 'coordinator.key');
+  const publicKey = flags.logPublicKey !== undefined
+    ? parseLogPublicKey(flags.logPublicKey, '--log-public-key')
+    : existsSync(keyFile) ? LogSigner.fromPem(readFileSync(keyFile, 'utf8'), keyFile).publicKey : undefined;
+  const result = await exportModel(prepared, flags.log, flags.out, noise, {
+    ...(flags.logVersion === undefined ? {} : { version: flags.logVersion }),
+    ...(publicKey ? { publicKey } : {}),
+  });
+  if (publicKey) process.stderr.write(`every entry is signed by ${publicKey}\n`);
   if (result.recovery) {
     process.stderr.write(`note: the log ends in a torn record (${result.recovery.reason}); exported from the ${result.recovery.keptEntries} whole entries\n`);
   }
@@ -39,6 +52,7 @@ export function registerExportCommand(program: Command): void {
     .requiredOption('--out <file>', 'where to write the ONNX model')
     .option('--model <dir>', 'prepared model directory the job trained (default: the embedded default model)')
     .option('--log-version <n>', 'log version to export (default: the head)', version)
+    .option('--log-public-key <key>', 'check that every entry is signed by this key (ed25519:…; default: the key of coordinator.key next to the log, when there is one)')
     .option('--json', 'print the result as JSON')
     .action(async (flags: ExportFlags) => {
       await runExport(flags);

@@ -10,7 +10,7 @@
 import { copyFile, mkdtemp, open, rm, writeFile, rename } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, basename } from 'node:path';
-import { replay, UpdateLog, type LogEntry, type LogHeaderInput, type TailRecovery } from '../shared/log/index.js';
+import { LogVerifier, replay, UpdateLog, type LogEntry, type LogHeaderInput, type TailRecovery } from '../shared/log/index.js';
 import { decodeModel, encodeModel, paddingRanges, slabSha256, type PreparedModel } from '../shared/model/index.js';
 import { HEAD_PREFIX } from '../shared/model/loss-head.js';
 import { floatTensor, tensorValueInfo, type DimSpec } from '../shared/model/onnx-builders.js';
@@ -102,14 +102,17 @@ export interface LoadedLog {
   recovery: TailRecovery | undefined;
 }
 
-/** Reads and verifies a whole update log (chain, checksums) from a private copy of the file. */
-export async function readLog(path: string): Promise<LoadedLog> {
+/**
+ * Reads and verifies a whole update log (chain, checksums; with `publicKey`, every record's signature) from a
+ * private copy of the file.
+ */
+export async function readLog(path: string, options: { publicKey?: string } = {}): Promise<LoadedLog> {
   const header = await readLogHeader(path);
   const scratch = await mkdtemp(join(tmpdir(), 'mezo-export-'));
   try {
     const copy = join(scratch, 'update.log');
     await copyFile(path, copy);
-    const log = await UpdateLog.open(copy, header);
+    const log = await UpdateLog.open(copy, header, options.publicKey === undefined ? {} : { verifier: LogVerifier.for(options.publicKey) });
     try {
       return { header, entries: log.entries(), headHash: log.headHash, recovery: log.recovery };
     } finally {
@@ -175,9 +178,9 @@ export async function exportModel(
   logPath: string,
   outPath: string,
   engine: NoiseEngine,
-  options: MaterialiseOptions = {},
+  options: MaterialiseOptions & { publicKey?: string } = {},
 ): Promise<ExportResult> {
-  const log = await readLog(logPath);
+  const log = await readLog(logPath, options.publicKey === undefined ? {} : { publicKey: options.publicKey });
   const slab = materialiseAt(prepared, log, engine, options);
   const version = options.version ?? log.entries.length;
   const bytes = bakeModel(prepared, slab);

@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ExportError, exportModel, materialiseAt, readLog } from '../../coordinator/export-model.js';
-import { UpdateLog, replay } from '../../shared/log/index.js';
+import { LogSigner, UpdateLog, replay } from '../../shared/log/index.js';
 import { decodeModel, encodeModel, paddingRanges, slabSha256, type PreparedModel } from '../../shared/model/index.js';
 import { tensorValueInfo } from '../../shared/model/onnx-builders.js';
 import { DataType } from '../../shared/model/onnx-types.js';
@@ -115,6 +115,22 @@ describe('mezo export', () => {
     );
     await expect(readLog(join(dir, 'missing.log'))).rejects.toBeInstanceOf(ExportError);
     expect(() => materialiseAt(prepared, { header: logHeader(prepared), entries: [], headHash: '', recovery: undefined }, noise, { version: -1 })).toThrow(ExportError);
+    expect(existsSync(join(dir, 'x.onnx'))).toBe(false);
+  });
+
+  it('checks every entry\'s signature against the coordinator\'s key, when given one', async () => {
+    const signer = LogSigner.generate();
+    const signedPath = join(dir, 'signed', 'update.log');
+    const signed = await UpdateLog.open(signedPath, logHeader(prepared, 'export-test'), { signer });
+    for (const entry of (await readLog(logPath)).entries) await signed.append({ round: entry.round, lr: entry.lr, terms: entry.terms });
+    await signed.close();
+    const result = await exportModel(prepared, signedPath, join(dir, 'signed.onnx'), noise, { publicKey: signer.publicKey });
+    expect(result.version).toBe(4);
+    await expect(exportModel(prepared, signedPath, join(dir, 'x.onnx'), noise, { publicKey: LogSigner.generate().publicKey })).rejects.toThrow(
+      /entry 1 is signed with another key/,
+    );
+    // The unsigned log is no coordinator's, as far as a key can tell.
+    await expect(exportModel(prepared, logPath, join(dir, 'x.onnx'), noise, { publicKey: signer.publicKey })).rejects.toThrow(/entry 1 is not signed/);
     expect(existsSync(join(dir, 'x.onnx'))).toBe(false);
   });
 
