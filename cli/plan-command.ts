@@ -63,7 +63,7 @@ export async function runPlan(target: string, options: PlanCommandOptions): Prom
       );
       return result;
     }
-    const size = options.size ?? (family.name === 'mlp' ? (param === 'width' ? 1024 : 2) : param === 'dim' ? 256 : 2);
+    const size = options.size ?? family.defaultSize(param);
     const facts = plan.analyzeGraph(plan.familyGraph(family, param, size, options.loss), shape);
     const estimates = plan.estimateAll(facts);
     return { ...result, size, model: family.describe(param, size), facts, estimates, mezoOverBackprop: ratios(estimates) };
@@ -76,7 +76,7 @@ export async function runPlan(target: string, options: PlanCommandOptions): Prom
   try {
     info = await stat(path);
   } catch {
-    throw new plan.PlanError(`${target}: no such file or directory (give a prepared-model directory, a .onnx file, zoo:mlp or zoo:transformer)`);
+    throw new plan.PlanError(`${target}: no such file or directory (give a prepared-model directory, a .onnx file, zoo:mlp, zoo:cnn or zoo:transformer)`);
   }
   let graph;
   if (info.isDirectory()) {
@@ -166,11 +166,11 @@ export function registerPlanCommand(program: Command): void {
   program
     .command('plan')
     .description('predict peak memory of fine-tuning with MeZO vs backprop, or find the largest zoo model that fits a budget')
-    .argument('<model>', 'a prepared-model directory, a .onnx file, zoo:mlp or zoo:transformer')
+    .argument('<model>', 'a prepared-model directory, a .onnx file, zoo:mlp, zoo:cnn or zoo:transformer')
     .requiredOption('--batch <n>', 'batch size', positiveInt)
     .option('--budget <size>', 'memory budget, e.g. 512MiB or 2GiB (zoo families: search the largest model that fits)')
-    .option('--family-param <name>', 'zoo families: the size parameter to vary (mlp: width, layers; transformer: dim, layers)')
-    .option('--size <n>', 'zoo families without --budget: the member to plan (mlp width 1024, transformer dim 256 by default)', positiveInt)
+    .option('--family-param <name>', 'zoo families: the size parameter to vary (mlp: width, layers; cnn: channels, hidden; transformer: dim, layers)')
+    .option('--size <n>', 'zoo families without --budget: the member to plan (mlp width 1024, cnn channels 8, transformer dim 256 by default)', positiveInt)
     .option('--loss <kind>', 'plain .onnx models and zoo families: loss head to plan with (cross-entropy, mse, none)')
     .option('--dims <list>', 'sizes of symbolic input dimensions other than the batch, e.g. seq=128', dimList)
     .option('--json', 'print JSON instead of a table')

@@ -17,7 +17,7 @@ export { NODE_ORT_BASELINE, PYTORCH_BASELINE } from './runtime-baseline.js';
 export type { RuntimeBaseline } from './runtime-baseline.js';
 export { analyzeGraph, estimateMemory, estimateAll, checkpointedBytes, METHODS, OPTIMIZER_STATE } from './memory-model.js';
 export type { AnalyzeOptions, EstimateOptions, GraphMemoryFacts, MemoryEstimate, Method } from './memory-model.js';
-export { MLP_FAMILY, TRANSFORMER_FAMILY, ZOO_FAMILIES, zooFamily, checkFamilyParam, familyGraph } from './zoo-family.js';
+export { CNN_FAMILY, MLP_FAMILY, TRANSFORMER_FAMILY, ZOO_FAMILIES, zooFamily, checkFamilyParam, familyGraph } from './zoo-family.js';
 export type { ZooFamily } from './zoo-family.js';
 export { largestFitting, largestInFamily, familyFits } from './budget-search.js';
 export type { FamilyFit, FamilySearchOptions } from './budget-search.js';

@@ -47,7 +47,7 @@ describe('largestInFamily', () => {
   });
 
   it('rejects unknown families, parameters and sizes', () => {
-    expect(() => zooFamily('resnet')).toThrow(/unknown zoo family "resnet"; known: mlp, transformer/);
+    expect(() => zooFamily('resnet')).toThrow(/unknown zoo family "resnet"; known: mlp, cnn, transformer/);
     expect(() => checkFamilyParam(MLP_FAMILY, 'dim')).toThrow(/zoo:mlp has no size parameter "dim"; use one of width, layers/);
     expect(() => familyGraph(TRANSFORMER_FAMILY, 'dim', 12)).toThrow(/multiple of 8/);
     expect(() => largestInFamily(MLP_FAMILY, 'width', 'mezo', { batch: 1, budgetBytes: 0 })).toThrow(/budget must be positive/);

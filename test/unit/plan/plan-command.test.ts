@@ -47,9 +47,26 @@ describe('mezo plan', () => {
     expect(JSON.parse(member.stdout)).toMatchObject({ model: 'transformer v1000 d64 h4 l2 s32', size: 64 });
   });
 
+  it('plans the zoo CNN family: the default member, a member by size, and a budget search over channels or hidden', async () => {
+    const member = JSON.parse((await mezo('plan', 'zoo:cnn', '--batch', '16', '--json')).stdout) as { model: string; size: number; param: string; facts: { parameters: number } };
+    // buildCnn's defaults: conv 1→8 and 8→16 (3×3), fc 784→64→10.
+    expect(member).toMatchObject({ param: 'channels', size: 8, model: 'cnn 1x28x28 c8,16 h64 -> 10' });
+    expect(member.facts.parameters).toBe(80 + 1168 + 50_240 + 650);
+    const hidden = JSON.parse((await mezo('plan', 'zoo:cnn', '--batch', '16', '--family-param', 'hidden', '--size', '32', '--json')).stdout) as { facts: { parameters: number } };
+    expect(hidden.facts.parameters).toBe(80 + 1168 + 784 * 32 + 32 + 32 * 10 + 10);
+    const search = JSON.parse((await mezo('plan', 'zoo:cnn', '--batch', '32', '--budget', '200MiB', '--json')).stdout) as {
+      fits: Array<{ method: string; size: number | null }>;
+    };
+    expect(search.fits[0]!.size).toBeGreaterThan(1);
+    for (const f of search.fits.slice(1)) expect(search.fits[0]!.size!).toBeGreaterThanOrEqual(f.size ?? 0);
+    const table = await mezo('plan', 'zoo:cnn', '--batch', '32', '--budget', '200MiB');
+    expect(table.stdout).toMatch(/largest cnn by channels within 200\.0 MiB at batch 32/);
+  });
+
   it('names the problem for bad input, with exit code 1', async () => {
     const cases: Array<[string[], RegExp]> = [
-      [['plan', 'zoo:resnet', '--batch', '1'], /unknown zoo family "resnet"/],
+      [['plan', 'zoo:resnet', '--batch', '1'], /unknown zoo family "resnet"; known: mlp, cnn, transformer/],
+      [['plan', 'zoo:cnn', '--batch', '1', '--size', '4096'], /cnn channels must be an integer in \[1, 2048\]/],
       [['plan', 'zoo:mlp', '--batch', '1', '--family-param', 'dim'], /has no size parameter "dim"/],
       [['plan', join(root, 'missing.onnx'), '--batch', '1'], /no such file or directory/],
       [['plan', 'zoo:mlp', '--batch', '1', '--budget', 'big'], /"big" is not a size/],

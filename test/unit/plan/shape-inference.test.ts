@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { decodeModel, encodeModel, prepareModel } from '../../../shared/model/index.js';
 import { tensorValueInfo } from '../../../shared/model/onnx-builders.js';
 import { buildCnn, buildMlp, buildTransformer, type ZooModel } from '../../../shared/model/zoo/index.js';
-import { inferShapes, planGraphFromPrepared, PlanError, planGraphFromModel } from '../../../shared/plan/index.js';
+import { CNN_FAMILY, inferShapes, planGraphFromPrepared, PlanError, planGraphFromModel } from '../../../shared/plan/index.js';
 import { node } from '../../../shared/model/onnx-builders.js';
 import { DataType } from '../../../shared/model/onnx-types.js';
 
@@ -13,6 +13,9 @@ const zoo: Array<[string, () => ZooModel]> = [
   ['mlp gemm', () => buildMlp({ sizes: [12, 16, 8, 5] })],
   ['mlp matmul', () => buildMlp({ sizes: [12, 16, 5], layer: 'matmul' })],
   ['cnn', () => buildCnn({ channels: [2, 3], hidden: 8, classes: 4 })],
+  // What `mezo plan zoo:cnn` sizes: family members, built with weights so onnxruntime can run them.
+  ['cnn family member (channels 3)', () => CNN_FAMILY.build('channels', 3)],
+  ['cnn family member (hidden 5)', () => CNN_FAMILY.build('hidden', 5)],
   ['transformer (LayerNormalization op, opset 17)', () => buildTransformer({ vocab: 20, dim: 16, heads: 2, layers: 2, seq: 6, classes: 3 })],
   ['transformer (decomposed LN, erf gelu, opset 13)', () => buildTransformer({ vocab: 20, dim: 16, heads: 4, layers: 1, seq: 5, classes: 3, opset: 13 })],
   ['transformer (Gelu op, opset 20, ReduceMean axes input)', () => buildTransformer({ vocab: 20, dim: 8, heads: 2, layers: 1, seq: 4, classes: 2, opset: 20 })],
