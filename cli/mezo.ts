@@ -14,6 +14,7 @@ import { registerAgentCommand } from './agent-command.js';
 import { registerExportCommand } from './export-command.js';
 import { registerSimulateCommand } from './simulate-command.js';
 import { registerReportCommand } from './report-command.js';
+import { registerNatsConfigCommand } from './nats-config-command.js';
 
 function packageVersion(): string {
   for (const rel of ['../package.json', '../../package.json']) {
@@ -42,6 +43,7 @@ export function buildProgram(): Command {
   registerAgentCommand(program);
   registerExportCommand(program);
   registerSimulateCommand(program);
+  registerNatsConfigCommand(program);
   registerReportCommand(program);
   return program;
 }
