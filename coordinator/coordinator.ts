@@ -242,6 +242,8 @@ export class Coordinator {
   private endRequested = false;
   /** Set once the job has ended (every round logged, or ended by the operator); told to every agent. */
   private ended: JobEnd | undefined;
+  /** The JobEnd message: one object for every session, so gRPC and in-memory transports encode it once. */
+  private endMessage: { kind: 'jobEnd'; jobEnd: JobEnd } | undefined;
   private running: Promise<RunReport> | undefined;
   private pinger: NodeJS.Timeout | undefined;
   private waiters: Array<() => void> = [];
@@ -531,15 +533,16 @@ export class Coordinator {
     if (this.ended) return;
     this.flushBroadcast();
     this.ended = { jobId: this.options.jobId, reason, version: this.log.version, headHash: this.log.headHash };
+    this.endMessage = { kind: 'jobEnd', jobEnd: this.ended };
     logger.info({ ...this.ended }, 'job ended; telling the agents');
     for (const agent of this.agents.values()) this.sendJobEnd(agent);
   }
 
   private sendJobEnd(agent: AgentRecord): void {
     const session = agent.session;
-    if (!session || !this.ended) return;
+    if (!session || !this.endMessage) return;
     this.deliverPending(agent);
-    session.send({ kind: 'jobEnd', jobEnd: this.ended });
+    session.send(this.endMessage);
   }
 
   /** stop(), wait for the loop, close every stream and the listener, then the log (pending appends flushed). */
