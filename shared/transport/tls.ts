@@ -4,7 +4,9 @@
  * coordinator's certificate and, for mutual TLS, presents its own.
  */
 import { readFileSync } from 'node:fs';
+import { createSecureContext } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
+import { TlsChannelCredentials } from './tls-channel-credentials.js';
 
 export interface ServerTlsFiles {
   /** PEM certificate chain the coordinator presents. */
@@ -49,7 +51,14 @@ export function clientTlsCredentials(files: ClientTlsFiles): grpc.ChannelCredent
     throw new TlsConfigError('a client certificate needs its key and a key its certificate (--tls-cert with --tls-key)');
   }
   const ca = readPem(files.ca, 'CA bundle');
-  const key = files.key ? readPem(files.key, 'TLS key') : null;
-  const cert = files.cert ? readPem(files.cert, 'TLS certificate') : null;
-  return grpc.credentials.createSsl(ca, key, cert);
+  const key = files.key ? readPem(files.key, 'TLS key') : undefined;
+  const cert = files.cert ? readPem(files.cert, 'TLS certificate') : undefined;
+  // Not grpc.credentials.createSsl: it would send an IP address as the TLS server name (tls-channel-credentials.ts).
+  let context;
+  try {
+    context = createSecureContext({ ca, key, cert });
+  } catch (err) {
+    throw new TlsConfigError(`the TLS key and certificate do not make a usable pair: ${(err as Error).message}`, { cause: err });
+  }
+  return new TlsChannelCredentials(context);
 }
