@@ -1,3 +1,5 @@
+import { isIPv4, isIPv6 } from 'node:net';
+
 /**
  * Failed authentication, rate-limited per peer address with bounded memory. Each peer has a token bucket that
  * only failures drain; while it is empty every call from that peer is refused before its credentials are
@@ -21,21 +23,23 @@ interface Bucket {
 }
 
 /**
- * The address part of a transport's peer string: gRPC's "ipv4:10.0.0.7:51234" → "ipv4:10.0.0.7", and an IPv6
- * peer to its /64 (one host holds a whole /64). Other peers (NATS, which does not reveal the sender) are kept
- * as the transport names them.
+ * The address part of a transport's peer string, without the port: gRPC's "10.0.0.7:51234" (or
+ * "ipv4:10.0.0.7:51234") → "ip:10.0.0.7", an IPv4-mapped IPv6 address to its IPv4 form, and an IPv6 address to
+ * its /64 (one host holds a whole /64). Other peers (NATS, which does not reveal the sender) are kept as the
+ * transport names them.
  */
 export function peerAddress(peer: string): string {
-  const v4 = /^ipv4:(\d{1,3}(?:\.\d{1,3}){3}):\d+$/.exec(peer);
-  if (v4) return `ipv4:${v4[1]}`;
-  const v6 = /^ipv6:\[([0-9a-fA-F:.]+)\]:\d+$/.exec(peer);
-  if (v6) {
-    const address = v6[1]!;
-    const [head = '', tail = ''] = address.split('::');
+  const withoutScheme = peer.replace(/^ipv[46]:/, '');
+  const port = /^(.*):\d+$/.exec(withoutScheme);
+  const host = port ? port[1]!.replace(/^\[(.*)\]$/, '$1') : withoutScheme;
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(host);
+  if (isIPv4(host) || mapped) return `ip:${mapped ? mapped[1] : host}`;
+  if (isIPv6(host)) {
+    const [head = '', tail = ''] = host.split('::');
     const front = head === '' ? [] : head.split(':');
     const back = tail === '' ? [] : tail.split(':');
-    const groups = address.includes('::') ? [...front, ...Array<string>(8 - front.length - back.length).fill('0'), ...back] : front;
-    return `ipv6:${groups.slice(0, 4).map((g) => g.toLowerCase().replace(/^0+(?=.)/, '')).join(':')}::/64`;
+    const groups = host.includes('::') ? [...front, ...Array<string>(Math.max(0, 8 - front.length - back.length)).fill('0'), ...back] : front;
+    return `ip:${groups.slice(0, 4).map((g) => g.toLowerCase().replace(/^0+(?=.)/, '')).join(':')}::/64`;
   }
   return peer;
 }

@@ -3,10 +3,13 @@ import { AuthFailureLimiter, peerAddress } from '../../../coordinator/auth-failu
 
 describe('AuthFailureLimiter', () => {
   it('reduces transport peers to addresses (IPv6 to its /64)', () => {
-    expect(peerAddress('ipv4:10.0.0.7:51234')).toBe('ipv4:10.0.0.7');
-    expect(peerAddress('ipv6:[2001:db8:0:1:aaaa::5]:443')).toBe('ipv6:2001:db8:0:1::/64');
-    expect(peerAddress('ipv6:[2001:db8:0:1:bbbb::9]:80')).toBe('ipv6:2001:db8:0:1::/64');
-    expect(peerAddress('ipv6:[::1]:80')).toBe('ipv6:0:0:0:0::/64');
+    // grpc-js reports the remote address and port as the socket gives them.
+    expect(peerAddress('127.0.0.1:51234')).toBe('ip:127.0.0.1');
+    expect(peerAddress('ipv4:10.0.0.7:51234')).toBe('ip:10.0.0.7');
+    expect(peerAddress('::ffff:10.0.0.7:51234')).toBe('ip:10.0.0.7');
+    expect(peerAddress('2001:db8:0:1:aaaa::5:443')).toBe('ip:2001:db8:0:1::/64');
+    expect(peerAddress('[2001:db8:0:1:bbbb::9]:80')).toBe('ip:2001:db8:0:1::/64');
+    expect(peerAddress('::1:80')).toBe('ip:0:0:0:0::/64');
     expect(peerAddress('nats:dev-3')).toBe('nats:dev-3');
   });
 
