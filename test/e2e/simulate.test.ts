@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { replay, UpdateLog } from '../../shared/log/index.js';
-import { loadDefaultModel, slabSha256 } from '../../shared/model/index.js';
+import { loadDefaultModel, paddingRanges, slabSha256 } from '../../shared/model/index.js';
 import { noise } from '../../shared/noise/index.js';
 import { runSimulation, type SimulateOptionsInput } from '../../simulation/simulate.js';
 import { registerSimulateCommand } from '../../cli/simulate-command.js';
@@ -35,7 +35,7 @@ describe(`mezo simulate (${noise.kind} noise)`, () => {
     const header = { jobId: 'simulate', baseSha256: prepared.manifest.slabSha256, distribution: 'gaussian' as const, decayRanges: [] };
     const log = await UpdateLog.open(join(out, 'update.log'), header);
     const slab = prepared.slab.slice();
-    replay(noise, slab, log.entries(), 'gaussian');
+    replay(noise, slab, log.entries(), 'gaussian', { padding: paddingRanges(prepared.manifest.tensors, prepared.slab.length) });
     await log.close();
     expect(log.version).toBe(small.rounds);
     expect(slabSha256(slab)).toBe(report.weightsSha256);
