@@ -75,8 +75,16 @@ export async function accuracyOf(f: Fixture, slab: Float32Array): Promise<number
   }
 }
 
+/**
+ * A wait gives up no sooner than this: waits are for progress, not speed, and on a loaded 2-core machine
+ * (the whole suite, twice, in parallel) a healthy fleet can be many times slower than alone. Within the
+ * 60 s test timeout, so the failure still names what was awaited.
+ */
+const UNTIL_FLOOR_MS = 30_000;
+
+/** Polls `predicate` until it holds; throws naming `what` after max(timeoutMs, 30 s). */
 export async function until(predicate: () => boolean | Promise<boolean>, timeoutMs = 20_000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
+  const deadline = Date.now() + Math.max(timeoutMs, UNTIL_FLOOR_MS);
   while (!(await predicate())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 10));

@@ -49,9 +49,11 @@ describe.skipIf(!natsServerPath())(`federated rounds over NATS with a JetStream 
       options: {
         jobId: JOB,
         rounds: ROUNDS,
-        deadlineMs: 10_000,
-        // Agents evaluate on the test's own event loop: leave room for a busy machine before a session counts as silent.
-        heartbeatMs: 250,
+        // Every round closes at quorum (all four answer); a deadline would only fail attempts on a loaded machine.
+        deadlineMs: 600_000,
+        // Agents evaluate on the test's own event loop, and pings pass through a nats-server that competes for the
+        // same cores: an agent gives up on a session after 5 silent periods, so leave a loaded machine 10 s.
+        heartbeatMs: 2000,
         batchSize: 64,
         strategy: { agentsPerRound: 4, seedMode: 'distinct', seedsPerAgent: 1, schedule: { lr: 4e-3 }, seed: 11 },
       },
