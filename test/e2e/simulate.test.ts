@@ -64,8 +64,10 @@ describe(`mezo simulate (${noise.kind} noise)`, () => {
     expect(nats.traffic.bytesDownPerAgentRound).toBeGreaterThan(nats.traffic.bytesUpPerAgentRound);
   });
 
+  // Deadlines in these runs only close the rounds that lost too many answers: generous ones keep a loaded
+  // machine's slow answers from failing every attempt of a round.
   it('closes every round with 30 % of the answers lost', async () => {
-    const report = await runSimulation({ ...small, rounds: slow ? 12 : 40, deadlineMs: 300, faults: { dropout: 0.3 } });
+    const report = await runSimulation({ ...small, rounds: slow ? 12 : 40, deadlineMs: 2000, faults: { dropout: 0.3 } });
     expect(report.failure).toBeUndefined();
     expect(report.rounds).toBe(slow ? 12 : 40);
     expect(report.faults.timingDependent).toBe(true);
@@ -75,7 +77,7 @@ describe(`mezo simulate (${noise.kind} noise)`, () => {
   });
 
   it('survives crashes: agents that rejoin catch up by the log and end on the coordinator’s chain', async () => {
-    const report = await runSimulation({ ...small, rounds: slow ? 12 : 40, deadlineMs: 500, faults: { crash: 0.1, rejoinMs: 20 } });
+    const report = await runSimulation({ ...small, rounds: slow ? 12 : 40, deadlineMs: 2000, faults: { crash: 0.1, rejoinMs: 20 } });
     expect(report.failure).toBeUndefined();
     expect(report.faults.crashes).toBeGreaterThan(0);
     expect(report.audit.replicasMatching).toBe(1);
@@ -83,7 +85,7 @@ describe(`mezo simulate (${noise.kind} noise)`, () => {
   });
 
   it('counts stragglers’ answers that miss the round as late', async () => {
-    const report = await runSimulation({ ...small, rounds: slow ? 8 : 20, quorum: 0.5, deadlineMs: 400, faults: { straggler: 'uniform:0:60' } });
+    const report = await runSimulation({ ...small, rounds: slow ? 8 : 20, quorum: 0.5, deadlineMs: 2000, faults: { straggler: 'uniform:0:60' } });
     expect(report.failure).toBeUndefined();
     expect(report.results.late).toBeGreaterThan(0);
   });
