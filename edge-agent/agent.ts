@@ -348,7 +348,9 @@ export class Agent {
   private async setUp(accepted: JoinAccepted, client: CoordinatorClient): Promise<void> {
     if (this.job) {
       const held = this.job.accepted;
-      if (held.jobId === accepted.jobId && held.genesisHash === accepted.genesisHash) {
+      const sameKey = (accepted.logPublicKey ?? null) === (this.job.verifier?.publicKey ?? null);
+      // After the end, a coordinator with another log key runs another job, even under the same id and genesis.
+      if (held.jobId === accepted.jobId && held.genesisHash === accepted.genesisHash && (sameKey || !this.heardEnd)) {
         this.logVerifier(accepted, this.job.verifier?.publicKey ?? null);
         this.job.accepted = accepted;
         return;

@@ -8,12 +8,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Coordinator, type CoordinatorInit } from '../../coordinator/index.js';
 import { Agent, CoordinatorUnreachableError, type AgentInit } from '../../edge-agent/agent.js';
 import { createAgentBackend } from '../../edge-agent/agent-backend.js';
+import { LogSigner, UpdateLog } from '../../shared/log/index.js';
 import { noise } from '../../shared/noise/index.js';
 import { GrpcTransport, InMemoryTransport, NatsTransport, TransportError, type Transport } from '../../shared/transport/index.js';
 import { freePort, natsServerPath, startNatsServer, type NatsServer } from '../helpers/nats-server.js';
-import { fixture, startCoordinator, until, type Fixture } from './fleet-fixture.js';
+import { fixture, logHeader, paddingOf, startCoordinator, until, type Fixture } from './fleet-fixture.js';
 
 const ROUNDS = 4;
 const JOB = 'job-end';
@@ -43,6 +45,18 @@ function agentOn(f: Fixture, transport: Transport, index: number, init: Partial<
   });
 }
 
+/**
+ * A coordinator whose log is signed with a key of its own, as a new job's coordinator would be; `history`
+ * updates are in its log before it starts (a job that ran before the agent joined).
+ */
+async function signedCoordinator(f: Fixture, transport: Transport, options: CoordinatorInit['options'] & { jobId: string }, history = 0): Promise<Coordinator> {
+  const log = UpdateLog.inMemory(logHeader(f.prepared, options.jobId), { signer: LogSigner.generate() });
+  for (let round = 0; round < history; round++) await log.append({ round, lr: 1e-3, decay: 1, terms: [{ seed: BigInt(1000 + round), coeff: 1e-4 }] });
+  const coordinator = new Coordinator({ log, baseSlab: f.prepared.slab, padding: paddingOf(f.prepared), engine: noise, transport, options });
+  await coordinator.listen();
+  return coordinator;
+}
+
 /** How a test reaches a coordinator: its listening transport at an address, and an agent's transport to it. */
 interface Wire {
   /** A listening transport; `at` is a previous coordinator's address, to serve the next job where it was. */
@@ -56,7 +70,7 @@ function jobEndScenario(name: string, wire: () => Wire): void {
   it(`${name}: leaving agents exit with the final weights, a late joiner too, and a waiting agent takes the next job`, async () => {
     const f = await fixture();
     const w = wire();
-    const first = await startCoordinator(f, w.serve(), { ...options, jobId: JOB });
+    const first = await signedCoordinator(f, w.serve(), { ...options, jobId: JOB });
     const address = first.address!;
     const leaving = [0, 1].map((i) => agentOn(f, w.agent(address), i, { onJobEnd: 'leave' }));
     const waiting = agentOn(f, w.agent(address), 2, { onJobEnd: 'wait' });
@@ -98,10 +112,13 @@ function jobEndScenario(name: string, wire: () => Wire): void {
 
       // The coordinator goes away; the waiting agent reconnects until the next job is served where it was.
       await first.close();
-      const second = await startCoordinator(f, w.serve(address), { ...options, jobId: w.nextJobId, rounds: 2, strategy: { ...options.strategy, agentsPerRound: 1 } });
+      // Its log has another key, and already as many entries as the agent holds: a next job even where the job
+      // id (and so the genesis hash) is the same.
+      const next = { ...options, jobId: w.nextJobId, rounds: ROUNDS + 2, strategy: { ...options.strategy, agentsPerRound: 1 } };
+      const second = await signedCoordinator(f, w.serve(address), next, ROUNDS);
       try {
-        expect(await second.run()).toMatchObject({ roundsRun: 2, version: 2, stopped: false });
-        await until(() => waiting.state.version === 2, 10_000, 'the waiting agent at the next job\'s head');
+        expect(await second.run()).toMatchObject({ roundsRun: 2, version: ROUNDS + 2, stopped: false });
+        await until(() => waiting.state.version === ROUNDS + 2, 10_000, 'the waiting agent at the next job\'s head');
         expect(waiting.state.headHash).toBe(second.log.headHash);
         expect(await waiting.backend!.sha256()).toBe(second.weightsSha256());
         expect(second.agentStatus('agent-2')?.stats.accepted).toBe(2);
