@@ -37,12 +37,26 @@ import { SharedReplica } from './shared-replica.js';
 export const TRANSPORTS = ['memory', 'grpc', 'nats'] as const;
 export type SimulationTransport = (typeof TRANSPORTS)[number];
 
+/**
+ * The default peak learning rate. A distinct seed's coefficient is −lr·g divided among the round's seeds, so
+ * the average over more directions is less noisy and bears a larger rate: 8e-3 from 80 seeds per round (10
+ * agents × 8 seeds), scaled by √(seeds / 80) below that (the noise of a mean falls as 1/√n). A shared seed
+ * carries the whole step along one direction (4e-4); a small pool revisits its directions, which compounds
+ * a large rate (2e-3). Measured on the default task: docs/learning.md.
+ */
+export function defaultSimulateLr(seedMode: 'shared' | 'distinct' | 'pool', seedsPerRound: number): number {
+  if (seedMode === 'shared') return 4e-4;
+  if (seedMode === 'pool') return 2e-3;
+  return 8e-3 * Math.sqrt(Math.min(1, seedsPerRound / 80));
+}
+
 export const simulateOptionsSchema = z
   .strictObject({
     agents: z.number().int().min(1).max(100_000).default(100),
     agentsPerRound: z.number().int().min(1).max(100_000).default(10),
     rounds: z.number().int().min(1).max(1_000_000).default(300),
-    seedsPerAgent: z.number().int().min(1).max(4096).default(1),
+    /** Seeds each asked agent evaluates (q). Default: 8 with distinct seeds (directions are the fleet's budget), else 1. */
+    seedsPerAgent: z.number().int().min(1).max(4096).optional(),
     /**
      * Default: 'distinct' with mean aggregation; 'shared' with median or trimmed mean, which need several agents
      * evaluating the same seed to have anything to be robust over.
@@ -60,12 +74,12 @@ export const simulateOptionsSchema = z
     epsilon: z.number().positive().finite().default(1e-3),
     distribution: z.enum(['gaussian', 'rademacher']).default('gaussian'),
     /**
-     * Default lr: 2e-3, or 4e-4 with shared seeds. A distinct seed's coefficient is divided among the round's
-     * seeds; a shared seed carries the whole step along one direction, so it needs a smaller rate.
+     * Default: a cosine decay over the run (so a longer run ends on small steps instead of drifting), from the
+     * peak rate defaultSimulateLr gives for the seed mode and seeds per round (docs/learning.md).
      */
     schedule: z
       .strictObject({
-        kind: z.enum(['constant', 'linear', 'cosine']).default('constant'),
+        kind: z.enum(['constant', 'linear', 'cosine']).default('cosine'),
         lr: z.number().positive().finite().optional(),
         minLr: z.number().nonnegative().finite().default(0),
         warmupSteps: z.number().int().nonnegative().default(0),
@@ -101,9 +115,10 @@ export const simulateOptionsSchema = z
   })
   .transform((o, ctx) => {
     const seedMode = o.seedMode ?? (o.aggregation === 'mean' ? 'distinct' : 'shared');
+    const seedsPerAgent = o.seedsPerAgent ?? (seedMode === 'distinct' ? 8 : 1);
     const schedule = lrScheduleSchema.safeParse({
       ...o.schedule,
-      lr: o.schedule.lr ?? (seedMode === 'shared' ? 4e-4 : 2e-3),
+      lr: o.schedule.lr ?? defaultSimulateLr(seedMode, o.agentsPerRound * seedsPerAgent),
       totalSteps: o.schedule.totalSteps ?? (o.schedule.kind === 'constant' ? undefined : o.rounds),
     });
     if (!schedule.success) {
@@ -111,7 +126,7 @@ export const simulateOptionsSchema = z
       ctx.addIssue({ code: 'custom', path: ['schedule', ...issue.path.map(String)], message: issue.message });
       return z.NEVER;
     }
-    return { ...o, seedMode, schedule: schedule.data };
+    return { ...o, seedMode, seedsPerAgent, schedule: schedule.data };
   })
   .refine((o) => o.agentsPerRound <= o.agents, { path: ['agentsPerRound'], message: 'must not exceed agents' })
   .refine((o) => o.seedMode !== 'pool' || o.seedsPerAgent <= o.poolSize, { path: ['seedsPerAgent'], message: 'must not exceed poolSize in pool mode' });
