@@ -22,7 +22,7 @@ const CLI = fileURLToPath(new URL('../../cli/mezo.js', import.meta.url));
 
 /**
  * The user's path: `mezo train` on the same prepared model and batch size, with data in an MZDS file, one
- * onnxruntime and one noise thread like the kernel step, no evaluations. Steps/s from the command's own report
+ * perturbation per step, one onnxruntime and one noise thread like the kernel step, no evaluations. Steps/s from the command's own report
  * (its training loop, update log included), against the kernel step's steps/s.
  */
 async function timeMezoTrain(work: string, preparedDir: string, distribution: 'gaussian' | 'rademacher', restore: 'reload' | 'subtract', steps: number): Promise<number> {
@@ -42,7 +42,7 @@ async function timeMezoTrain(work: string, preparedDir: string, distribution: 'g
   const { stdout } = await promisify(execFile)(
     process.execPath,
     [CLI, 'train', '--model', preparedDir, '--data', data, '--out', out, '--steps', String(steps), '--batch-size', '64', '--distribution', distribution,
-      '--restore', restore, '--eval-every', '0', '--threads', '1', '--noise-threads', '1', '--no-worker', '--json'],
+      '--perturbations', '1', '--restore', restore, '--eval-every', '0', '--threads', '1', '--noise-threads', '1', '--no-worker', '--json'],
     { env: { ...process.env, MEZO_LOG_LEVEL: 'silent' }, maxBuffer: 16 << 20 },
   );
   const report = JSON.parse(stdout.trim().split('\n').at(-1)!) as { steps: number; wallMs: number };
