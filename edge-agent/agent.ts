@@ -351,7 +351,7 @@ export class Agent {
       const sameKey = (accepted.logPublicKey ?? null) === (this.job.verifier?.publicKey ?? null);
       // After the end, a coordinator with another log key runs another job, even under the same id and genesis.
       if (held.jobId === accepted.jobId && held.genesisHash === accepted.genesisHash && (sameKey || !this.heardEnd)) {
-        this.logVerifier(accepted, this.job.verifier?.publicKey ?? null);
+        this.job.verifier = this.logVerifier(accepted, this.job.verifier?.publicKey);
         this.job.accepted = accepted;
         return;
       }
@@ -417,13 +417,14 @@ export class Agent {
 
   /**
    * The verifier of the log key a Join presents. It must be the pinned key (AgentInit.logPublicKey), else the
-   * one this job's first Join presented (`held`: its key, null for an unsigned log; undefined on a first Join).
+   * key this job's Joins presented so far (`held`). A job whose log was unsigned may become signed (a coordinator
+   * upgraded and restarted), never the reverse or another key.
    */
-  private logVerifier(accepted: JoinAccepted, held: string | null | undefined): LogVerifier | undefined {
+  private logVerifier(accepted: JoinAccepted, held: string | undefined): LogVerifier | undefined {
     const presented = accepted.logPublicKey;
     const pinned = this.init.logPublicKey ?? held;
-    if (pinned !== undefined && (presented ?? null) !== pinned) {
-      throw new AgentStateError(`the coordinator presents the log key ${presented ?? '(none: an unsigned log)'}, not the pinned ${pinned ?? '(none)'}; refusing the job`);
+    if (pinned !== undefined && presented !== pinned) {
+      throw new AgentStateError(`the coordinator presents the log key ${presented ?? '(none: an unsigned log)'}, not the pinned ${pinned}; refusing the job`);
     }
     return presented === undefined ? undefined : LogVerifier.for(presented);
   }
