@@ -328,6 +328,16 @@ export async function openJetStreamLog(options: JetStreamLogOptions): Promise<Up
   let state = (await jsm.streams.info(name)).state;
   let messages = await readWindowed(state.last_seq, (k) => read(k + 1));
   if (!messages.some((m) => headerFromMessage(m, subjects, verifier) !== undefined)) {
+    // This job's header without this key's signature: the log was written with another key (or before logs were
+    // signed). Starting a second chain beside it would strand its agents; the operator must choose.
+    const theirs = verifier && messages.find((m) => JSON.stringify(headerFromMessage(m, subjects, undefined)) === JSON.stringify(expected.header));
+    if (theirs) {
+      await expected.close();
+      throw new LogCorruptError(
+        `stream ${name}: holds this job's log, but its header (sequence ${theirs.seq}) is ${signatureOf(theirs.header) === undefined ? 'not signed' : 'signed with another key'}; ` +
+          `open it with the key it was written with (--signing-key), or start a new job`,
+      );
+    }
     // A new stream (or one holding only foreign messages): store the header. Two coordinators starting at once
     // publish the same message id, so the stream keeps one.
     const js = connection.jetstream({ timeout: timeoutMs });

@@ -177,8 +177,16 @@ describe.skipIf(!natsServerPath())('JetStream update log', () => {
     expect(page.entries.map((e) => e.hash)).toEqual([third.hash]);
     expect(page.ignored).toBe(2);
     expect((await readLogStream(nc, subjects, 2, 0)).entries[0]!.hash).toBe(fake.hash);
-    // Another key's reopen finds no header of its own: the stream is not its log, and it says so.
+    // The stream is this job's log under this key: another job's header is refused, and so is another key.
     await expect(openJetStreamLog({ connection: nc, header: { ...headerFor('js-signed'), baseSha256: 'ef'.repeat(32) }, signer })).rejects.toThrow(/log belongs to/);
+    await expect(openJetStreamLog({ connection: nc, header: headerFor('js-signed'), signer: forger })).rejects.toThrow(
+      /holds this job's log, but its header \(sequence 1\) is signed with another key/,
+    );
+    // A log written without a key is not silently continued as a new, signed chain beside the old one.
+    const plain = await openJetStreamLog({ connection: nc, header: headerFor('js-unsigned') });
+    await plain.append({ round: 0, lr: 1e-3, terms: termsFor(0) });
+    await plain.close();
+    await expect(openJetStreamLog({ connection: nc, header: headerFor('js-unsigned'), signer })).rejects.toThrow(/its header \(sequence 1\) is not signed/);
   });
 
   it('keeps the log across a server restart (file storage)', async () => {
