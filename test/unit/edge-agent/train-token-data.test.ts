@@ -3,10 +3,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveTrainConfig, runTrain } from '../../../cli/train-command.js';
+import { resolveAgentConfig, runAgent } from '../../../cli/agent-command.js';
+import { Coordinator } from '../../../coordinator/index.js';
+import { UpdateLog } from '../../../shared/log/index.js';
+import { noise } from '../../../shared/noise/index.js';
+import { GrpcTransport } from '../../../shared/transport/index.js';
 import { registerPrepareCommand } from '../../../cli/prepare-command.js';
 import { registerZooCommand } from '../../../cli/zoo-command.js';
 import { LocalDataset, featureDtypeForInput, readDatasetFile, writeMzds } from '../../../shared/data/index.js';
-import { loadPrepared } from '../../../shared/model/index.js';
+import { loadPrepared, paddingRanges } from '../../../shared/model/index.js';
 import { runCli } from '../../helpers/run-cli.js';
 
 // A text model (the zoo transformer) reads int64 token ids; its data comes in the usual JSONL/CSV files of
@@ -62,6 +67,36 @@ describe('mezo train --data with token ids', () => {
     writeFileSync(path, `${JSON.stringify({ x: [1, 2, 3, 4, 5, 6], y: 0 })}\n${JSON.stringify({ x: [1, 2, 3.5, 4, 5, 6], y: 1 })}\n`);
     const config = resolveTrainConfig({ model, data: path, steps: 1, evalEvery: 0, out: join(dir, 'bad'), worker: false }, {});
     await expect(runTrain(config, { quiet: true })).rejects.toThrow(/bad\.jsonl line 2: x\[2\]/);
+  });
+
+  it('serves `mezo agent --data tokens.jsonl` (the CLI path) through a federated job to its end', async () => {
+    const prepared = await loadPrepared(model);
+    const path = join(dir, 'agent-tokens.jsonl');
+    writeFileSync(path, rows(32).map((r) => JSON.stringify({ x: r.ids, y: r.label })).join('\n') + '\n');
+    const header = { jobId: 'tokens', baseSha256: prepared.manifest.slabSha256, distribution: 'gaussian' as const, decayRanges: [] };
+    const coordinator = new Coordinator({
+      log: UpdateLog.inMemory(header),
+      baseSlab: prepared.slab,
+      padding: paddingRanges(prepared.manifest.tensors, prepared.slab.length),
+      engine: noise,
+      transport: new GrpcTransport({ address: '127.0.0.1:0' }),
+      options: { jobId: 'tokens', rounds: 2, deadlineMs: 600_000, batchSize: 8, strategy: { agentsPerRound: 1, seedsPerAgent: 1 } },
+    });
+    await coordinator.listen();
+    try {
+      const config = resolveAgentConfig({ coordinator: coordinator.address!, model, data: path, agentId: 'reader', agentIndex: 0, numAgents: 1, worker: false }, {});
+      const agent = runAgent(config, ['mezo-test-stop-token-agent' as NodeJS.Signals]);
+      // An agent that cannot read its data fails at once: report that, not the coordinator waiting for it.
+      const early = agent.then((exit) => {
+        throw new Error(`the agent exited before the job ended: ${JSON.stringify(exit)}`);
+      });
+      early.catch(() => undefined);
+      expect(await Promise.race([coordinator.run(), early])).toMatchObject({ roundsRun: 2, version: 2, failedAttempts: 0 });
+      expect(await agent).toMatchObject({ reason: 'job-ended' });
+      expect(coordinator.agentStatus('reader')!.stats).toMatchObject({ accepted: 2, rejected: 0 });
+    } finally {
+      await coordinator.close();
+    }
   });
 
   it('refuses a binary file whose declared dtype is not the model input type', async () => {
