@@ -39,14 +39,13 @@ async function scripted(transport: InMemoryTransport, agentId: string, silent = 
 
 describe('the round loop', () => {
   it('closes a round at quorum without waiting for a silent agent', async () => {
-    const { c, transport } = coordinator({ rounds: 3, quorum: 2, deadlineMs: 60_000, strategy: { agentsPerRound: 3 } });
+    // A deadline of an hour: a round that waited for the silent agent would time the test out.
+    const { c, transport } = coordinator({ rounds: 3, quorum: 2, deadlineMs: 3_600_000, strategy: { agentsPerRound: 3 } });
     await c.listen();
     await scripted(transport, 'a');
     await scripted(transport, 'b');
     await scripted(transport, 'silent', true);
-    const started = Date.now();
     expect(await c.run()).toMatchObject({ roundsRun: 3, version: 3, failedAttempts: 0 });
-    expect(Date.now() - started).toBeLessThan(5000);
     expect(c.log.entries().every((e) => e.terms.length === 2)).toBe(true);
     await c.close();
   });
