@@ -183,6 +183,8 @@ export class Agent {
   private lastCatchUp: CatchUpRecord | undefined;
   private snapshotsRejected = 0;
   private updatesRejected = 0;
+  /** When a rejected update last sent the agent to the log (performance.now()). */
+  private lastResyncAt = -Infinity;
 
   constructor(init: AgentInit) {
     this.init = init;
@@ -450,6 +452,10 @@ export class Agent {
    */
   private async rejectUpdate(client: CoordinatorClient, update: LogEntry, reason: string): Promise<void> {
     this.updatesRejected++;
+    // A flood of forgeries must not become a flood of FetchLog calls on the coordinator: one per heartbeat period.
+    const now = performance.now();
+    if (now - this.lastResyncAt < (this.job!.accepted.heartbeatMs || 2000)) return;
+    this.lastResyncAt = now;
     logger.warn({ agent: this.id, version: update.version, reason }, 'dropped a bad update; fetching the log instead');
     for (;;) {
       const page = await client.fetchLog({ fromVersion: this.job!.version, toVersion: 0 });
