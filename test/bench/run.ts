@@ -3,6 +3,7 @@
  * and prints a table per suite. Figures quoted in docs/benchmarks.md come from these files.
  */
 import { report, type SuiteResult } from './harness.js';
+import { benchAttack } from './attack-bench.js';
 import { benchCompaction } from './compaction-bench.js';
 import { benchFleet } from './fleet-bench.js';
 import { benchModelForward } from './model-forward.js';
@@ -19,6 +20,7 @@ const suites: Record<string, () => Promise<SuiteResult>> = {
   'plan-validation': () => benchPlanValidation(),
   compaction: () => benchCompaction(),
   simulate: () => benchSimulate(),
+  attack: () => benchAttack(),
 };
 
 const requested = process.argv.slice(2).filter((a) => !a.startsWith('-'));
