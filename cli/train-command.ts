@@ -14,11 +14,11 @@ import { lrScheduleWithDefault } from '../edge-agent/lr-schedule.js';
 import { layeredFlags, number } from './option-parsing.js';
 import type { Manifest } from '../shared/model/index.js';
 
-// Measured on the default task (docs/learning.md): q = 8 perturbations per step average out the noise of single
+// Measured on the default task (docs/learning.md): q = 16 perturbations per step average out the noise of single
 // directions and bear a larger rate; the cosine decay ends the run on small steps.
 const DEFAULT_STEPS = 2000;
-const DEFAULT_PERTURBATIONS = 8;
-const DEFAULT_LR = 2.4e-3;
+const DEFAULT_PERTURBATIONS = 16;
+const DEFAULT_LR = 3.2e-3;
 const DEFAULT_SCHEDULE = 'cosine';
 
 export const trainConfigSchema = z.strictObject({

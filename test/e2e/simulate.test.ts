@@ -16,7 +16,8 @@ import { runCli } from '../helpers/run-cli.js';
 
 // The TypeScript noise kernel is ~40× slower than the native one; long runs use fewer rounds there.
 const slow = noise.kind === 'js';
-const small: SimulateOptionsInput = { agents: 40, agentsPerRound: 8, rounds: slow ? 12 : 30, batchSize: 16 };
+// Two seeds per agent instead of the default 8: these tests are about the fleet, not about how far it learns.
+const small: SimulateOptionsInput = { agents: 40, agentsPerRound: 8, seedsPerAgent: 2, rounds: slow ? 12 : 30, batchSize: 16 };
 
 describe(`mezo simulate (${noise.kind} noise)`, () => {
   it('trains the default model across virtual agents, and the log replayed from the base gives the coordinator’s weights', async () => {

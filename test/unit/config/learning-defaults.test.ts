@@ -1,7 +1,8 @@
 /**
  * The learning defaults of `mezo simulate` and `mezo train` (docs/learning.md): distinct seeds with q = 8 per
  * agent, a peak rate that grows as √(seeds per round) up to 80 seeds, and a cosine decay over the run; the
- * robust (shared-seed) and pool modes keep one seed per agent and their own rates.
+ * robust (shared-seed) and pool modes keep one seed per agent and their own rates; `mezo train` averages 16
+ * perturbations per step.
  */
 import { describe, expect, it } from 'vitest';
 import { resolveTrainConfig } from '../../../cli/train-command.js';
@@ -41,13 +42,13 @@ describe('mezo simulate learning defaults', () => {
 });
 
 describe('mezo train learning defaults', () => {
-  it('q = 8 perturbations per step, peak rate 2.4e-3, cosine decay over the run', () => {
+  it('q = 16 perturbations per step, peak rate 3.2e-3, cosine decay over the run', () => {
     const { train } = resolveTrainConfig({}, {});
-    expect(train).toMatchObject({ steps: 2000, perturbations: 8, batchSize: 64 });
-    expect(train.schedule).toMatchObject({ kind: 'cosine', lr: 2.4e-3, minLr: 0, totalSteps: 2000 });
+    expect(train).toMatchObject({ steps: 2000, perturbations: 16, batchSize: 64 });
+    expect(train.schedule).toMatchObject({ kind: 'cosine', lr: 3.2e-3, minLr: 0, totalSteps: 2000 });
     expect(resolveTrainConfig({ steps: 500 }, {}).train.schedule.totalSteps).toBe(500);
     // A constant rate is still one flag away, and keeps the default peak.
-    expect(resolveTrainConfig({ schedule: 'constant' }, {}).train.schedule).toMatchObject({ kind: 'constant', lr: 2.4e-3 });
+    expect(resolveTrainConfig({ schedule: 'constant' }, {}).train.schedule).toMatchObject({ kind: 'constant', lr: 3.2e-3 });
     expect(resolveTrainConfig({ perturbations: 1, lr: 3e-4 }, {}).train).toMatchObject({ perturbations: 1, schedule: { lr: 3e-4 } });
   });
 });

@@ -12,15 +12,16 @@ const dir = mkdtempSync(join(tmpdir(), 'mezo-train-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe(`mezo train (${noise.kind})`, () => {
-  it('raises the default task\'s target accuracy within a few hundred steps, and its log replays to the same weights', async () => {
-    const config = resolveTrainConfig({ steps: 300, evalEvery: 100, out: join(dir, 'default') });
+  it('raises the default task\'s target accuracy within a hundred steps, and its log replays to the same weights', async () => {
+    // Four perturbations per step instead of the default 16 keep the run short with the TypeScript kernel.
+    const config = resolveTrainConfig({ steps: 100, perturbations: 4, lr: 1e-3, evalEvery: 50, out: join(dir, 'default') });
     const { report, files } = await runTrain(config, { quiet: true });
-    // The base model scores about 65 % on the distorted test digits (docs/default-model.md); 300 local MeZO
+    // The base model scores about 65 % on the distorted test digits (docs/default-model.md); 100 local MeZO
     // steps on the devices' pooled data must win back at least 8 points.
     expect(report.initialEval!.accuracy).toBeLessThan(0.7);
     expect(report.finalEval!.accuracy - report.initialEval!.accuracy).toBeGreaterThan(0.08);
     expect(report.finalEval!.loss).toBeLessThan(report.initialEval!.loss);
-    expect(report.curve.map((p) => p.step)).toEqual([0, 100, 200, 300]);
+    expect(report.curve.map((p) => p.step)).toEqual([0, 50, 100]);
     const saved = JSON.parse(readFileSync(files.report, 'utf8')) as { report: { logHeadHash: string } };
     expect(saved.report.logHeadHash).toBe(report.logHeadHash);
 
@@ -28,7 +29,7 @@ describe(`mezo train (${noise.kind})`, () => {
     const trained = new Float32Array(readFileSync(files.slab).buffer.slice(0));
     expect(slabSha256(trained)).toBe(report.slabSha256);
     const log = await UpdateLog.open(files.log, { jobId: 'local', baseSha256: base.manifest.slabSha256, distribution: 'gaussian' });
-    expect(log.version).toBe(300);
+    expect(log.version).toBe(100);
     const replayed = base.slab.slice();
     replay(noise, replayed, log.entries(), log.distribution, { padding: paddingRanges(base.manifest.tensors, base.slab.length) });
     await log.close();
