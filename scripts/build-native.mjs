@@ -1,13 +1,14 @@
 #!/usr/bin/env node
-// Builds the native noise addon with node-gyp during `npm install`/`npm ci`. A device without a C++ toolchain
-// still installs: the TypeScript kernel (same bits, slower) takes over at run time. MEZO_NATIVE_BUILD=required
-// turns a failed build into a failed install (CI uses it); MEZO_NATIVE_BUILD=skip does not try at all.
+// Install step of the native noise addon (`npm install`/`npm ci`). When the package ships a prebuilt binary for
+// this platform (prebuilds/, see scripts/prebuild.mjs) and it loads, nothing is built. Otherwise node-gyp builds
+// it; a device without a C++ toolchain still installs, and the TypeScript kernel (same bits, slower) takes over
+// at run time. MEZO_NATIVE_BUILD=required always builds from source and turns a failed build into a failed
+// install (CI uses it); MEZO_NATIVE_BUILD=skip does not try at all.
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
+import { relative } from 'node:path';
+import { nodeGypCommands, prebuildForThisPlatform, root } from './native-addon.mjs';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const mode = process.env.MEZO_NATIVE_BUILD ?? 'auto';
 if (!['auto', 'required', 'skip'].includes(mode)) {
   console.error(`MEZO_NATIVE_BUILD must be 'auto', 'required' or 'skip', got ${JSON.stringify(mode)}`);
@@ -15,12 +16,20 @@ if (!['auto', 'required', 'skip'].includes(mode)) {
 }
 if (mode === 'skip') process.exit(0);
 
-// npm puts its bundled node-gyp on PATH for lifecycle scripts; outside npm, fall back to the one npm ships.
-const candidates = [['node-gyp', ['rebuild']]];
-const npmGyp = process.env.npm_execpath
-  ? join(dirname(process.env.npm_execpath), '..', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js')
-  : undefined;
-if (npmGyp && existsSync(npmGyp)) candidates.push([process.execPath, [npmGyp, 'rebuild']]);
+// A prebuilt addon for this platform that loads needs no compiler: the run-time loader picks it first. `required`
+// still builds from source, so CI proves the build works.
+const prebuilt = prebuildForThisPlatform();
+if (mode === 'auto' && prebuilt !== undefined) {
+  try {
+    createRequire(import.meta.url)(prebuilt).simd();
+    console.log(`mezo-fleet: using the prebuilt noise addon ${relative(root, prebuilt)}; nothing to build`);
+    process.exit(0);
+  } catch (err) {
+    console.warn(`mezo-fleet: the prebuilt noise addon does not load here (${String(err).split('\n')[0]}); building from source`);
+  }
+}
+
+const candidates = nodeGypCommands().map(([command, args]) => [command, [...args, 'rebuild']]);
 
 let failure = 'node-gyp not found';
 for (const [command, args] of candidates) {

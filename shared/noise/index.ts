@@ -11,9 +11,12 @@ export { NoiseEngine, PackedEntries, seedToKey } from './engine.js';
 export type { Distribution, NoiseOptions, Seed, UpdateEntry } from './engine.js';
 export type { NoiseKernel } from './kernel.js';
 export { jsKernel } from './js-kernel.js';
-export { loadNativeKernel, NativeAddonError } from './native-binding.js';
+export { loadNativeKernel, nativeAddonReport, NativeAddonError } from './native-binding.js';
+export type { NativeAddonCandidate, NativeAddonReport } from './native-binding.js';
 
 export type NoiseImplementation = 'auto' | 'native' | 'js';
+
+let autoFallbackReason: string | undefined;
 
 /** Builds an engine for the requested implementation; 'auto' falls back to TypeScript with one log line. */
 export function createNoiseEngine(implementation: NoiseImplementation = 'auto'): NoiseEngine {
@@ -27,6 +30,7 @@ export function createNoiseEngine(implementation: NoiseImplementation = 'auto'):
         return new NoiseEngine(loadNativeKernel());
       } catch (err) {
         const reason = err instanceof Error ? err.message : String(err);
+        autoFallbackReason = reason;
         logger.warn({ reason }, 'native noise addon unavailable; using the TypeScript kernel (same bits, slower)');
         return new NoiseEngine(jsKernel);
       }
@@ -42,3 +46,9 @@ function implementationFromEnv(): NoiseImplementation {
 }
 
 export const noise: NoiseEngine = createNoiseEngine(implementationFromEnv());
+
+/** Why `noise` runs the TypeScript kernel (MEZO_NOISE=js, or why no addon loaded); undefined when it is native. */
+export function noiseFallbackReason(): string | undefined {
+  if (noise.kind === 'native') return undefined;
+  return process.env.MEZO_NOISE === 'js' ? 'MEZO_NOISE=js asks for it' : autoFallbackReason;
+}

@@ -1,9 +1,11 @@
 /**
- * The typed face of the C++ addon (shared/noise/native, built by node-gyp into build/Release/mezo_noise.node).
+ * The typed face of the C++ addon (shared/noise/native): the prebuilt binary shipped in prebuilds/ for this
+ * platform, or the one node-gyp built into build/Release/mezo_noise.node.
  * Everything that crosses into C++ is declared here once; the addon re-validates each argument itself.
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { NoiseKernel } from './kernel.js';
 
@@ -18,25 +20,107 @@ export class NativeAddonError extends Error {
   override name = 'NativeAddonError';
 }
 
-/** Where node-gyp leaves the addon, seen from this file in the source tree and in dist/. */
-const CANDIDATES = ['../../build/Release/mezo_noise.node', '../../../build/Release/mezo_noise.node'];
+/** Which addon files `MEZO_NATIVE_ADDON` lets the loader try: both (prebuilt first), or only one kind. */
+export type NativeAddonPreference = 'auto' | 'prebuilt' | 'built';
 
-function addonPath(): string | undefined {
-  return CANDIDATES.map((rel) => fileURLToPath(new URL(rel, import.meta.url))).find((p) => existsSync(p));
+/** One addon file the loader looked at: what it is, where, and why it was passed over (absent for the one used). */
+export interface NativeAddonCandidate {
+  source: 'prebuilt' | 'built';
+  /** Relative to the package root, as `mezo info` prints it. */
+  file: string;
+  path: string;
+  rejected?: string;
 }
 
-/** Loads the addon; throws NativeAddonError (with the loader's error as cause) when it is missing or broken. */
-export function loadNativeKernel(): NoiseKernel {
-  const require = createRequire(import.meta.url);
-  const path = addonPath();
-  if (path === undefined) {
-    throw new NativeAddonError('native noise addon not built (build/Release/mezo_noise.node missing; run `npm run build:native`)');
+/** What the loader found: the file it loaded (when one loaded) and every candidate in the order it tried them. */
+export interface NativeAddonReport {
+  preference: NativeAddonPreference;
+  platform: string;
+  loaded?: NativeAddonCandidate;
+  candidates: NativeAddonCandidate[];
+}
+
+/** The package root: two levels up in the source tree, three in dist/. */
+function packageRoot(): string {
+  for (const rel of ['../../', '../../../']) {
+    const dir = fileURLToPath(new URL(rel, import.meta.url));
+    if (existsSync(join(dir, 'package.json'))) return dir;
   }
-  let binding: NativeNoiseBinding;
-  try {
-    binding = require(path) as NativeNoiseBinding;
-  } catch (cause) {
-    throw new NativeAddonError(`native noise addon at ${path} failed to load`, { cause });
+  return fileURLToPath(new URL('../../', import.meta.url));
+}
+
+/**
+ * The same prebuildify layout scripts/native-addon.mjs writes (prebuilds/<platform>-<arch>/…napi.glibc.node).
+ * Only Linux builds are shipped; on musl the glibc file fails to load and the loader moves on.
+ */
+export function prebuildFile(platform: string, arch: string): string {
+  return `prebuilds/${platform}-${arch}/mezo_noise.napi.glibc.node`;
+}
+
+function preferenceFromEnv(): NativeAddonPreference {
+  const value = process.env.MEZO_NATIVE_ADDON ?? 'auto';
+  if (value === 'auto' || value === 'prebuilt' || value === 'built') return value;
+  throw new NativeAddonError(`MEZO_NATIVE_ADDON must be 'auto', 'prebuilt' or 'built', got ${JSON.stringify(value)}`);
+}
+
+let cached: { report: NativeAddonReport; binding?: NativeNoiseBinding; cause?: unknown } | undefined;
+
+/**
+ * Finds and loads the addon once per process: the prebuilt binary shipped for this platform first (it needs no
+ * compiler, and its bits are pinned by prebuilds/manifest.json), then the one node-gyp built on this machine
+ * (build/Release: platforms without a prebuilt, or a C++ change not yet prebuilt — MEZO_NATIVE_ADDON=built
+ * picks it over the prebuilt). Each file passed over keeps its reason for `mezo info`.
+ */
+function resolveAddon(): { report: NativeAddonReport; binding?: NativeNoiseBinding; cause?: unknown } {
+  if (cached) return cached;
+  const preference = preferenceFromEnv();
+  const root = packageRoot();
+  const platform = `${process.platform}-${process.arch}`;
+  const kinds: Array<NativeAddonCandidate['source']> =
+    preference === 'auto' ? ['prebuilt', 'built'] : [preference];
+  const candidates: NativeAddonCandidate[] = kinds.map((source) => {
+    const file = source === 'prebuilt' ? prebuildFile(process.platform, process.arch) : 'build/Release/mezo_noise.node';
+    return { source, file, path: join(root, file) };
+  });
+  const require = createRequire(import.meta.url);
+  let binding: NativeNoiseBinding | undefined;
+  let loaded: NativeAddonCandidate | undefined;
+  let loadError: unknown;
+  for (const candidate of candidates) {
+    if (!existsSync(candidate.path)) {
+      candidate.rejected =
+        candidate.source === 'prebuilt' ? `no prebuilt binary for ${platform} in this package` : 'not built on this machine';
+      continue;
+    }
+    try {
+      binding = require(candidate.path) as NativeNoiseBinding;
+      binding.simd();
+      loaded = candidate;
+      break;
+    } catch (cause) {
+      binding = undefined;
+      loadError = cause;
+      candidate.rejected = `failed to load: ${cause instanceof Error ? cause.message.split('\n')[0] : String(cause)}`;
+    }
+  }
+  cached = { report: { preference, platform, loaded, candidates }, binding, cause: loadError };
+  return cached;
+}
+
+/** Which addon file runs (or why none does): for `mezo info` and logs. Loads the addon if not done yet. */
+export function nativeAddonReport(): NativeAddonReport {
+  return resolveAddon().report;
+}
+
+/** Loads the addon; throws NativeAddonError naming every file tried and why it was passed over. */
+export function loadNativeKernel(): NoiseKernel {
+  const { report, binding, cause } = resolveAddon();
+  if (binding === undefined) {
+    const reasons = report.candidates.map((c) => `${c.file}: ${c.rejected}`).join('; ');
+    throw new NativeAddonError(
+      `native noise addon unavailable (${reasons}); run \`npm run build:native\` on a machine with a C++ toolchain`,
+      { cause },
+    );
   }
   // N-API functions do not use `this`, so the exports serve as the kernel's methods directly.
   return {
@@ -52,9 +136,8 @@ export function loadNativeKernel(): NoiseKernel {
 
 /**
  * The addon's plain in-place read+write loop (slab[i] += value), the memory floor that benchmarks compare the
- * noise kernels against; undefined when the addon is not built.
+ * noise kernels against; undefined when no addon loads.
  */
 export function loadNativeFloor(): NativeNoiseBinding['addScalar'] | undefined {
-  const path = addonPath();
-  return path === undefined ? undefined : (createRequire(import.meta.url)(path) as NativeNoiseBinding).addScalar;
+  return resolveAddon().binding?.addScalar;
 }

@@ -1,5 +1,6 @@
 /**
- * The native addon (build/Release/mezo_noise.node) against the TypeScript kernel, bit for bit.
+ * The native addon that loads here (the prebuilt binary for this platform, or build/Release/mezo_noise.node with
+ * MEZO_NATIVE_ADDON=built) against the TypeScript kernel, bit for bit.
  *
  * Both native paths are checked: the one this process dispatched to (AVX2 on x86-64 CPUs that have it) runs here,
  * and the portable one runs in a child process started with MEZO_NOISE_SIMD=generic, which the addon reads once at
@@ -13,13 +14,16 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { jsKernel } from '../../../shared/noise/js-kernel.js';
 import { DIST_GAUSSIAN, DIST_RADEMACHER, type DistributionCode } from '../../../shared/noise/kernel.js';
-import type { NativeNoiseBinding } from '../../../shared/noise/native-binding.js';
+import { nativeAddonReport, type NativeNoiseBinding } from '../../../shared/noise/native-binding.js';
 
 type NativeAddon = NativeNoiseBinding;
 
 const require = createRequire(import.meta.url);
-const ADDON_PATH = require.resolve('../../../build/Release/mezo_noise.node');
-const native = require('../../../build/Release/mezo_noise.node') as NativeAddon;
+// The file the loader picks: the prebuilt binary for this platform, or build/Release (MEZO_NATIVE_ADDON=built).
+const ADDON = nativeAddonReport().loaded;
+if (ADDON === undefined) throw new Error(`no native addon loads: ${JSON.stringify(nativeAddonReport().candidates)}`);
+const ADDON_PATH = ADDON.path;
+const native = require(ADDON_PATH) as NativeAddon;
 
 // ---- cases -------------------------------------------------------------------------------------------------------
 
