@@ -65,6 +65,8 @@ export interface LocalTrainReport {
   finalEval?: DatasetScore;
   curve: CurvePoint[];
   wallMs: number;
+  /** CPU time the process spent over the run (user + system, every thread), ms: the steps' cost whatever else runs. */
+  cpuMs: number;
   logVersion: number;
   logHeadHash: string;
   slabSha256: string;
@@ -124,6 +126,7 @@ export async function trainLocal(input: LocalTrainInput): Promise<LocalTrainRepo
     throw new RangeError(`train: the update log at ${input.logPath} already holds ${log.version} entries; start from a fresh log`);
   }
   const started = performance.now();
+  const cpuStarted = process.cpuUsage();
   const curve: CurvePoint[] = [];
   let skippedSteps = 0;
   let stoppedEarly = false;
@@ -208,6 +211,7 @@ export async function trainLocal(input: LocalTrainInput): Promise<LocalTrainRepo
     ...(finalEval ? { finalEval } : {}),
     curve,
     wallMs: performance.now() - started,
+    cpuMs: (({ user, system }) => (user + system) / 1000)(process.cpuUsage(cpuStarted)),
     logVersion: log.version,
     logHeadHash: log.headHash,
     slabSha256: await backend.sha256(),

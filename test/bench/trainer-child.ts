@@ -31,6 +31,8 @@ export interface TrainerChildReport {
   forwardMs: number;
   noisePassMs: number;
   stepMs: number;
+  /** Median CPU time of one step (user + system, every thread of the process), ms: robust to a loaded machine. */
+  stepCpuMs: number;
   noiseKind: string;
   parameters: number;
 }
@@ -59,6 +61,7 @@ async function main(config: TrainerChildConfig): Promise<TrainerChildReport> {
   const rssTimeline: Array<[number, number]> = [];
   const every = Math.max(1, Math.floor(config.steps / config.rssSamples));
   const stepTimes: number[] = [];
+  const stepCpuTimes: number[] = [];
   const forwardTimes: number[] = [];
   const noiseTimes: number[] = [];
   // RSS is sampled after a full collection (the child runs with --expose-gc): garbage awaiting V8's next major
@@ -98,7 +101,10 @@ async function main(config: TrainerChildConfig): Promise<TrainerChildReport> {
     }
     const rule = { lr: 1e-7 };
     for (let step = 0; step < config.steps; step++) {
+      const cpu = process.cpuUsage();
       await time(stepTimes, () => backend.evaluate([BigInt(step + 1)], 1e-3, batch, rule));
+      const used = process.cpuUsage(cpu);
+      stepCpuTimes.push((used.user + used.system) / 1000);
       if (step % every === 0) sampleRss(step);
     }
     await backend.close();
@@ -109,6 +115,7 @@ async function main(config: TrainerChildConfig): Promise<TrainerChildReport> {
     forwardMs: median(forwardTimes),
     noisePassMs: median(noiseTimes),
     stepMs: median(stepTimes),
+    stepCpuMs: median(stepCpuTimes),
     noiseKind: `${engine.kind}/${engine.kernel.simd}`,
     parameters: prepared.manifest.parameterCount,
   };
