@@ -3,9 +3,12 @@
  * counters, agent records or per-caller entries behind (over gRPC and over NATS), and failed authentication is
  * rate-limited per peer address with a bounded table.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import fs from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { connect, type NatsConnection } from 'nats';
 import type { Coordinator } from '../../coordinator/index.js';
+import { CoordinatorMetrics } from '../../coordinator/metrics.js';
+import { logger } from '../../shared/logger.js';
 import { GrpcTransport, NatsTransport, type CoordinatorClient, type JoinRequest } from '../../shared/transport/index.js';
 import { natsServerPath, startNatsServer, type NatsServer } from '../helpers/nats-server.js';
 import { codeOf, fixture, startCoordinator, type Fixture } from './fleet-fixture.js';
@@ -54,7 +57,24 @@ describe('refused callers over gRPC', () => {
     const honest = transport.connect({ agentId: 'dev-0', token: 'secret-0' });
     expect((await honest.join(joinRequest(f, 'dev-0', 'secret-0'))).jobId).toBe('refused-grpc');
 
-    const codes = await flood((id) => transport.connect({ agentId: id, token: 'nope' }), f);
+    // Every log line the process writes during the flood, at info level.
+    const lines: string[] = [];
+    const write = fs.writeSync;
+    const spy = vi.spyOn(fs, 'writeSync').mockImplementation(((fd: number, data: unknown, ...rest: unknown[]) => {
+      if (fd === 2) lines.push(String(data));
+      return (write as (...args: unknown[]) => number)(fd, data, ...rest);
+    }) as typeof fs.writeSync);
+    const level = logger.level;
+    logger.level = 'info';
+    let codes: Map<string, number>;
+    try {
+      codes = await flood((id) => transport.connect({ agentId: id, token: 'nope' }), f);
+    } finally {
+      logger.level = level;
+      spy.mockRestore();
+    }
+    // No log line per refused caller.
+    expect(lines.filter((l) => l.includes('forged-'))).toEqual([]);
     // Unlisted ids are refused; once the address has spent its failure budget, calls are refused unheard.
     expect([...codes.keys()].sort()).toEqual(['PERMISSION_DENIED', 'RESOURCE_EXHAUSTED']);
     const auth = coordinator.authFailures();
@@ -67,6 +87,11 @@ describe('refused callers over gRPC', () => {
     // Nothing per caller: the one honest agent is all the coordinator and its transport know.
     expect([...coordinator.traffic().keys()]).toEqual(['dev-0']);
     expect(coordinator.agentStatuses().map((a) => a.id)).toEqual(['dev-0']);
+    // Metrics: the refusals as plain totals, no label naming a caller.
+    const scrape = await new CoordinatorMetrics(coordinator).registry.metrics();
+    expect(scrape).not.toContain('forged-');
+    expect(scrape).toMatch(new RegExp(`^mezo_auth_failures_total ${auth.failed}$`, 'm'));
+    expect(scrape).toMatch(new RegExp(`^mezo_auth_limited_total ${auth.limited}$`, 'm'));
     honest.close();
   });
 });
