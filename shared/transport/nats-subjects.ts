@@ -19,7 +19,10 @@ export type RpcMethod = (typeof RPC_METHODS)[number];
 
 /** Header names of the NATS transport (NATS headers are case-sensitive on the wire; nats.js keeps them as given). */
 export const NATS_HEADERS = {
-  /** The app-level token on every request, as x-mezo-token is on every gRPC call. */
+  /**
+   * Formerly the app-level token in clear on every request. The token no longer travels over NATS (requests carry
+   * a proof of it: nats-proof.ts), and a coordinator ignores this header.
+   */
   token: 'Mezo-Token',
   /** The session id on a Session open request. */
   session: 'Mezo-Session',
