@@ -109,6 +109,23 @@ describe.skipIf(!natsServerPath())('forged and garbage NATS messages with app to
         replayed++;
       },
     });
+    // Every request the agents make (Join, FetchLog, Session opens) is made again, headers and proof included.
+    const replayCodes: string[] = [];
+    const replays: Array<Promise<void>> = [];
+    attacker.subscribe(subjects.rpcAll, {
+      callback: (_err, msg) => {
+        if (msg.headers?.get('Mezo-Replay') === '1' || !msg.headers?.has('Mezo-Proof')) return;
+        const h = natsHeaders();
+        for (const [key, values] of msg.headers) for (const v of values) h.append(key, v);
+        h.set('Mezo-Replay', '1');
+        replays.push(
+          attacker.request(msg.subject, msg.data, { headers: h, timeout: 10_000 }).then(
+            (reply) => void replayCodes.push(reply.headers?.get('Mezo-Status') ?? 'OK'),
+            () => void replayCodes.push('NO-REPLY'),
+          ),
+        );
+      },
+    });
     await attacker.flush();
 
     const reports: RoundReport[] = [];
@@ -157,6 +174,10 @@ describe.skipIf(!natsServerPath())('forged and garbage NATS messages with app to
     // The forgeries were seen and dropped as such, and no honest agent was charged for them.
     const forged = (listener as unknown as { forged(): number }).forged();
     expect(forged).toBeGreaterThan(0);
+    // A replayed request is refused (its nonce is spent), so it can neither re-join nor take over a session.
+    await Promise.all(replays);
+    expect(replayCodes.length).toBeGreaterThanOrEqual(6); // each agent's Join and Session open at least
+    expect(replayCodes.filter((c) => c === 'OK')).toEqual([]);
     for (const id of Object.keys(tokens)) {
       expect(coordinator.agentStatus(id)!.stats).toMatchObject({ rejected: 0, rateLimited: 0 });
     }
