@@ -1,0 +1,109 @@
+// Learning ablations on the default task: runs `mezo simulate` configurations in process (the library API, as
+// the command does) for several seeds and writes one JSON line per run: shifted-test accuracy at the end and at
+// every evaluation, clean-test accuracy at the end, wall time and bytes per agent per round.
+//   npm run build && node scripts/experiment/learning-sweep.mjs --configs sweep.json --seeds 0,1,2 --out runs.jsonl
+// sweep.json: [{ "name": "defaults", "options": { } }, { "name": "m=50", "options": { "agentsPerRound": 50 } }, ...];
+// an entry with "command": "train" runs `mezo train` instead, its options being the train config's flags.
+import { appendFileSync, readFileSync, rmSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+
+const root = new URL('../../dist/', import.meta.url);
+const { runSimulation } = await import(new URL('simulation/simulate.js', root).href);
+const { loadDefaultModel, defaultSplit } = await import(new URL('shared/model/index.js', root).href);
+const { InProcessBackend } = await import(new URL('edge-agent/mezo-backend.js', root).href);
+const { scoreDataset } = await import(new URL('edge-agent/dataset-evaluation.js', root).href);
+const { noise } = await import(new URL('shared/noise/index.js', root).href);
+const { logger } = await import(new URL('shared/logger.js', root).href);
+const { resolveTrainConfig, runTrain } = await import(new URL('cli/train-command.js', root).href);
+
+const { values: args } = parseArgs({
+  options: {
+    configs: { type: 'string' },
+    seeds: { type: 'string', default: '0,1,2' },
+    out: { type: 'string' },
+  },
+});
+if (!args.configs || !args.out) throw new Error('--configs and --out are required');
+if (process.env.MEZO_LOG_LEVEL === undefined) logger.level = 'warn';
+const configs = JSON.parse(readFileSync(args.configs, 'utf8'));
+const seeds = args.seeds.split(',').map(Number);
+
+const prepared = await loadDefaultModel();
+const clean = defaultSplit().test;
+const scorer = await InProcessBackend.create(prepared, noise, { restore: 'subtract', intraOpThreads: 1 });
+const cleanBefore = (await scoreDataset(scorer, clean, 500)).accuracy;
+
+async function trainRun(name, options, seed) {
+  rmSync(`${args.out}.train`, { recursive: true, force: true });
+  const started = performance.now();
+  const config = resolveTrainConfig({ ...options, seed: String(seed), out: `${args.out}.train` }, {});
+  const { report } = await runTrain(config, { quiet: true });
+  const trained = new Float32Array(readFileSync(`${args.out}.train/trained.slab`).buffer.slice(0));
+  await scorer.load(trained);
+  const cleanAfter = (await scoreDataset(scorer, clean, 500)).accuracy;
+  const curve = report.curve.filter((p) => p.eval).map((p) => [p.step, p.eval.accuracy]);
+  let best = -Infinity;
+  let worstDrop = 0;
+  for (const [, acc] of curve.slice(1)) {
+    best = Math.max(best, acc);
+    worstDrop = Math.max(worstDrop, best - acc);
+  }
+  const line = {
+    name, seed, command: 'train', options,
+    accuracyBefore: report.initialEval.accuracy, accuracyAfter: report.finalEval.accuracy,
+    cleanBefore, cleanAfter, bestAccuracy: best, worstDrop, curve,
+    wallSeconds: (performance.now() - started) / 1000, trainSeconds: report.wallMs / 1000, rounds: report.steps,
+  };
+  appendFileSync(args.out, `${JSON.stringify(line)}\n`);
+  process.stdout.write(
+    `${name} seed ${seed}: shifted ${(line.accuracyAfter * 100).toFixed(2)}% (best ${(best * 100).toFixed(2)}%, worst drop ${(worstDrop * 100).toFixed(2)}), clean ${(cleanAfter * 100).toFixed(2)}%, ${line.trainSeconds.toFixed(1)} s\n`,
+  );
+}
+
+for (const { name, options, command } of configs) {
+  for (const seed of seeds) {
+    if (command === 'train') {
+      await trainRun(name, options, seed);
+      continue;
+    }
+    let cleanAfter = Number.NaN;
+    const report = await runSimulation(
+      { ...options, seed },
+      {
+        onFinished: async ({ coordinator }) => {
+          await scorer.load(coordinator.materialise().slice());
+          cleanAfter = (await scoreDataset(scorer, clean, 500)).accuracy;
+        },
+      },
+    );
+    const curve = report.accuracyByRound.filter(([r]) => r >= 0);
+    // The largest drop below the running best at any later evaluation (the "never degrades" criterion).
+    let best = -Infinity;
+    let worstDrop = 0;
+    for (const [, acc] of curve) {
+      best = Math.max(best, acc);
+      worstDrop = Math.max(worstDrop, best - acc);
+    }
+    const line = {
+      name,
+      seed,
+      options,
+      accuracyBefore: report.accuracyBefore,
+      accuracyAfter: report.accuracyAfter,
+      cleanBefore,
+      cleanAfter,
+      bestAccuracy: best,
+      worstDrop,
+      curve,
+      wallSeconds: report.wallSeconds,
+      rounds: report.rounds,
+      bytesUpPerAgentRound: report.traffic.bytesUpPerAgentRound,
+      bytesDownPerAgentRound: report.traffic.bytesDownPerAgentRound,
+    };
+    appendFileSync(args.out, `${JSON.stringify(line)}\n`);
+    process.stdout.write(
+      `${name} seed ${seed}: shifted ${(report.accuracyAfter * 100).toFixed(2)}% (best ${(best * 100).toFixed(2)}%, worst drop ${(worstDrop * 100).toFixed(2)}), clean ${(cleanAfter * 100).toFixed(2)}%, ${report.wallSeconds.toFixed(1)} s\n`,
+    );
+  }
+}
+await scorer.close();
