@@ -3,7 +3,8 @@
  * JetStream log, and publishes that are not the coordinator's — a forged update that hashes and chains
  * correctly, an unsigned one and garbage on the job's updates subject; garbage and a forged entry on its log
  * entry subject. Agents drop and count the bad updates and keep running, the coordinator keeps appending, a
- * restart with the garbage in the stream succeeds, and an agent pinned to another key refuses the job.
+ * restart with the garbage in the stream succeeds, and an agent pinned to another key refuses the job — as does
+ * one that took the key from its first Join when the same job comes back under another key (in memory).
  */
 import { join } from 'node:path';
 import protobuf from 'protobufjs';
@@ -14,7 +15,7 @@ import { Agent, AgentStateError } from '../../edge-agent/agent.js';
 import { createAgentBackend } from '../../edge-agent/agent-backend.js';
 import { encodeEntryPayload, LogSigner, openJetStreamLog, SIGNATURE_HEADER, UpdateLog, type LogEntry } from '../../shared/log/index.js';
 import { noise } from '../../shared/noise/index.js';
-import { encodeCoordinatorMessage, jobSubjects, NatsTransport, protoDir } from '../../shared/transport/index.js';
+import { encodeCoordinatorMessage, InMemoryTransport, jobSubjects, NatsTransport, protoDir } from '../../shared/transport/index.js';
 import { natsServerPath, startNatsServer, type NatsServer } from '../helpers/nats-server.js';
 import { fixture, logHeader, makeAgent, paddingOf, until, type Fixture } from './fleet-fixture.js';
 
@@ -152,6 +153,50 @@ describe.skipIf(!natsServerPath())(`a signed update log over NATS against forged
       const error = await agent.run().then(() => undefined, (err: unknown) => err);
       expect(error).toBeInstanceOf(AgentStateError);
       expect((error as Error).message).toMatch(/presents the log key ed25519:[0-9a-f]{64}, not the pinned/);
+    } finally {
+      await agent.close();
+    }
+  });
+});
+
+describe('an agent that took the log key from its first Join', () => {
+  it('refuses the same job when the coordinator comes back with another key', async () => {
+    const f = await fixture();
+    const transport = new InMemoryTransport();
+    const options = {
+      jobId: 'tofu',
+      rounds: 1000,
+      deadlineMs: 10_000,
+      heartbeatMs: 250,
+      batchSize: 32,
+      strategy: { agentsPerRound: 1, seedsPerAgent: 1, schedule: { lr: 1e-3 }, seed: 3 },
+    };
+    const coordinatorWith = async (signer: LogSigner, history: readonly LogEntry[] = []): Promise<Coordinator> => {
+      const log = UpdateLog.inMemory(logHeader(f.prepared, 'tofu'), { signer });
+      for (const e of history) await log.append({ round: e.round, lr: e.lr, decay: e.decay, terms: e.terms });
+      const c = new Coordinator({ log, baseSlab: f.prepared.slab, padding: paddingOf(f.prepared), engine: noise, transport, options });
+      await c.listen();
+      return c;
+    };
+    const first = await coordinatorWith(LogSigner.generate());
+    const agent = makeAgent(f, transport, 0);
+    const run = agent.run().then(() => undefined, (err: unknown) => err);
+    try {
+      // Stopped without ending the job (as a crash would), once the agent holds two signed entries.
+      first.onRound((r) => r.version >= 2 && first.stop());
+      await first.run();
+      await until(() => agent.state.version === 2, 15_000, 'the agent at version 2');
+      await first.close();
+      // The same job and history, signed with another key: not the coordinator the agent knew.
+      const second = await coordinatorWith(LogSigner.generate(), first.log.entries());
+      try {
+        const error = await run;
+        expect(error).toBeInstanceOf(AgentStateError);
+        expect((error as Error).message).toContain(`not the pinned ${first.log.publicKey}`);
+        expect(agent.state.version).toBe(2);
+      } finally {
+        await second.close();
+      }
     } finally {
       await agent.close();
     }
