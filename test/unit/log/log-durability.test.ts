@@ -108,6 +108,37 @@ describe('update log durability', () => {
     expect(reread.version).toBe(30);
     await reread.close();
   });
+
+  it('group durability: a writer killed with SIGKILL leaves at least every synced entry, and a log that opens', async () => {
+    const path = join(dir, 'group-killed.log');
+    const script = join(dir, 'group-writer.mjs');
+    const moduleUrl = new URL('../../../dist/shared/log/index.js', import.meta.url).href;
+    writeFileSync(
+      script,
+      `import { UpdateLog } from ${JSON.stringify(moduleUrl)};
+       const log = await UpdateLog.open(process.argv[2], JSON.parse(process.argv[3]), { durability: 'group' });
+       for (let round = 0; ; round++) {
+         await log.append({ round, lr: 1e-3, terms: [{ seed: BigInt(round) + 1n, coeff: 1e-3 }] });
+         if ((round + 1) % 20 === 0) {
+           await log.sync();
+           process.stdout.write((round + 1) + '\\n');
+         }
+       }`,
+    );
+    const child = spawn(process.execPath, [script, path, JSON.stringify(header)], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, MEZO_LOG_LEVEL: 'silent' } });
+    let synced = 0;
+    await new Promise<void>((resolve) => {
+      child.stdout.on('data', (chunk: Buffer) => {
+        synced = Number(chunk.toString().trim().split('\n').at(-1));
+        if (synced >= 200) child.kill('SIGKILL');
+      });
+      child.on('exit', () => resolve());
+    });
+    const log = await UpdateLog.open(path, header);
+    expect(log.version).toBeGreaterThanOrEqual(synced);
+    expect(log.entries().every((e, i) => e.round === i)).toBe(true);
+    await log.close();
+  });
 });
 
 describe('update log signatures', () => {
