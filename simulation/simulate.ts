@@ -24,7 +24,7 @@ import { InProcessBackend, type MezoBackend } from '../edge-agent/mezo-backend.j
 import { WorkerBackend } from '../edge-agent/worker-backend.js';
 import { lrScheduleSchema } from '../edge-agent/lr-schedule.js';
 import { SeededRng } from '../shared/data/index.js';
-import { UpdateLog } from '../shared/log/index.js';
+import { LogSigner, UpdateLog } from '../shared/log/index.js';
 import { logger } from '../shared/logger.js';
 import { redactSecrets } from '../shared/redact.js';
 import { loadDefaultModel, paddingRanges, type PreparedModel } from '../shared/model/index.js';
@@ -285,14 +285,17 @@ export async function runSimulation(input: SimulateOptionsInput = {}, hooks: Sim
   const faulty = faults.timingDependent;
   const quorum = Math.max(1, Math.ceil((options.quorum ?? (options.faults.dropout > 0 || options.faults.crash > 0 ? 0.5 : 1)) * asked));
   const header = { jobId: 'simulate', baseSha256: prepared.manifest.slabSha256, distribution: options.distribution, decayRanges: [] };
+  // Signed like a deployed coordinator's log, so every virtual agent checks signatures as a real one does (a key
+  // for this run only; agents verify each update once per process, whatever their number).
+  const signer = LogSigner.generate();
   let log: UpdateLog;
   if (options.out) {
     const dir = resolve(options.out);
     mkdirSync(dir, { recursive: true });
     rmSync(join(dir, 'update.log'), { force: true });
-    log = await UpdateLog.open(join(dir, 'update.log'), header);
+    log = await UpdateLog.open(join(dir, 'update.log'), header, { signer });
   } else {
-    log = UpdateLog.inMemory(header);
+    log = UpdateLog.inMemory(header, { signer });
   }
 
   let coordinatorTransport: Transport;
