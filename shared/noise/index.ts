@@ -5,7 +5,7 @@
 import { logger } from '../logger.js';
 import { NoiseEngine } from './engine.js';
 import { jsKernel } from './js-kernel.js';
-import { loadNativeKernel } from './native-binding.js';
+import { loadNativeKernel, NativeAddonError } from './native-binding.js';
 
 export { NoiseEngine, PackedEntries, seedToKey } from './engine.js';
 export type { Distribution, NoiseOptions, Seed, UpdateEntry } from './engine.js';
@@ -29,6 +29,7 @@ export function createNoiseEngine(implementation: NoiseImplementation = 'auto'):
       try {
         return new NoiseEngine(loadNativeKernel());
       } catch (err) {
+        if (!(err instanceof NativeAddonError)) throw err;
         const reason = err instanceof Error ? err.message : String(err);
         autoFallbackReason = reason;
         logger.warn({ reason }, 'native noise addon unavailable; using the TypeScript kernel (same bits, slower)');

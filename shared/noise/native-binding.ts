@@ -60,7 +60,8 @@ export function prebuildFile(platform: string, arch: string): string {
 function preferenceFromEnv(): NativeAddonPreference {
   const value = process.env.MEZO_NATIVE_ADDON ?? 'auto';
   if (value === 'auto' || value === 'prebuilt' || value === 'built') return value;
-  throw new NativeAddonError(`MEZO_NATIVE_ADDON must be 'auto', 'prebuilt' or 'built', got ${JSON.stringify(value)}`);
+  // A TypeError, not a NativeAddonError: a misspelt setting fails loudly instead of falling back to TypeScript.
+  throw new TypeError(`MEZO_NATIVE_ADDON must be 'auto', 'prebuilt' or 'built', got ${JSON.stringify(value)}`);
 }
 
 let cached: { report: NativeAddonReport; binding?: NativeNoiseBinding; cause?: unknown } | undefined;
