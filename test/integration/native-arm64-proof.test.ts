@@ -1,4 +1,5 @@
 /**
+ * (Runs once, not per noise implementation: it does not depend on MEZO_NOISE.)
  * The arm64 prebuilt under qemu-user: scripts/arm64-proof.sh --noise-only (known answers, golden vectors and
  * digests equal to x64's, `mezo info` naming the arm64 prebuilt). It needs qemu-aarch64, an arm64 glibc and an
  * arm64 Node.js (MEZO_ARM64_NODE or the script's cache from a `--fetch` run); where one is missing the script
