@@ -5,7 +5,7 @@
  * mirrors them. The tarball is packed with --ignore-scripts from the dist/ that `npm test`'s pretest built
  * (a plain `npm pack` builds it through `prepare`). Runs once, not per noise implementation (native- prefix).
  */
-import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
+import { spawnSync, type SpawnSyncOptionsWithStringEncoding } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -37,8 +37,8 @@ describe.runIf(shipped && which('npm') !== undefined)('the npm package on a mach
   delete env.MEZO_NATIVE_ADDON;
   delete env.MEZO_NATIVE_BUILD;
   delete env.NODE_OPTIONS;
-  const run = (command: string, args: string[], options: SpawnSyncOptions = {}) =>
-    spawnSync(command, args, { encoding: 'utf8', env, ...options });
+  const run = (command: string, args: string[], options: Omit<SpawnSyncOptionsWithStringEncoding, 'encoding'> = {}) =>
+    spawnSync(command, args, { env, ...options, encoding: 'utf8' });
 
   it('installs from the tarball without building, then runs the native kernel and trains', () => {
     expect(run('g++', ['--version']).error, 'g++ must be out of reach').toBeDefined();
