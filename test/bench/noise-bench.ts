@@ -8,6 +8,7 @@ import { measureRestoreDrift } from '../../shared/noise/drift.js';
 import { loadNativeFloor } from '../../shared/noise/native-binding.js';
 import { fileURLToPath } from 'node:url';
 import { forkBenchChild, hostInfo, time, type SuiteResult, type Timing } from './harness.js';
+import { checkArm64Bits } from './noise-arm64.js';
 import type { GenericChildConfig, GenericChildReport } from './noise-generic-child.js';
 
 interface Row {
@@ -104,6 +105,8 @@ export async function benchNoise(options: { elements?: number; repetitions?: num
     'speed vs floor': floorNs / nsPer(r),
   }));
   for (const t of targets) table.push({ operation: `TARGET ${t.target}`, impl: t.goal, threads: '', 'ms/call': '', 'ns/elem/entry': '', 'speed vs floor': `${t.value.toFixed(3)} ${t.met ? 'met' : 'MISSED'}` });
+  const arm64 = checkArm64Bits();
+  if (arm64) table.push({ operation: 'arm64 prebuilt under qemu-user', impl: arm64.status, threads: '', 'ms/call': '', 'ns/elem/entry': '', 'speed vs floor': 'bits only' });
 
   return {
     suite: 'noise',
@@ -114,6 +117,7 @@ export async function benchNoise(options: { elements?: number; repetitions?: num
     rows: rows.map((r) => ({ ...r, nsPerElementUpdate: nsPer(r), speedVsFloor: floorNs / nsPer(r) })),
     targets,
     drift: { epsilon: 1e-3, weights: 'N(0, 0.02^2)', ...drift },
+    arm64,
     table,
   };
 }
