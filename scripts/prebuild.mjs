@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// `npm run prebuild`: builds the noise addon for linux-x64 and linux-arm64 into prebuilds/ (committed, shipped
+// `npm run prebuilds` (not `prebuild`: npm would run a script of that name before every `npm run build`):
+// builds the noise addon for linux-x64 and linux-arm64 into prebuilds/ (committed, shipped
 // in the npm package), arm64 by cross-compiling with Debian's g++-aarch64-linux-gnu. Each build runs in a
 // scratch copy of the sources, so the tree's own build/ (and anyone's tests using it) is left alone.
 // prebuilds/manifest.json records a hash of the sources, the compilers and each file's SHA-256; a test fails
