@@ -185,7 +185,7 @@ export async function runCoordinator(
   const { GrpcTransport, serverTlsCredentials } = await import('../shared/transport/index.js');
   const { Coordinator } = await import('../coordinator/coordinator.js');
   const { CoordinatorMetrics } = await import('../coordinator/metrics.js');
-  const { RunMonitor } = await import('../coordinator/run-monitor.js');
+  const { RunMonitor, coordinatorRunConfig } = await import('../coordinator/run-monitor.js');
   const { serveDashboard } = await import('../coordinator/dashboard/server.js');
   const { HeldOutEvaluation } = await import('../coordinator/held-out-evaluation.js');
   const { WorkerBackend } = await import('../edge-agent/worker-backend.js');
@@ -242,16 +242,7 @@ export async function runCoordinator(
     kind: 'coordinator',
     ...(metrics ? { metrics } : {}),
     config: {
-      rounds: options.rounds,
-      agentsPerRound: options.strategy.agentsPerRound,
-      quorum: options.quorum ?? null,
-      seedMode: options.strategy.seedMode,
-      seedsPerAgent: options.strategy.seedsPerAgent,
-      aggregation: options.strategy.aggregation,
-      lr: options.strategy.schedule.lr,
-      epsilon: options.epsilon,
-      batchSize: options.batchSize,
-      distribution: options.distribution,
+      ...coordinatorRunConfig(options),
       // The dashboard says why there is no accuracy when evaluation is off.
       evalEvery: 'dataset' in heldOutSet ? heldOutSet.every : 0,
       evalData: 'dataset' in heldOutSet ? heldOutSet.name : null,

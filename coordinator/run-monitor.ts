@@ -149,6 +149,22 @@ export function signAgreement(report: Pick<RoundReport, 'scalars' | 'terms'>): n
 
 const finiteOrNull = (x: number): number | null => (Number.isFinite(x) ? x : null);
 
+/** The coordinator's settings as a run record shows them (callers may add their own keys). */
+export function coordinatorRunConfig(options: Coordinator['options']): Record<string, unknown> {
+  return {
+    rounds: options.rounds,
+    agentsPerRound: options.strategy.agentsPerRound,
+    quorum: options.quorum ?? null,
+    seedMode: options.strategy.seedMode,
+    seedsPerAgent: options.strategy.seedsPerAgent,
+    aggregation: options.strategy.aggregation,
+    lr: options.strategy.schedule.lr,
+    epsilon: options.epsilon,
+    batchSize: options.batchSize,
+    distribution: options.distribution,
+  };
+}
+
 export class RunMonitor {
   readonly kind: RunRecord['kind'];
   readonly job: string;
@@ -176,18 +192,7 @@ export class RunMonitor {
     const options = init.coordinator.options;
     this.job = options.jobId;
     // Redacted here, once: the config goes into run records, the dashboard and reports.
-    this.config = redactSecrets(init.config ?? {
-      rounds: options.rounds,
-      agentsPerRound: options.strategy.agentsPerRound,
-      quorum: options.quorum ?? null,
-      seedMode: options.strategy.seedMode,
-      seedsPerAgent: options.strategy.seedsPerAgent,
-      aggregation: options.strategy.aggregation,
-      lr: options.strategy.schedule.lr,
-      epsilon: options.epsilon,
-      batchSize: options.batchSize,
-      distribution: options.distribution,
-    });
+    this.config = redactSecrets(init.config ?? coordinatorRunConfig(options));
     this.metrics = init.metrics;
     this.bins = init.histogramBins ?? 24;
     this.agentLimit = init.fleetAgentLimit ?? 100;
