@@ -8,10 +8,11 @@ import { availableParallelism, totalmem } from 'node:os';
 import { InvalidArgumentError, type Command } from 'commander';
 import { z } from 'zod';
 import { resolveConfig, type EnvBinding } from '../shared/config/index.js';
-import { layeredFlags, number } from './option-parsing.js';
+import { byteSize, layeredFlags, number } from './option-parsing.js';
 import { NATS_FLAGS, addNatsOptions, natsConfigSchema, natsEnv, natsTransportOptions } from './nats-options.js';
 import type { AgentExit } from '../edge-agent/agent.js';
-import type { Manifest } from '../shared/model/index.js';
+import type { DeviceBudget } from '../edge-agent/device-budget.js';
+import type { Manifest, PreparedModel } from '../shared/model/index.js';
 
 export const agentConfigSchema = z
   .strictObject({
@@ -34,6 +35,17 @@ export const agentConfigSchema = z
     logPublicKey: z.string().regex(/^ed25519:[0-9a-f]{64}$/, 'must be "ed25519:" followed by 64 lowercase hex digits').optional(),
     worker: z.boolean().default(true),
     threads: z.number().int().min(1).max(256).default(1),
+    /**
+     * Memory the agent may use: it joins only when `mezo plan`'s MeZO peak for its model at planBatch fits, and
+     * declines tasks whose batch does not. Bytes, or a size such as "512MiB".
+     */
+    memoryBudget: byteSize.optional(),
+    /** The batch size the memory check plans for before joining (the coordinator's default batch). */
+    planBatch: z.number().int().min(1).max(1 << 20).default(64),
+    /** Caps onnxruntime's intra-op threads and the noise addon's threads. */
+    maxThreads: z.number().int().min(1).max(256).optional(),
+    /** Declines tasks (and reports itself busy) while the one-minute load average per core is above this. */
+    pauseAboveLoad: z.number().positive().finite().optional(),
     maxMessageBytes: z.number().int().min(1024).default(4 * 1024 * 1024),
     /** TLS: the CA bundle the coordinator's certificate must chain to; for mutual TLS also a client cert and key. */
     tlsCa: z.string().min(1).optional(),
@@ -76,6 +88,10 @@ const ENV: Record<string, EnvBinding> = {
   MEZO_AGENT_JOB_ID: { path: 'jobId', type: 'string' },
   MEZO_AGENT_KEEP_WAITING: { path: 'keepWaiting', type: 'boolean' },
   MEZO_AGENT_GIVE_UP_AFTER_MS: { path: 'giveUpAfterMs', type: 'number' },
+  MEZO_AGENT_MEMORY_BUDGET: { path: 'memoryBudget', type: 'string' },
+  MEZO_AGENT_PLAN_BATCH: { path: 'planBatch', type: 'number' },
+  MEZO_AGENT_MAX_THREADS: { path: 'maxThreads', type: 'number' },
+  MEZO_AGENT_PAUSE_ABOVE_LOAD: { path: 'pauseAboveLoad', type: 'number' },
   ...natsEnv('MEZO_AGENT'),
 };
 
@@ -100,6 +116,10 @@ const FLAGS: Record<string, string> = {
   natsReadLog: 'natsReadLog',
   keepWaiting: 'keepWaiting',
   giveUpAfterMs: 'giveUpAfterMs',
+  memoryBudget: 'memoryBudget',
+  planBatch: 'planBatch',
+  maxThreads: 'maxThreads',
+  pauseAboveLoad: 'pauseAboveLoad',
   ...NATS_FLAGS,
 };
 
@@ -125,6 +145,27 @@ async function loadData(config: AgentConfig, manifest: Manifest) {
   return data.readDatasetFile(config.data, manifest.classes === null ? { dtype } : { numClasses: manifest.classes, dtype });
 }
 
+/**
+ * The device's limits, when any is set. With a memory budget the model must fit it at planBatch before the agent
+ * joins: DeviceBudgetError (exit code 2) names the predicted peak and the budget otherwise.
+ */
+export async function deviceBudget(config: AgentConfig, prepared: Pick<PreparedModel, 'model' | 'manifest'>): Promise<DeviceBudget | undefined> {
+  if (config.memoryBudget === undefined && config.pauseAboveLoad === undefined) return undefined;
+  const { DeviceBudget } = await import('../edge-agent/device-budget.js');
+  const device = new DeviceBudget(prepared, {
+    ...(config.memoryBudget !== undefined ? { memoryBudgetBytes: config.memoryBudget } : {}),
+    ...(config.pauseAboveLoad !== undefined ? { pauseAboveLoad: config.pauseAboveLoad } : {}),
+  });
+  device.checkFits(config.planBatch);
+  return device;
+}
+
+/** onnxruntime's intra-op threads (--threads, at most --max-threads) and the noise addon's (--max-threads). */
+export function threadOptions(config: AgentConfig): { intraOpThreads: number; noiseThreads?: number } {
+  if (config.maxThreads === undefined) return { intraOpThreads: config.threads };
+  return { intraOpThreads: Math.min(config.threads, config.maxThreads), noiseThreads: config.maxThreads };
+}
+
 /** Runs the agent until the job ends (unless config.keepWaiting), a signal stops it, or it cannot go on. */
 export async function runAgent(config: AgentConfig, signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM']): Promise<AgentExit> {
   const { loadPrepared, loadDefaultModel } = await import('../shared/model/index.js');
@@ -134,7 +175,9 @@ export async function runAgent(config: AgentConfig, signals: NodeJS.Signals[] = 
   const { createAgentBackend } = await import('../edge-agent/agent-backend.js');
   if (config.model && !config.data) throw new InvalidArgumentError('--data is required with --model (the default task fits the default model only)');
   const prepared = config.model ? await loadPrepared(config.model) : await loadDefaultModel();
+  const device = await deviceBudget(config, prepared);
   const data = await loadData(config, prepared.manifest);
+  const threads = threadOptions(config);
   const agent = new Agent({
     agentId: config.agentId,
     token: config.token,
@@ -154,10 +197,17 @@ export async function runAgent(config: AgentConfig, signals: NodeJS.Signals[] = 
             ...(config.tlsServerName ? { serverNameOverride: config.tlsServerName } : {}),
           }),
     prepared,
-    createBackend: (distribution) => createAgentBackend(prepared, distribution, { worker: config.worker, intraOpThreads: config.threads }),
+    createBackend: (distribution) => createAgentBackend(prepared, distribution, { worker: config.worker, ...threads }),
     data,
     dataSeed: config.agentIndex,
-    capabilities: { memoryBytes: totalmem(), cores: availableParallelism(), noiseImpl: noise.kind },
+    capabilities: {
+      memoryBytes: totalmem(),
+      cores: availableParallelism(),
+      noiseImpl: noise.kind,
+      ...(config.memoryBudget !== undefined ? { memoryBudgetBytes: config.memoryBudget } : {}),
+      ...(config.maxThreads !== undefined ? { threads: config.maxThreads } : {}),
+    },
+    ...(device ? { device } : {}),
     ...(config.stateDir ? { stateDir: config.stateDir } : {}),
     ...(config.logPublicKey ? { logPublicKey: config.logPublicKey } : {}),
     onJobEnd: config.keepWaiting ? 'wait' : 'leave',
@@ -191,6 +241,10 @@ export function registerAgentCommand(program: Command): void {
     .option('--state-dir <dir>', 'keep a log replica here for fast restarts')
     .option('--log-public-key <key>', 'pin the coordinator\'s log key (ed25519:…, printed by mezo coordinator); another key is refused')
     .option('--threads <n>', 'onnxruntime intra-op threads', number)
+    .option('--max-threads <n>', 'cap on the threads of onnxruntime (intra-op) and of the noise addon', number)
+    .option('--memory-budget <size>', 'memory the agent may use, e.g. 512MiB: it joins only if mezo plan\'s MeZO peak fits (else exits 2) and declines tasks whose batch does not')
+    .option('--plan-batch <n>', 'the batch size the memory budget is checked at before joining (default 64)', number)
+    .option('--pause-above-load <load>', 'decline tasks and report busy while the 1-minute load average per core is above this', number)
     .option('--no-worker', 'run the model on the main thread')
     .option('--tls-ca <pem>', 'connect over TLS, trusting this CA bundle for the coordinator\'s certificate')
     .option('--tls-cert <pem>', 'mutual TLS: this agent\'s certificate (with --tls-key)')
@@ -200,6 +254,17 @@ export function registerAgentCommand(program: Command): void {
     .option('--give-up-after-ms <ms>', 'exit with an error after this long without reaching a coordinator (default: never)', number)
     .action(async (flags: Record<string, unknown>) => {
       const config = resolveAgentConfig({ ...flags, worker: flags.worker === false ? false : undefined });
-      process.stdout.write(`${describeExit(config.agentId, await runAgent(config))}\n`);
+      const { DeviceBudgetError } = await import('../edge-agent/device-budget.js');
+      let exit: AgentExit;
+      try {
+        exit = await runAgent(config);
+      } catch (err) {
+        if (!(err instanceof DeviceBudgetError)) throw err;
+        // Not a failure of the agent: the device is too small for the job. One line, and its own exit code.
+        process.stderr.write(`agent ${config.agentId}: ${err.message}\n`);
+        process.exitCode = DeviceBudgetError.EXIT_CODE;
+        return;
+      }
+      process.stdout.write(`${describeExit(config.agentId, exit)}\n`);
     });
 }

@@ -1,6 +1,8 @@
 /** Shared pieces of the commands' option handling: number arguments and flags mapped onto config paths. */
 import { InvalidArgumentError } from 'commander';
+import { z } from 'zod';
 import type { ConfigLayers } from '../shared/config/index.js';
+import { parseByteSize } from '../shared/plan/byte-size.js';
 
 /** commander argument parser for a finite number. */
 export function number(value: string): number {
@@ -8,6 +10,21 @@ export function number(value: string): number {
   if (value.trim() === '' || !Number.isFinite(parsed)) throw new InvalidArgumentError('must be a number');
   return parsed;
 }
+
+/** A byte count in config: a positive integer, or a size as `mezo plan --budget` takes it ("512MiB", "1.5GiB"). */
+export const byteSize = z.union([z.number(), z.string()]).transform((value, ctx) => {
+  if (typeof value === 'number') {
+    if (Number.isSafeInteger(value) && value > 0) return value;
+    ctx.addIssue({ code: 'custom', message: `must be a positive whole number of bytes, got ${value}` });
+    return z.NEVER;
+  }
+  try {
+    return parseByteSize(value);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+    return z.NEVER;
+  }
+});
 
 const kebab = (name: string): string => `--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
 

@@ -25,6 +25,7 @@ import {
   type Capabilities,
   type CallInfo,
   type CoordinatorHandler,
+  type Decline,
   type FetchLogRequest,
   type FetchLogResponse,
   type FetchSnapshotRequest,
@@ -71,6 +72,8 @@ export interface AgentStats {
   divergent: number;
   /** Calls refused and sessions ended because the agent exceeded its message budget (options.rateLimit). */
   rateLimited: number;
+  /** Tasks the agent declined (its device busy, or the batch over its memory budget): not faults. */
+  declined: number;
 }
 
 export interface AgentStatus {
@@ -174,6 +177,8 @@ interface AgentRecord {
 class OpenRound {
   readonly results = new Map<string, AgentResult>();
   readonly gone = new Set<string>();
+  /** Assigned agents that declined their task: the round does not wait for them. */
+  readonly declined = new Set<string>();
   readonly done: Promise<void>;
   private finish!: () => void;
   private timer: NodeJS.Timeout;
@@ -200,12 +205,12 @@ class OpenRound {
 
   /** Closes the round as soon as its outcome is decided. */
   check(): void {
-    const pending = this.assigned.size - this.results.size - this.gone.size;
+    const pending = this.assigned.size - this.results.size - this.gone.size - this.declined.size;
     if (this.results.size >= this.quorum || pending === 0 || this.results.size + pending < this.quorum) this.settle();
   }
 }
 
-const newStats = (): AgentStats => ({ tasks: 0, accepted: 0, late: 0, dropped: 0, rejected: 0, rejections: {}, divergent: 0, rateLimited: 0 });
+const newStats = (): AgentStats => ({ tasks: 0, accepted: 0, late: 0, dropped: 0, rejected: 0, rejections: {}, divergent: 0, rateLimited: 0, declined: 0 });
 
 /** Compares secrets in time independent of where they differ (digests first, so lengths leak nothing either). */
 function sameSecret(given: string, expected: string): boolean {
@@ -745,11 +750,12 @@ export class Coordinator {
     waiting.forEach((wake) => wake());
   }
 
-  /** Connected agents, once at least `count` are (or when timeoutMs passes, or on stop). */
+  /** Connected agents that are not busy, once at least `count` are (or when timeoutMs passes, or on stop). */
   private async waitForAgents(count: number, timeoutMs: number): Promise<AgentRecord[]> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const connected = [...this.agents.values()].filter((a) => a.session);
+      // A busy agent (its device paused) would only decline: wait for agents that can take a task.
+      const connected = [...this.agents.values()].filter((a) => a.session && !a.capabilities.busy);
       const left = deadline - Date.now();
       if (connected.length >= count || left <= 0 || this.stopping) return connected;
       await new Promise<void>((resolve) => {
@@ -862,15 +868,33 @@ export class Coordinator {
 
   /** Takes one message from the agent's budget; false (and counted) when it is spent. */
   private solicited(agent: AgentRecord, message: AgentMessage): boolean {
-    if (message.kind !== 'result') return false;
+    const answer = message.kind === 'result' ? message.result : message.kind === 'decline' ? message.decline : undefined;
+    if (answer === undefined) return false;
     const open = this.open;
     return (
       open !== undefined &&
       open.assigned.has(agent.id) &&
       !open.results.has(agent.id) &&
-      message.result.round === open.round &&
-      message.result.attempt === open.attempt
+      !open.declined.has(agent.id) &&
+      answer.round === open.round &&
+      answer.attempt === open.attempt
     );
+  }
+
+  /**
+   * An agent said it will not evaluate its task (busy device, or a batch over its memory budget): counted as a
+   * decline, not a fault, and the round stops waiting for it. A busy agent is left out of sampling until a
+   * heartbeat says it is free again.
+   */
+  private onDecline(agent: AgentRecord, decline: Decline): void {
+    if (decline.reason === 'busy') agent.capabilities = { ...agent.capabilities, busy: true };
+    const open = this.open;
+    if (!open || open.settled || decline.round !== open.round || decline.attempt !== open.attempt || !open.assigned.has(agent.id)) return;
+    if (open.results.has(agent.id) || open.declined.has(agent.id)) return;
+    agent.stats.declined++;
+    open.declined.add(agent.id);
+    logger.info({ agent: agent.id, round: decline.round, reason: decline.reason }, 'agent declined its task');
+    open.check();
   }
 
   private spend(agent: AgentRecord): boolean {
@@ -1004,7 +1028,15 @@ export class Coordinator {
               case 'result':
                 this.onResult(agent, message.result);
                 break;
+              case 'decline':
+                this.onDecline(agent, message.decline);
+                break;
               case 'heartbeat': {
+                if (message.heartbeat.busy !== undefined && message.heartbeat.busy !== (agent.capabilities.busy ?? false)) {
+                  agent.capabilities = { ...agent.capabilities, busy: message.heartbeat.busy };
+                  // An agent free again may be what a waiting round needs.
+                  if (!message.heartbeat.busy) this.notify();
+                }
                 agent.version = message.heartbeat.version;
                 agent.weightsSha256 = message.heartbeat.weightsSha256;
                 agent.weightsVersion = message.heartbeat.version;
@@ -1029,7 +1061,7 @@ export class Coordinator {
             agent.session = undefined;
             logger.info({ agent: agent.id, reason: error?.message }, 'agent session closed');
             const open = this.open;
-            if (open && open.assigned.has(agent.id) && !open.results.has(agent.id)) {
+            if (open && open.assigned.has(agent.id) && !open.results.has(agent.id) && !open.declined.has(agent.id)) {
               open.gone.add(agent.id);
               open.check();
             }

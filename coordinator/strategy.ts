@@ -58,7 +58,11 @@ export const strategyConfigSchema = z
   .strictObject({
     /** Agents asked per round (m); fewer when fewer are connected. */
     agentsPerRound: z.number().int().min(1).max(100_000).default(4),
-    /** 'uniform': every connected agent equally likely; 'capability': weighted by cores, above minMemoryBytes. */
+    /**
+     * 'uniform': every connected agent equally likely; 'capability': weighted by threads (or cores when the agent
+     * caps none), among agents whose memory (their budget when they give one) is at least minMemoryBytes — the
+     * task's need, e.g. `mezo plan`'s MeZO peak at the job's batch size. Both skip agents that report themselves busy.
+     */
     sampling: z.enum(['uniform', 'capability']).default('uniform'),
     minMemoryBytes: z.number().int().nonnegative().default(0),
     /**
@@ -127,6 +131,11 @@ export function trimmedMean(values: readonly number[], fraction: number): number
 
 // ---- the default strategy ----
 
+/** The memory an agent offers a task: its budget when it set one, else all it has. */
+export function usableMemory(capabilities: Capabilities): number {
+  return capabilities.memoryBudgetBytes || capabilities.memoryBytes;
+}
+
 function draw64(rng: SeededRng): bigint {
   return BigInt(rng.nextUint32()) | (BigInt(rng.nextUint32()) << 32n);
 }
@@ -157,12 +166,12 @@ export class MezoStrategy implements Strategy {
     return this.pool;
   }
 
-  /** m agents without replacement: uniformly, or with probability ∝ cores among those with enough memory. */
+  /** m agents without replacement among those not busy: uniformly, or with probability ∝ threads among those with enough memory. */
   sample(context: RoundContext, agents: readonly AgentView[]): AgentView[] {
     const rng = new SeededRng(this.config.seed, 'coordinator-sample', context.round, context.attempt);
     // Sort first so the choice depends on who is connected, not on the order they connected in.
-    let pool = [...agents].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-    if (this.config.sampling === 'capability') pool = pool.filter((a) => a.capabilities.memoryBytes >= this.config.minMemoryBytes);
+    let pool = [...agents].filter((a) => !a.capabilities.busy).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    if (this.config.sampling === 'capability') pool = pool.filter((a) => usableMemory(a.capabilities) >= this.config.minMemoryBytes);
     const m = Math.min(this.config.agentsPerRound, pool.length);
     const chosen: AgentView[] = [];
     if (this.config.sampling === 'uniform') {
@@ -170,7 +179,7 @@ export class MezoStrategy implements Strategy {
       for (let i = 0; i < m; i++) chosen.push(pool[order[i]!]!);
       return chosen;
     }
-    const weights = pool.map((a) => Math.max(1, a.capabilities.cores));
+    const weights = pool.map((a) => Math.max(1, a.capabilities.threads || a.capabilities.cores));
     for (let i = 0; i < m; i++) {
       const total = weights.reduce((a, b) => a + b, 0);
       let x = rng.nextFloat() * total;

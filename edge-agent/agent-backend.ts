@@ -12,6 +12,8 @@ export interface AgentBackendOptions {
   /** Run the model on a worker thread (default true: the network loop stays responsive). */
   worker?: boolean;
   intraOpThreads?: number;
+  /** Threads the noise addon may split large slabs over (unset: the engine's default). */
+  noiseThreads?: number;
   /** In-process backends only: the noise engine to use. */
   engine?: NoiseEngine;
   noise?: 'auto' | 'native' | 'js';
@@ -33,12 +35,14 @@ export async function createAgentBackend(
     const workerOptions: WorkerBackendOptions = {
       distribution,
       ...threads,
+      ...(options.noiseThreads !== undefined ? { noiseThreads: options.noiseThreads } : {}),
       ...(options.noise ? { noise: options.noise } : {}),
       ...restore,
     };
     return WorkerBackend.start(prepared, workerOptions);
   }
   const engine = options.engine ?? (await import('../shared/noise/index.js')).noise;
+  if (options.noiseThreads !== undefined) engine.setThreads(options.noiseThreads);
   const inProcessOptions: BackendOptions = { distribution, ...threads, ...restore };
   return InProcessBackend.create(prepared, engine, inProcessOptions);
 }

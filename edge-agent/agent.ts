@@ -33,6 +33,7 @@ import {
   type Transport,
 } from '../shared/transport/index.js';
 import type { BatchData } from './batch-feeds.js';
+import type { DeviceBudget } from './device-budget.js';
 import type { MezoBackend } from './mezo-backend.js';
 
 export interface AgentInit {
@@ -52,6 +53,12 @@ export interface AgentInit {
   /** Seeds the agent's batch order. */
   dataSeed?: Seed;
   capabilities?: Partial<Capabilities>;
+  /**
+   * What the device allows (device-budget.ts): a task whose batch does not fit the memory budget, or any task
+   * while the load is above the threshold, is declined (a Decline, which the coordinator counts as such, not as
+   * a fault); heartbeats and the Join carry the busy state. Unset: every task is taken.
+   */
+  device?: DeviceBudget;
   /** Keeps a replica of the update log here, so a restarted agent replays locally and fetches only what is new. */
   stateDir?: string;
   /**
@@ -114,6 +121,8 @@ export interface AgentState {
   snapshotsRejected: number;
   /** Broadcast updates dropped: not signed by the job's key, not matching their hash, or not chaining. */
   updatesRejected: number;
+  /** Tasks declined because the device was busy or the batch did not fit the memory budget. */
+  tasksDeclined: number;
 }
 
 /**
@@ -183,6 +192,7 @@ export class Agent {
   private lastCatchUp: CatchUpRecord | undefined;
   private snapshotsRejected = 0;
   private updatesRejected = 0;
+  private tasksDeclined = 0;
   /** When a rejected update last sent the agent to the log (performance.now()). */
   private lastResyncAt = -Infinity;
 
@@ -200,6 +210,7 @@ export class Agent {
       lastCatchUp: this.lastCatchUp,
       snapshotsRejected: this.snapshotsRejected,
       updatesRejected: this.updatesRejected,
+      tasksDeclined: this.tasksDeclined,
     };
   }
 
@@ -275,7 +286,13 @@ export class Agent {
         const joinRequest = (): JoinRequest => ({
           agentId: this.id,
           token: this.init.token ?? '',
-          capabilities: { memoryBytes: 0, cores: 0, noiseImpl: '', ...this.init.capabilities },
+          capabilities: {
+            memoryBytes: 0,
+            cores: 0,
+            noiseImpl: '',
+            ...this.init.capabilities,
+            ...(this.init.device ? { busy: this.init.device.busy() } : {}),
+          },
           baseSha256: this.init.prepared.manifest.slabSha256,
           versionHeld: this.job?.version ?? 0,
         });
@@ -627,7 +644,8 @@ export class Agent {
         this.enqueue(async () => {
           heartbeatQueued = false;
           const { backend, version } = this.job!;
-          session?.send({ kind: 'heartbeat', heartbeat: { version, weightsSha256: await backend.sha256() } });
+          const busy = this.init.device ? { busy: this.init.device.busy() } : {};
+          session?.send({ kind: 'heartbeat', heartbeat: { version, weightsSha256: await backend.sha256(), ...busy } });
         });
       }, this.job!.accepted.heartbeatMs || 2000);
       const finish = (error?: Error): void => {
@@ -694,6 +712,14 @@ export class Agent {
         return;
       }
       case 'task': {
+        // Declined at once, not queued: a busy device should not make its coordinator wait for the deadline.
+        const declined = this.init.device?.declineReason(message.task.batchSize);
+        if (declined !== undefined) {
+          this.tasksDeclined++;
+          logger.info({ agent: this.id, round: message.task.round, reason: declined }, 'declined a task');
+          session.send({ kind: 'decline', decline: { round: message.task.round, attempt: message.task.attempt, reason: declined } });
+          return;
+        }
         const receivedAt = Date.now();
         this.enqueue(() => this.runTask(message.task, receivedAt, client, session)).catch((err: Error) =>
           err instanceof AgentStateError ? fail(err) : logger.warn({ agent: this.id, err: err.message }, 'task failed'),

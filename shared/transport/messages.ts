@@ -72,6 +72,13 @@ const capabilitiesSchema = z.object({
   memoryBytes: counter.default(0),
   cores: uint32.default(0),
   noiseImpl: z.string().max(32).default(''),
+  // Optional in the typed form so peers and tests that predate them need not set them (the wire gives 0/false).
+  /** The agent's memory budget (0 or absent: none given; memoryBytes is what it has). */
+  memoryBudgetBytes: counter.optional(),
+  /** Threads the agent caps its model and noise kernel at (0 or absent: no cap). */
+  threads: uint32.optional(),
+  /** The device is busy: the agent declines tasks until its load falls (heartbeats update it). */
+  busy: z.boolean().optional(),
 });
 
 export const joinRequestSchema = z.object({
@@ -194,7 +201,15 @@ export const resultSchema = z
     }
   });
 
-export const heartbeatSchema = z.object({ version: counter, weightsSha256: hex64 });
+export const heartbeatSchema = z.object({ version: counter, weightsSha256: hex64, busy: z.boolean().optional() });
+
+/** Why an agent declined a task: its device is busy, or the task's batch needs more memory than its budget. */
+export type DeclineReason = 'busy' | 'memory';
+const declineReason = z
+  .enum(['DECLINE_REASON_UNSPECIFIED', 'DECLINE_REASON_BUSY', 'DECLINE_REASON_MEMORY'])
+  .refine((r) => r !== 'DECLINE_REASON_UNSPECIFIED', 'must be BUSY or MEMORY')
+  .transform((r): DeclineReason => (r === 'DECLINE_REASON_BUSY' ? 'busy' : 'memory'));
+export const declineSchema = z.object({ round: counter, attempt: uint32, reason: declineReason });
 const nonceSchema = z.object({ nonce: counter });
 
 export const fetchLogRequestSchema = z
@@ -236,6 +251,7 @@ export type JobEnd = z.output<typeof jobEndSchema>;
 export type Update = LogEntry;
 export type Result = z.output<typeof resultSchema>;
 export type Heartbeat = z.output<typeof heartbeatSchema>;
+export type Decline = z.output<typeof declineSchema>;
 export type FetchLogRequest = z.output<typeof fetchLogRequestSchema>;
 export type FetchSnapshotRequest = z.output<typeof fetchSnapshotRequestSchema>;
 export type SnapshotChunk = z.output<typeof snapshotChunkSchema>;
@@ -253,7 +269,8 @@ export type CoordinatorMessage =
 export type AgentMessage =
   | { kind: 'result'; result: Result }
   | { kind: 'heartbeat'; heartbeat: Heartbeat }
-  | { kind: 'pong'; nonce: number };
+  | { kind: 'pong'; nonce: number }
+  | { kind: 'decline'; decline: Decline };
 
 // ---- validation ----
 
@@ -308,11 +325,13 @@ export function decodeCoordinatorMessage(wire: unknown): CoordinatorMessage {
 export function decodeAgentMessage(wire: unknown): AgentMessage {
   if (wire === null || typeof wire !== 'object') throw new MessageValidationError('message', 'must be a message object');
   const w = wire as Record<string, unknown>;
-  switch (oneofMember(w, ['result', 'heartbeat', 'pong'], 'message')) {
+  switch (oneofMember(w, ['result', 'heartbeat', 'pong', 'decline'], 'message')) {
     case 'result':
       return { kind: 'result', result: parseWith(resultSchema, w.result, 'result') };
     case 'heartbeat':
       return { kind: 'heartbeat', heartbeat: parseWith(heartbeatSchema, w.heartbeat, 'heartbeat') };
+    case 'decline':
+      return { kind: 'decline', decline: parseWith(declineSchema, w.decline, 'decline') };
     default:
       return { kind: 'pong', nonce: parseWith(nonceSchema, w.pong, 'pong').nonce };
   }
@@ -327,7 +346,15 @@ export function encodeJoinRequest(m: JoinRequest): Record<string, unknown> {
   return {
     agentId: m.agentId,
     token: m.token,
-    capabilities: { memoryBytes: u64(m.capabilities.memoryBytes), cores: m.capabilities.cores, noiseImpl: m.capabilities.noiseImpl },
+    capabilities: {
+      memoryBytes: u64(m.capabilities.memoryBytes),
+      cores: m.capabilities.cores,
+      noiseImpl: m.capabilities.noiseImpl,
+      // Left out when unset, so a decode of the encoding gives back what was encoded (protobuf sends 0/false).
+      ...(m.capabilities.memoryBudgetBytes !== undefined ? { memoryBudgetBytes: u64(m.capabilities.memoryBudgetBytes) } : {}),
+      ...(m.capabilities.threads !== undefined ? { threads: m.capabilities.threads } : {}),
+      ...(m.capabilities.busy !== undefined ? { busy: m.capabilities.busy } : {}),
+    },
     baseSha256: m.baseSha256,
     versionHeld: u64(m.versionHeld),
   };
@@ -442,9 +469,11 @@ export function encodeAgentMessage(m: AgentMessage): Record<string, unknown> {
     case 'result':
       return { result: encodeResult(m.result) };
     case 'heartbeat':
-      return { heartbeat: { version: u64(m.heartbeat.version), weightsSha256: m.heartbeat.weightsSha256 } };
+      return { heartbeat: { version: u64(m.heartbeat.version), weightsSha256: m.heartbeat.weightsSha256, ...(m.heartbeat.busy !== undefined ? { busy: m.heartbeat.busy } : {}) } };
     case 'pong':
       return { pong: { nonce: u64(m.nonce) } };
+    case 'decline':
+      return { decline: { round: u64(m.decline.round), attempt: m.decline.attempt, reason: m.decline.reason === 'busy' ? 'DECLINE_REASON_BUSY' : 'DECLINE_REASON_MEMORY' } };
   }
 }
 
