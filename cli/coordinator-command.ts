@@ -16,7 +16,7 @@ import type { ProgressReporter } from '../shared/progress.js';
 import type { CoordinatorOutcome } from './coordinator-summary.js';
 import { resolveConfig, type EnvBinding } from '../shared/config/index.js';
 import { roundOptionsSchema } from '../coordinator/options.js';
-import { layeredFlags, number } from './option-parsing.js';
+import { layeredFlags, number, size } from './option-parsing.js';
 import { NATS_FLAGS, addNatsOptions, natsConfigSchema, natsEnv, openCoordinatorNats } from './nats-options.js';
 
 export const coordinatorConfigSchema = z.strictObject({
@@ -123,6 +123,7 @@ const FLAGS: Record<string, string> = {
   seedMode: 'job.strategy.seedMode',
   poolSize: 'job.strategy.poolSize',
   sampling: 'job.strategy.sampling',
+  minMemory: 'job.strategy.minMemoryBytes',
   strategy: 'job.strategy.aggregation',
   trimFraction: 'job.strategy.trimFraction',
   clip: 'job.strategy.clip',
@@ -402,6 +403,7 @@ export function registerCoordinatorCommand(program: Command): void {
     .option('--seed-mode <mode>', 'shared | distinct | pool')
     .option('--pool-size <k>', 'pool mode: K, the seeds of the job-wide pool', number)
     .option('--sampling <kind>', 'uniform | capability')
+    .option('--min-memory <size>', 'capability sampling: memory a task needs, e.g. mezo plan\'s MeZO peak at --batch-size; agents offering less (their --memory-budget when set) are skipped', size)
     .option('--strategy <aggregation>', 'mean | trimmed-mean | median')
     .option('--trim-fraction <x>', 'trimmed mean: fraction cut from each end', number)
     .option('--clip <x>', 'clip |g| before aggregating', number)

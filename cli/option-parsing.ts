@@ -11,6 +11,15 @@ export function number(value: string): number {
   return parsed;
 }
 
+/** commander argument parser for a size in bytes ("512MiB", "1.5GiB", "800MB", a byte count). */
+export function size(value: string): number {
+  try {
+    return parseByteSize(value);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+}
+
 /** A byte count in config: a positive integer, or a size as `mezo plan --budget` takes it ("512MiB", "1.5GiB"). */
 export const byteSize = z.union([z.number(), z.string()]).transform((value, ctx) => {
   if (typeof value === 'number') {

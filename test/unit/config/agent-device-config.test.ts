@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
+import { InvalidArgumentError } from 'commander';
 import { resolveAgentConfig, threadOptions } from '../../../cli/agent-command.js';
+import { resolveCoordinatorConfig } from '../../../cli/coordinator-command.js';
+import { size } from '../../../cli/option-parsing.js';
 
 describe('mezo agent device options: --memory-budget, --max-threads, --pause-above-load', () => {
   it('parses sizes as mezo plan --budget does, from flags, MEZO_AGENT_* env or a number in config', () => {
@@ -30,5 +33,14 @@ describe('mezo agent device options: --memory-budget, --max-threads, --pause-abo
     expect(threadOptions(resolveAgentConfig({ agentId: 'a1', threads: 4 }, {}))).toEqual({ intraOpThreads: 4 });
     expect(threadOptions(resolveAgentConfig({ agentId: 'a1', threads: 4, maxThreads: 2 }, {}))).toEqual({ intraOpThreads: 2, noiseThreads: 2 });
     expect(threadOptions(resolveAgentConfig({ agentId: 'a1', threads: 1, maxThreads: 3 }, {}))).toEqual({ intraOpThreads: 1, noiseThreads: 3 });
+  });
+
+  it('mezo coordinator --min-memory takes a size and sets what capability sampling asks of an agent', () => {
+    expect(size('600MiB')).toBe(600 * 2 ** 20);
+    expect(() => size('much')).toThrow(InvalidArgumentError);
+    expect(() => size('much')).toThrow(/"much" is not a size/);
+    const config = resolveCoordinatorConfig({ sampling: 'capability', minMemory: size('600MiB') }, {});
+    expect(config.job.strategy).toMatchObject({ sampling: 'capability', minMemoryBytes: 600 * 2 ** 20 });
+    expect(() => resolveCoordinatorConfig({ minMemory: -1 }, {})).toThrow(/minMemoryBytes.*--min-memory/);
   });
 });
