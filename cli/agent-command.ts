@@ -147,7 +147,7 @@ async function loadData(config: AgentConfig, manifest: Manifest) {
 
 /**
  * The device's limits, when any is set. With a memory budget the model must fit it at planBatch before the agent
- * joins: DeviceBudgetError (exit code 2) names the predicted peak and the budget otherwise.
+ * joins: DeviceBudgetError (exit code 3) names the predicted peak and the budget otherwise.
  */
 export async function deviceBudget(config: AgentConfig, prepared: Pick<PreparedModel, 'model' | 'manifest'>): Promise<DeviceBudget | undefined> {
   if (config.memoryBudget === undefined && config.pauseAboveLoad === undefined) return undefined;
@@ -242,7 +242,7 @@ export function registerAgentCommand(program: Command): void {
     .option('--log-public-key <key>', 'pin the coordinator\'s log key (ed25519:…, printed by mezo coordinator); another key is refused')
     .option('--threads <n>', 'onnxruntime intra-op threads', number)
     .option('--max-threads <n>', 'cap on the threads of onnxruntime (intra-op) and of the noise addon', number)
-    .option('--memory-budget <size>', 'memory the agent may use, e.g. 512MiB: it joins only if mezo plan\'s MeZO peak fits (else exits 2) and declines tasks whose batch does not')
+    .option('--memory-budget <size>', 'memory the agent may use, e.g. 512MiB: it joins only if mezo plan\'s MeZO peak fits (else exits 3) and declines tasks whose batch does not')
     .option('--plan-batch <n>', 'the batch size the memory budget is checked at before joining (default 64)', number)
     .option('--pause-above-load <load>', 'decline tasks and report busy while the 1-minute load average per core is above this', number)
     .option('--no-worker', 'run the model on the main thread')

@@ -12,8 +12,11 @@ import type { DeclineReason } from '../shared/transport/index.js';
 /** The agent's model does not fit its memory budget: it does not join. `mezo agent` exits with EXIT_CODE. */
 export class DeviceBudgetError extends Error {
   override name = 'DeviceBudgetError';
-  /** `mezo agent`'s exit code when it declines to join (1 is any other failure). */
-  static readonly EXIT_CODE = 2;
+  /**
+   * `mezo agent`'s exit code when it declines to join: not 1 (a failure worth a restart) nor 2 (a usage or
+   * configuration error), so a service manager can tell "this device is too small for the job" apart.
+   */
+  static readonly EXIT_CODE = 3;
 }
 
 /** The one-minute load average per core: what --pause-above-load compares with. */

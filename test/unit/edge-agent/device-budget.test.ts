@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { deviceBudget, resolveAgentConfig } from '../../../cli/agent-command.js';
+import { deviceBudget, registerAgentCommand, resolveAgentConfig } from '../../../cli/agent-command.js';
 import { runPlan } from '../../../cli/plan-command.js';
 import { DeviceBudget, DeviceBudgetError, predictMezoPeak } from '../../../edge-agent/device-budget.js';
 import { defaultModelDir, loadDefaultModel } from '../../../shared/model/index.js';
+import { runCli } from '../../helpers/run-cli.js';
 
 describe('an agent within its device budget', () => {
   it('predicts the MeZO peak that mezo plan prints for the same model and batch', async () => {
@@ -26,7 +27,7 @@ describe('an agent within its device budget', () => {
     );
     expect(error).toBeInstanceOf(DeviceBudgetError);
     expect((error as Error).message).toMatch(/^declining to join: MeZO at batch 64 needs [0-9.]+ MiB \(predicted peak\), above the memory budget of [0-9.]+ MiB$/);
-    expect(DeviceBudgetError.EXIT_CODE).toBe(2);
+    expect(DeviceBudgetError.EXIT_CODE).toBe(3);
     const exact = await deviceBudget(resolveAgentConfig({ agentId: 'a1', memoryBudget: String(peak) }, {}), prepared);
     expect(exact?.memoryBudgetBytes).toBe(peak);
     // The batch it plans for is --plan-batch: a budget that fits batch 64 need not fit batch 4096.
@@ -50,5 +51,13 @@ describe('an agent within its device budget', () => {
     expect(device.declineReason(64)).toBeUndefined();
     // Without a threshold the device is never busy, whatever the load.
     expect(new DeviceBudget(prepared, { readLoad: () => 100 }).busy()).toBe(false);
+  });
+
+  it('mezo agent with a budget below the prediction prints one line and exits 3 without contacting anyone', async () => {
+    // Port 9 (discard) on loopback: nothing is dialled, because the check comes before the connection.
+    const run = await runCli([registerAgentCommand], 'agent', '--agent-id', 'small', '--coordinator', '127.0.0.1:9', '--memory-budget', '1MiB', '--plan-batch', '8');
+    expect(run.exitCode).toBe(3);
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toMatch(/^agent small: declining to join: MeZO at batch 8 needs [0-9.]+ MiB \(predicted peak\), above the memory budget of 1\.0 MiB\n$/);
   });
 });
