@@ -46,7 +46,7 @@ export function weightsDisagree(source: Pick<MetricsSource, 'weightsSha256At'>, 
   return ours !== undefined && ours !== status.weightsSha256;
 }
 
-type Totals = Record<'tasks' | 'accepted' | 'late' | 'dropped' | 'divergent' | 'rateLimited', number>;
+type Totals = Record<'tasks' | 'accepted' | 'late' | 'dropped' | 'divergent' | 'rateLimited' | 'declined', number>;
 
 export class CoordinatorMetrics {
   readonly registry = new Registry();
@@ -103,6 +103,14 @@ export class CoordinatorMetrics {
       },
     });
     new Gauge({
+      name: 'mezo_agents_busy',
+      help: 'Connected agents that report their device busy (they are not sampled)',
+      registers,
+      collect() {
+        this.set(statuses().filter((a) => a.connected && a.capabilities.busy === true).length);
+      },
+    });
+    new Gauge({
       name: 'mezo_agents_known',
       help: 'Agents that have joined since the coordinator started',
       registers,
@@ -154,6 +162,7 @@ export class CoordinatorMetrics {
     total('mezo_results_accepted_total', 'Results merged into a round', 'accepted');
     total('mezo_results_late_total', 'Results that arrived after their round closed (dropped)', 'late');
     total('mezo_tasks_dropped_total', 'Tasks whose agent disconnected before answering', 'dropped');
+    total('mezo_tasks_declined_total', 'Tasks agents declined (device busy, or the batch over their memory budget)', 'declined');
     total('mezo_heartbeats_divergent_total', 'Heartbeats whose weights hash differed from the coordinator\'s', 'divergent');
     total('mezo_rate_limited_total', 'Calls refused because an agent exceeded its message budget', 'rateLimited');
     if (source.authFailures) {

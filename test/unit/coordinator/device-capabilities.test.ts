@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Coordinator, MezoStrategy, RoundFailedError, type RoundOptionsInput } from '../../../coordinator/index.js';
+import { CoordinatorMetrics } from '../../../coordinator/metrics.js';
 import { UpdateLog } from '../../../shared/log/index.js';
 import { slabSha256 } from '../../../shared/model/index.js';
 import { noise } from '../../../shared/noise/index.js';
@@ -80,14 +81,18 @@ describe('device capabilities in sampling', () => {
   it('never sends a task to an agent that joined busy, and samples it again once a heartbeat says it is free', async () => {
     const { c, transport } = coordinator({ rounds: 4, strategy: { agentsPerRound: 1 } });
     await c.listen();
+    const metrics = new CoordinatorMetrics(c);
+    const busyGauge = async (): Promise<number> => (await metrics.registry.getSingleMetric('mezo_agents_busy')!.get()).values[0]!.value;
     const busy = await scripted(transport, 'busy', { busy: true });
     const free = await scripted(transport, 'free', {});
+    expect(await busyGauge()).toBe(1);
     expect(await c.run()).toMatchObject({ roundsRun: 4, failedAttempts: 0 });
     expect(busy.tasks).toHaveLength(0);
     expect(free.tasks).toHaveLength(4);
     expect(c.agentStatus('busy')!.capabilities.busy).toBe(true);
     busy.session.send({ kind: 'heartbeat', heartbeat: { version: 0, weightsSha256: baseSha256, busy: false } });
     while (c.agentStatus('busy')!.capabilities.busy) await new Promise((r) => setTimeout(r, 5));
+    expect(await busyGauge()).toBe(0);
     free.session.send({ kind: 'heartbeat', heartbeat: { version: 4, weightsSha256: '00'.repeat(32), busy: true } });
     while (!c.agentStatus('free')!.capabilities.busy) await new Promise((r) => setTimeout(r, 5));
     await c.close();
@@ -97,8 +102,10 @@ describe('device capabilities in sampling', () => {
     // A deadline of an hour: a round that waited for the declined task would time the test out.
     const { c, transport } = coordinator({ rounds: 1, deadlineMs: 3_600_000, maxAttempts: 2, strategy: { agentsPerRound: 1 } });
     await c.listen();
+    const metrics = new CoordinatorMetrics(c);
     const small = await scripted(transport, 'small', {}, 'memory');
     await expect(c.run()).rejects.toBeInstanceOf(RoundFailedError);
+    expect((await metrics.registry.getSingleMetric('mezo_tasks_declined_total')!.get()).values[0]!.value).toBe(2);
     expect(small.tasks.map((t) => t.attempt)).toEqual([0, 1]);
     expect(c.agentStatus('small')!.stats).toMatchObject({ tasks: 2, declined: 2, rejected: 0, dropped: 0, late: 0, accepted: 0 });
     // A memory decline is about the task, not the device: the agent stays in the pool.
