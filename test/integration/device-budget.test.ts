@@ -8,10 +8,10 @@ import { Agent } from '../../edge-agent/agent.js';
 import { createAgentBackend } from '../../edge-agent/agent-backend.js';
 import { DeviceBudget, predictMezoPeak } from '../../edge-agent/device-budget.js';
 import { noise } from '../../shared/noise/index.js';
-import { InMemoryTransport } from '../../shared/transport/index.js';
+import { GrpcTransport, InMemoryTransport, type Transport } from '../../shared/transport/index.js';
 import { fixture, makeAgent, startCoordinator, until, type Fixture } from './fleet-fixture.js';
 
-function agentWith(f: Fixture, transport: InMemoryTransport, index: number, device: DeviceBudget): Agent {
+function agentWith(f: Fixture, transport: Transport, index: number, device: DeviceBudget): Agent {
   return new Agent({
     agentId: `agent-${index}`,
     transport,
@@ -49,14 +49,17 @@ describe('agents that respect their device', () => {
     await other.close();
   });
 
-  it('declines a task whose batch does not fit its memory budget; the coordinator counts declines, not faults', async () => {
+  it.each([
+    ['in memory', () => { const t = new InMemoryTransport(); return { serve: t, agent: () => t }; }],
+    ['gRPC', () => ({ serve: new GrpcTransport({ address: '127.0.0.1:0' }), agent: (address: string) => new GrpcTransport({ address }) })],
+  ] as Array<[string, () => { serve: Transport; agent: (address: string) => Transport }]>)('declines a task whose batch does not fit its memory budget; the coordinator counts declines, not faults (%s)', async (_name, transports) => {
     const f = await fixture();
-    const transport = new InMemoryTransport();
+    const { serve, agent: agentTransport } = transports();
     // The budget fits batch 16, not the job's batch of 1024.
     const device = new DeviceBudget(f.prepared, { memoryBudgetBytes: predictMezoPeak(f.prepared, 16) });
     expect(device.misfit(16)).toBeUndefined();
-    const c = await startCoordinator(f, transport, { rounds: 1, batchSize: 1024, deadlineMs: 3_600_000, maxAttempts: 2, strategy: { agentsPerRound: 1 } });
-    const agent = agentWith(f, transport, 0, device);
+    const c = await startCoordinator(f, serve, { rounds: 1, batchSize: 1024, deadlineMs: 3_600_000, maxAttempts: 2, strategy: { agentsPerRound: 1 } });
+    const agent = agentWith(f, agentTransport(c.address!), 0, device);
     const run = agent.run();
     await until(() => c.connectedAgents().length === 1, 20_000, 'the agent connected');
     await expect(c.run()).rejects.toBeInstanceOf(RoundFailedError);
