@@ -10,6 +10,8 @@
  * reconnects with exponential backoff and jitter when the connection drops. When the coordinator says the job has
  * ended (a JobEnd on the session, or in the Join answer) the agent either leaves with the final weights or waits
  * for the next job (AgentInit.onJobEnd); a coordinator that crashes says nothing, so its agents reconnect.
+ * With device limits (AgentInit.device) it declines tasks while its device is busy or when a task's batch would
+ * not fit its memory budget, and tells the coordinator whether it is busy in its Join and heartbeats.
  */
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
