@@ -1,8 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { deviceBudget, registerAgentCommand, resolveAgentConfig } from '../../../cli/agent-command.js';
 import { runPlan } from '../../../cli/plan-command.js';
+import { createAgentBackend } from '../../../edge-agent/agent-backend.js';
 import { DeviceBudget, DeviceBudgetError, predictMezoPeak } from '../../../edge-agent/device-budget.js';
 import { defaultModelDir, loadDefaultModel } from '../../../shared/model/index.js';
+import { noise } from '../../../shared/noise/index.js';
 import { runCli } from '../../helpers/run-cli.js';
 
 describe('an agent within its device budget', () => {
@@ -59,5 +61,17 @@ describe('an agent within its device budget', () => {
     expect(run.exitCode).toBe(3);
     expect(run.stdout).toBe('');
     expect(run.stderr).toMatch(/^agent small: declining to join: MeZO at batch 8 needs [0-9.]+ MiB \(predicted peak\), above the memory budget of 1\.0 MiB\n$/);
+  });
+
+  it('--max-threads reaches the noise engine of an in-process backend (the native addon; TypeScript runs on one thread)', async () => {
+    const prepared = await loadDefaultModel();
+    const before = noise.threads;
+    const backend = await createAgentBackend(prepared, 'gaussian', { worker: false, engine: noise, intraOpThreads: 1, noiseThreads: 3 });
+    try {
+      expect(noise.threads).toBe(noise.kind === 'native' ? 3 : 1);
+    } finally {
+      await backend.close();
+      noise.setThreads(before);
+    }
   });
 });
