@@ -936,6 +936,8 @@ export class Coordinator {
         return token === '' ? undefined : token;
       },
 
+      signStatement: (kind: string, fields: readonly string[]): string | undefined => this.log.signStatement(kind, fields),
+
       join: async (request: JoinRequest, peer: string): Promise<JoinAccepted> => {
         if (this.stopping) throw new TransportError('UNAVAILABLE', 'the coordinator is shutting down');
         this.authenticate(request.agentId, request.token, peer);

@@ -31,6 +31,17 @@ function signedMessage(hash: string): Buffer {
   return Buffer.concat([DOMAIN, Buffer.from(hash, 'hex')]);
 }
 
+/**
+ * What the coordinator states with the same key besides log records (a snapshot's identity, a session end it
+ * cannot MAC): its own domain, so a statement never passes as a record signature or as a statement of another
+ * kind; the fields are JSON-encoded, so no choice of field text can shift one field into the next.
+ */
+const STATEMENT_DOMAIN = 'mezo-statement/1\n';
+
+function statementMessage(kind: string, fields: readonly string[]): Buffer {
+  return Buffer.from(STATEMENT_DOMAIN + JSON.stringify([kind, ...fields]), 'utf8');
+}
+
 function publicKeyText(key: KeyObject): string {
   const jwk = key.export({ format: 'jwk' });
   return `ed25519:${Buffer.from(jwk.x!, 'base64url').toString('hex')}`;
@@ -96,6 +107,11 @@ export class LogSigner {
   sign(hash: string): string {
     return sign(null, signedMessage(hash), this.key).toString('hex');
   }
+
+  /** The signature (hex) of a statement of `kind` made of `fields` (checked by LogVerifier.verifyStatement). */
+  signStatement(kind: string, fields: readonly string[]): string {
+    return sign(null, statementMessage(kind, fields), this.key).toString('hex');
+  }
 }
 
 /** Checks signatures against one public key. */
@@ -129,5 +145,11 @@ export class LogVerifier {
       this.verified.set(hash, signature);
     }
     return ok;
+  }
+
+  /** Whether `signature` is this key's signature of the statement (LogSigner.signStatement). Absent or malformed: false. */
+  verifyStatement(kind: string, fields: readonly string[], signature: string | undefined): boolean {
+    if (signature === undefined || !SIGNATURE_PATTERN.test(signature)) return false;
+    return verify(null, statementMessage(kind, fields), this.key, Buffer.from(signature, 'hex'));
   }
 }

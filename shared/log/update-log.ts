@@ -445,6 +445,11 @@ export class UpdateLog {
     return this.signer?.publicKey;
   }
 
+  /** The signer's signature of a statement (LogSigner.signStatement); undefined when this log signs nothing. */
+  signStatement(kind: string, fields: readonly string[]): string | undefined {
+    return this.signer?.signStatement(kind, fields);
+  }
+
   /** Number of entries: the version of the model the log describes. */
   get version(): number {
     return this.entryList.length;

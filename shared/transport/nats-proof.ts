@@ -4,10 +4,11 @@
  * request (Join, FetchLog, a snapshot piece, a Session open) carries an HMAC-SHA256 keyed by the token over the
  * job, the agent, the method, a timestamp, a fresh nonce, the control headers and a digest of the body; the
  * coordinator recomputes it with the token it expects for that agent. A Session open also fixes a per-session
- * key, HMAC(token, job, agent, session id, the request's nonce, a nonce the coordinator picks), and every uplink
- * message of the session carries a sequence number and an HMAC under that key. Forging a request or a result
- * therefore needs the token; a captured request is refused when replayed (nonces are remembered for the
- * timestamp window), and a captured uplink message is refused when replayed (its sequence number is spent).
+ * key, HMAC(token, job, agent, session id, the request's nonce, a nonce the coordinator picks), and every
+ * message of the session, either way, carries a sequence number and an HMAC under that key. Forging a request, a
+ * result, a task or a session end therefore needs the token; a captured request is refused when replayed (nonces
+ * are remembered for the timestamp window), and a captured session message is refused when replayed (its
+ * sequence number is spent).
  */
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 
@@ -21,9 +22,11 @@ export const PROOF_HEADERS = {
   proof: 'Mezo-Proof',
   /** On a Session open's reply: the coordinator's share of the session key. */
   sessionNonce: 'Mezo-Session-Nonce',
-  /** On an uplink message: its sequence number in the session (1, 2, …) and its HMAC under the session key. */
+  /** On a session message, either way: its sequence number in the session (1, 2, …) and its HMAC under the session key. */
   seq: 'Mezo-Seq',
   mac: 'Mezo-Mac',
+  /** On a restarted coordinator's end of a session it does not know: its Ed25519 signature (hex) with the log's key. */
+  signature: 'Mezo-Signature',
 } as const;
 
 /** How far a request's timestamp may be from the coordinator's clock (devices' clocks drift). */
@@ -70,6 +73,26 @@ export function sessionKey(token: string, root: string, agentId: string, session
 /** The MAC of one uplink message: its sequence number, its control headers and its body. */
 export function uplinkMac(key: Buffer, seq: number, control: string, status: string, body: Uint8Array): string {
   return b64(createHmac('sha256', key).update(`mezo-nats-uplink-v1\n${seq}\n${control}\n${status}\n`).update(body).digest());
+}
+
+/**
+ * The MAC of one downlink message (a task, a ping, an update sent on the session, the coordinator's end), under
+ * the same session key as the uplink but its own domain, so an agent's message never passes as the
+ * coordinator's. The status message is covered too: it is what the agent reports when the session ends.
+ */
+export function downlinkMac(key: Buffer, seq: number, control: string, status: string, message: string, body: Uint8Array): string {
+  return b64(createHmac('sha256', key).update(`mezo-nats-downlink-v1\n${seq}\n${control}\n${status}\n${message}\n`).update(body).digest());
+}
+
+/**
+ * A restarted coordinator has lost the session keys, so its "no such session" end cannot carry a MAC; it signs
+ * it with the update log's key (log-signature.ts, a statement of this kind) over these fields instead. The
+ * session id binds it to one session (ids are fresh per session), the time makes it stale after PROOF_WINDOW_MS.
+ */
+export const SESSION_END_STATEMENT = 'nats-session-end';
+
+export function sessionEndFields(root: string, agentId: string, sessionId: string, status: string, message: string, time: string): string[] {
+  return [root, agentId, sessionId, status, message, time];
 }
 
 /**

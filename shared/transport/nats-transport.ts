@@ -9,8 +9,10 @@
  * - A Session is emulated: the agent opens it with a request on `rpc.<agent>.session` naming a fresh session id
  *   (the handler may refuse it); then messages flow in order on `up.<agent>.<session>` and
  *   `down.<agent>.<session>`, and either side ends it with an `end` message carrying a status. With a token,
- *   the open fixes a session key and every uplink message carries a sequence number and a MAC under it; the
- *   coordinator drops uplink messages whose MAC or sequence number does not check out (counted in forged()).
+ *   the open fixes a session key and every session message, either way, carries a sequence number and a MAC
+ *   under it; each end drops messages whose MAC or sequence number does not check out (counted: forged() on
+ *   the coordinator, forgedDownlink() on an agent's transport). A restarted coordinator, which no longer has
+ *   the key, signs its end of a session it does not know with the update log's key.
  * - A committed update sent to many sessions as one message object is published once on `updates`; every
  *   agent connection receives it once and hands it to each of its sessions.
  * - Liveness: the agent side ends a session with UNAVAILABLE when nothing arrives on it for `livenessPeriods`
@@ -57,7 +59,20 @@ import { connectNats, type NatsAuth, type NatsTlsFiles } from './nats-auth.js';
 import { DEFAULT_SUBJECT_PREFIX, NATS_HEADERS, isSessionId, jobSubjects, type JobSubjects, type RpcMethod } from './nats-subjects.js';
 import { loadProtocol } from './proto.js';
 import { TrafficMeter, type RefusedTraffic } from './traffic-meter.js';
-import { NonceCache, PROOF_HEADERS, PROOF_WINDOW_MS, newNonce, requestProof, sameMac, sessionKey, uplinkMac } from './nats-proof.js';
+import {
+  NonceCache,
+  PROOF_HEADERS,
+  PROOF_WINDOW_MS,
+  SESSION_END_STATEMENT,
+  downlinkMac,
+  newNonce,
+  requestProof,
+  sameMac,
+  sessionEndFields,
+  sessionKey,
+  uplinkMac,
+} from './nats-proof.js';
+import { LogVerifier } from '../log/log-signature.js';
 import type {
   AgentCredentials,
   CallInfo,
@@ -106,6 +121,11 @@ export interface NatsTransportOptions {
 const DEFAULT_LIVENESS_PERIODS = 5;
 /** The liveness window never drops below this, so a busy event loop does not end healthy sessions. */
 const MIN_LIVENESS_MS = 1000;
+/** Signed ends of unknown sessions per second, and in a burst (a restarted coordinator's whole fleet at once). */
+const SIGNED_ENDS_PER_SECOND = 200;
+const SIGNED_END_BURST = 10_000;
+/** Downlink messages an agent holds while its session open is unanswered (their MACs need the reply's nonce). */
+const MAX_EARLY_DOWNLINK = 1024;
 /** What a snapshot piece leaves to its header fields and NATS headers within the payload limit. */
 const PIECE_OVERHEAD = 1024;
 
@@ -259,6 +279,8 @@ class NatsServerSession implements ServerSession {
   /** With app tokens: the session key every uplink message is authenticated with, and the last sequence used. */
   key: Buffer | undefined;
   lastSeq = 0;
+  /** The sequence number of the last downlink message sent under the key. */
+  downSeq = 0;
   private closeReported = false;
   private closeReason: TransportError | undefined;
 
@@ -276,7 +298,7 @@ class NatsServerSession implements ServerSession {
 
   end(error?: TransportError): void {
     if (this.ended) return;
-    this.owner.publishEnd(this.info.agentId, this.id, error);
+    this.owner.publishEnd(this, error);
     this.finish(error);
   }
 
@@ -334,6 +356,8 @@ class NatsListener implements Listener {
   /** Nonces of verified requests inside the proof window (replays are refused). */
   private readonly nonces = new NonceCache();
   private forgedMessages = 0;
+  /** Budget of signed ends for unknown sessions (publishUnknownSessionEnd). */
+  private readonly signedEnds = { tokens: SIGNED_END_BURST, at: performance.now() };
   /** Update messages already published on the broadcast subject, by message object (as gRPC caches serialisation). */
   private readonly published = new WeakMap<CoordinatorMessage, CachedUpdate>();
   private readonly transfers = new Map<string, Transfer>();
@@ -453,8 +477,47 @@ class NatsListener implements Listener {
     }
   }
 
-  publishEnd(agentId: string, sessionId: string, error: TransportError | undefined): void {
-    this.publish(this.subjects.down(agentId, sessionId), Empty, endHeaders(error));
+  publishEnd(session: NatsServerSession, error: TransportError | undefined): void {
+    this.publish(this.subjects.down(session.info.agentId, session.id), Empty, this.downlinkHeaders(session, Empty, endHeaders(error)));
+  }
+
+  /**
+   * With a session key, the next sequence number and the downlink MAC (nats-proof.ts) on `headers` (new ones
+   * when absent); without one, `headers` as given.
+   */
+  private downlinkHeaders(session: NatsServerSession, bytes: Uint8Array, headers?: MsgHdrs): MsgHdrs | undefined {
+    if (!session.key) return headers;
+    const h = headers ?? natsHeaders();
+    const seq = ++session.downSeq;
+    h.set(PROOF_HEADERS.seq, String(seq));
+    h.set(PROOF_HEADERS.mac, downlinkMac(session.key, seq, h.get(NATS_HEADERS.control) ?? '', h.get(NATS_HEADERS.status) ?? '', h.get(NATS_HEADERS.message) ?? '', bytes));
+    return h;
+  }
+
+  /**
+   * Tells the agent of a session this coordinator does not know (it restarted, or ended it) that it is over. The
+   * session key is gone, so the end is signed with the log's key instead, bound to the session and the time
+   * (nats-proof.ts); an agent with a session key takes no unsigned end. Signing costs CPU and anyone can ask for
+   * it by publishing on a made-up session, so signed ends are rate-limited: past the budget nothing is sent, and
+   * the agent's liveness window ends the session instead.
+   */
+  private publishUnknownSessionEnd(agentId: string, sessionId: string): void {
+    const error = new TransportError('UNAVAILABLE', `the coordinator has no session ${sessionId} for agent ${agentId} (it may have restarted)`);
+    const h = endHeaders(error);
+    if (this.handler.secretOf?.(agentId) !== undefined) {
+      const now = performance.now();
+      const budget = this.signedEnds;
+      budget.tokens = Math.min(SIGNED_END_BURST, budget.tokens + ((now - budget.at) / 1000) * SIGNED_ENDS_PER_SECOND);
+      budget.at = now;
+      if (budget.tokens < 1) return;
+      const time = String(Date.now());
+      const signature = this.handler.signStatement?.(SESSION_END_STATEMENT, sessionEndFields(this.subjects.root, agentId, sessionId, error.code, h.get(NATS_HEADERS.message), time));
+      if (signature === undefined) return; // unsigned log: an agent with a session key would drop it anyway
+      budget.tokens -= 1;
+      h.set(PROOF_HEADERS.time, time);
+      h.set(PROOF_HEADERS.signature, signature);
+    }
+    this.publish(this.subjects.down(agentId, sessionId), Empty, h);
   }
 
   sendTo(session: NatsServerSession, message: CoordinatorMessage): boolean {
@@ -472,7 +535,7 @@ class NatsListener implements Listener {
         this.published.set(message, cached);
       } else if (!cached.tooLarge && cached.publishedAt < session.openedAt) {
         // Published before this session existed: its agent never saw it on the broadcast.
-        const failed = this.publish(this.subjects.down(agentId, session.id), cached.bytes);
+        const failed = this.publish(this.subjects.down(agentId, session.id), cached.bytes, this.downlinkHeaders(session, cached.bytes));
         if (failed) {
           session.end(failed);
           return false;
@@ -491,7 +554,7 @@ class NatsListener implements Listener {
       session.end(oversize(bytes.length, this.maxBytes, 'message'));
       return true;
     }
-    const failed = this.publish(this.subjects.down(agentId, session.id), bytes);
+    const failed = this.publish(this.subjects.down(agentId, session.id), bytes, this.downlinkHeaders(session, bytes));
     if (failed) {
       session.end(failed);
       return false;
@@ -515,9 +578,7 @@ class NatsListener implements Listener {
     if (!session || session.info.agentId !== agentId) {
       // A session this coordinator does not know (it restarted, or ended the session): tell the agent, which
       // re-joins. An end message for it needs no answer.
-      if (!isEnd && isSessionId(sessionId)) {
-        this.publishEnd(agentId, sessionId, new TransportError('UNAVAILABLE', `the coordinator has no session ${sessionId} for agent ${agentId} (it may have restarted)`));
-      }
+      if (!isEnd && isSessionId(sessionId)) this.publishUnknownSessionEnd(agentId, sessionId);
       return;
     }
     if (isEnd) {
@@ -715,6 +776,15 @@ class NatsListener implements Listener {
       return;
     }
     const session = new NatsServerSession(this, info, sessionId, ++this.clock);
+    const extra: Record<string, string> = {};
+    if (requestNonce !== undefined) {
+      // Proven with the token: from now on only messages under the session key count as the agent's, and the
+      // agent takes only messages under it as the coordinator's. Keyed before the handler sees the session,
+      // since it may send on it at once (those messages reach the agent before this reply, which it holds back).
+      const sessionNonce = newNonce();
+      session.key = sessionKey(info.token, this.subjects.root, info.agentId, sessionId, requestNonce, sessionNonce);
+      extra[PROOF_HEADERS.sessionNonce] = sessionNonce;
+    }
     this.sessions.set(sessionId, session);
     try {
       this.handler.session(session);
@@ -726,13 +796,6 @@ class NatsListener implements Listener {
       return;
     }
     this.accepted(info.agentId, msg.data.length);
-    const extra: Record<string, string> = {};
-    if (requestNonce !== undefined) {
-      // Proven with the token: from now on only messages under the session key count as the agent's.
-      const sessionNonce = newNonce();
-      session.key = sessionKey(info.token, this.subjects.root, info.agentId, sessionId, requestNonce, sessionNonce);
-      extra[PROOF_HEADERS.sessionNonce] = sessionNonce;
-    }
     try {
       msg.respond(Empty, { headers: statusHeaders(undefined, extra) });
     } catch (err) {
@@ -784,7 +847,7 @@ class ClientHub {
     private readonly nc: NatsConnection,
     readonly subjects: JobSubjects,
     private readonly perAgentDownlink: boolean,
-    private readonly maxBytes: number,
+    readonly maxBytes: number,
     private readonly onEmpty: () => void,
   ) {}
 
@@ -897,23 +960,7 @@ class ClientHub {
     if (!parsed) return;
     const session = this.sessions.get(parsed.last);
     if (!session || session.agentId !== parsed.agentId) return;
-    if (msg.headers?.get(NATS_HEADERS.control) === 'end') {
-      session.closeWith(statusOf(msg));
-      return;
-    }
-    session.lastHeard = Date.now();
-    if (msg.data.length > this.maxBytes) {
-      session.abort(oversize(msg.data.length, this.maxBytes, 'message'));
-      return;
-    }
-    let message: CoordinatorMessage;
-    try {
-      message = this.codecs.coordinatorMessage.decode(msg.data);
-    } catch (err) {
-      session.invalid(asTransportError(err));
-      return;
-    }
-    session.deliver(message);
+    session.onDown(msg, this.maxBytes);
   }
 
   /** Decoded once, handed to every session on this connection (each agent ignores updates it holds). */
@@ -967,6 +1014,10 @@ class NatsClientSession implements ClientSession {
   private seq = 0;
   /** Ended while the open was unanswered, with a token: the end goes out under the session key once it is known. */
   private pendingEnd: TransportError | undefined;
+  /** The sequence number of the last downlink message taken (each must be above it). */
+  private downSeq = 0;
+  /** Downlink messages that came while the open was unanswered, with a token: checked once the key is known. */
+  private early: Msg[] = [];
 
   constructor(
     private readonly client: NatsCoordinatorClient,
@@ -1007,6 +1058,10 @@ class NatsClientSession implements ClientSession {
         const waiting = this.queued;
         this.queued = [];
         for (const bytes of waiting) if (!this.publish(bytes)) return;
+        // So does the downlink that came before this reply, now that its MACs can be checked.
+        const early = this.early;
+        this.early = [];
+        for (const down of early) this.onDown(down, hub.maxBytes);
       },
       // No answer in time: the coordinator may still have opened it, so say it is over.
       (err: unknown) => this.abort(asTransportError(err, 'session open')),
@@ -1062,6 +1117,64 @@ class NatsClientSession implements ClientSession {
     if (!this.closed) this.listener.message(message);
   }
 
+  /**
+   * A message on this session's downlink. With a session key only the coordinator's count: the next sequence
+   * number and a valid MAC, or (an end only) the log key's signature of a restarted coordinator's end for this
+   * session. Anything else — forged, replayed, garbled — is dropped and counted, and does not even count as a
+   * sign of life.
+   */
+  onDown(msg: Msg, maxBytes: number): void {
+    if (this.closed) return;
+    if (this.state === 'opening' && this.client.token !== '') {
+      if (this.early.length < MAX_EARLY_DOWNLINK) this.early.push(msg);
+      else this.client.countForged();
+      return;
+    }
+    const isEnd = msg.headers?.get(NATS_HEADERS.control) === 'end';
+    if (this.key && !this.authenticDown(msg) && !(isEnd && this.signedEnd(msg))) {
+      this.client.countForged();
+      return;
+    }
+    if (isEnd) {
+      this.closeWith(statusOf(msg));
+      return;
+    }
+    this.lastHeard = Date.now();
+    if (msg.data.length > maxBytes) {
+      this.abort(oversize(msg.data.length, maxBytes, 'message'));
+      return;
+    }
+    let message: CoordinatorMessage;
+    try {
+      message = getCodecs().coordinatorMessage.decode(msg.data);
+    } catch (err) {
+      this.invalid(asTransportError(err));
+      return;
+    }
+    this.deliver(message);
+  }
+
+  private authenticDown(msg: Msg): boolean {
+    const h = msg.headers;
+    const seqText = h?.get(PROOF_HEADERS.seq) ?? '';
+    const seq = Number(seqText);
+    if (!/^\d{1,15}$/.test(seqText) || seq <= this.downSeq) return false;
+    const mac = downlinkMac(this.key!, seq, h?.get(NATS_HEADERS.control) ?? '', h?.get(NATS_HEADERS.status) ?? '', h?.get(NATS_HEADERS.message) ?? '', msg.data);
+    if (!sameMac(h?.get(PROOF_HEADERS.mac) ?? '', mac)) return false;
+    this.downSeq = seq;
+    return true;
+  }
+
+  /** Whether an end is a coordinator's signed "no such session" for this very session, made within the window. */
+  private signedEnd(msg: Msg): boolean {
+    const publicKey = this.client.logPublicKey;
+    const h = msg.headers;
+    const time = h?.get(PROOF_HEADERS.time) ?? '';
+    if (publicKey === undefined || !/^\d{1,15}$/.test(time) || Math.abs(Date.now() - Number(time)) > PROOF_WINDOW_MS || msg.data.length > 0) return false;
+    const fields = sessionEndFields(this.hub!.subjects.root, this.agentId, this.id, h?.get(NATS_HEADERS.status) ?? '', h?.get(NATS_HEADERS.message) ?? '', time);
+    return LogVerifier.for(publicKey).verifyStatement(SESSION_END_STATEMENT, fields, h?.get(PROOF_HEADERS.signature) ?? '');
+  }
+
   invalid(error: TransportError): void {
     if (!this.closed) this.listener.invalid(error);
   }
@@ -1082,8 +1195,11 @@ class NatsCoordinatorClient implements CoordinatorClient {
   private readonly sessions = new Set<NatsClientSession>();
   private readonly ready: Promise<NatsConnection>;
   private heartbeatMs = 0;
-  /** The log key the last Join presented: reading the stream directly, only records it signed count. */
-  private logPublicKey: string | undefined;
+  /**
+   * The log key the last Join presented (the agent refuses a Join whose key is not the one it pinned): reading
+   * the stream directly, only records it signed count, and a session end without a MAC needs its signature.
+   */
+  logPublicKey: string | undefined;
   private closed = false;
   private readonly codecs = getCodecs();
 
@@ -1091,6 +1207,7 @@ class NatsCoordinatorClient implements CoordinatorClient {
     private readonly options: NatsTransportOptions,
     private readonly subjects: JobSubjects,
     private readonly credentials: AgentCredentials,
+    private readonly counters: DownlinkCounters = { forged: 0 },
   ) {
     this.maxBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
     let invalid: TransportError | undefined;
@@ -1129,6 +1246,16 @@ class NatsCoordinatorClient implements CoordinatorClient {
 
   get token(): string {
     return this.credentials.token;
+  }
+
+  /** A downlink message of one of this client's sessions failed its MAC, sequence or signature and was dropped. */
+  countForged(): void {
+    this.counters.forged++;
+  }
+
+  /** Downlink messages dropped as not the coordinator's (forged, replayed, garbled), over this client's sessions. */
+  forged(): number {
+    return this.counters.forged;
   }
 
   /**
@@ -1260,9 +1387,15 @@ class NatsCoordinatorClient implements CoordinatorClient {
   }
 }
 
+/** Counts of one transport's clients, kept across reconnects. */
+interface DownlinkCounters {
+  forged: number;
+}
+
 export class NatsTransport implements Transport {
   readonly subjects: JobSubjects;
   private readonly options: NatsTransportOptions;
+  private readonly counters: DownlinkCounters = { forged: 0 };
 
   constructor(options: NatsTransportOptions) {
     if (!options.connection && options.servers === undefined) throw new RangeError('NatsTransport: give a connection or servers');
@@ -1294,7 +1427,15 @@ export class NatsTransport implements Transport {
   }
 
   connect(credentials: AgentCredentials): CoordinatorClient {
-    return new NatsCoordinatorClient(this.options, this.subjects, credentials);
+    return new NatsCoordinatorClient(this.options, this.subjects, credentials, this.counters);
+  }
+
+  /**
+   * Agent side: session messages that reached this transport's clients on their downlink and were dropped as
+   * not the coordinator's (a MAC, sequence number or signature that did not check out), in total.
+   */
+  forgedDownlink(): number {
+    return this.counters.forged;
   }
 }
 

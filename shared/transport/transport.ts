@@ -66,6 +66,12 @@ export interface CoordinatorHandler {
    * handler the token only when the proof holds.
    */
   secretOf?(agentId: string): string | undefined;
+  /**
+   * Signs a statement with the update log's key (log-signature.ts, LogSigner.signStatement); undefined when the
+   * log is not signed. A transport uses it for what it cannot otherwise authenticate (NATS: the end of a session
+   * a restarted coordinator does not know).
+   */
+  signStatement?(kind: string, fields: readonly string[]): string | undefined;
 }
 
 export type HealthStatus = 'SERVING' | 'NOT_SERVING';

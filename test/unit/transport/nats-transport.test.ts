@@ -20,6 +20,7 @@ import {
 } from '../../../shared/transport/index.js';
 import { natsServerPath, startNatsServer, type NatsServer } from '../../helpers/nats-server.js';
 import { joinAcceptedFixture } from '../../helpers/join-accepted.js';
+import { LogSigner } from '../../../shared/log/log-signature.js';
 
 const sha = 'cd'.repeat(32);
 const JOB = 'nats-unit';
@@ -297,20 +298,29 @@ describe.skipIf(!natsServerPath())('NatsTransport', () => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(300);
     client.close();
 
-    // Restarted: the new coordinator answers the agent's next uplink by ending the session it does not know.
+    // Restarted: the new coordinator answers the agent's next uplink by ending the session it does not know. It
+    // lost the session key, so it signs the end with the log's key, which the agent learnt at its Join.
+    const signer = LogSigner.generate();
+    const signing: Partial<CoordinatorHandler> = {
+      join: async () => ({ ...accepted, logPublicKey: signer.publicKey }),
+      signStatement: (kind, fields) => signer.signStatement(kind, fields),
+    };
     const a = newServed();
-    const listenerA = await new NatsTransport({ jobId: JOB, servers: server.url }).listen(handler(a));
-    const patient = new NatsTransport({ jobId: JOB, servers: server.url, livenessMs: 60_000 }).connect({ agentId: 'r2', token: 'ok' });
+    const listenerA = await new NatsTransport({ jobId: JOB, servers: server.url }).listen(handler(a, signing));
+    const patientTransport = new NatsTransport({ jobId: JOB, servers: server.url, livenessMs: 60_000 });
+    const patient = patientTransport.connect({ agentId: 'r2', token: 'ok' });
+    await patient.join(joinRequest('r2'));
     const s2 = openSession(patient);
     await until(() => a.sessions.length === 1, 5000, 'the session');
     // Simulate a crash: the listener's subscriptions vanish without ending the session.
     (listenerA as unknown as { subscriptions: Array<{ unsubscribe(): void }> }).subscriptions.forEach((sub) => sub.unsubscribe());
     const b = newServed();
-    const listenerB = await new NatsTransport({ jobId: JOB, servers: server.url }).listen(handler(b));
+    const listenerB = await new NatsTransport({ jobId: JOB, servers: server.url }).listen(handler(b, signing));
     s2.session.send({ kind: 'heartbeat', heartbeat: { version: 0, weightsSha256: sha } });
     await until(() => s2.closed() !== undefined, 3000, 'the unknown-session end');
     expect(s2.closed()).toBe('UNAVAILABLE');
     expect(b.sessions).toHaveLength(0);
+    expect(patientTransport.forgedDownlink()).toBe(0);
     patient.close();
     await listenerB.close();
     await listenerA.close();
