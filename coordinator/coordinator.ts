@@ -12,7 +12,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { slabSha256 } from '../shared/model/index.js';
 import type { NoiseEngine } from '../shared/noise/engine.js';
-import { replay, type LogEntry, type UpdateLog } from '../shared/log/index.js';
+import { replay, SNAPSHOT_STATEMENT, snapshotStatementFields, type LogEntry, type UpdateLog } from '../shared/log/index.js';
 import { logger } from '../shared/logger.js';
 import {
   MAX_ENTRIES_PER_PAGE,
@@ -368,6 +368,9 @@ export class Coordinator {
     }
     const { meta, body } = stored;
     const chunkBytes = snapshots.chunkBytes;
+    // Signed with the log's key, so an agent takes these weights only from this coordinator.
+    const identity = { genesisHash: this.log.genesisHash, version: meta.version, entryHash: meta.entryHash, weightsSha256: meta.weightsSha256, totalBytes: body.length };
+    const signature = this.log.signStatement(SNAPSHOT_STATEMENT, snapshotStatementFields(identity));
     return (function* (): Generator<SnapshotChunk> {
       for (let offset = 0; offset < body.length; offset += chunkBytes) {
         yield {
@@ -377,6 +380,7 @@ export class Coordinator {
           totalBytes: body.length,
           offset,
           data: body.subarray(offset, Math.min(body.length, offset + chunkBytes)),
+          ...(signature !== undefined ? { signature } : {}),
         };
       }
     })();
@@ -973,7 +977,7 @@ export class Coordinator {
           decayRanges: header.decayRanges.map(([s, e]): [number, number] => [s, e]),
           heartbeatMs: this.options.heartbeatMs,
           snapshotVersion,
-          snapshotBytes: snapshotVersion === 0 ? 0 : fetchSnapshotBytes(snapshotVersion, this.baseSlab.length * 4, this.snapshots!.chunkBytes),
+          snapshotBytes: snapshotVersion === 0 ? 0 : fetchSnapshotBytes(snapshotVersion, this.baseSlab.length * 4, this.snapshots!.chunkBytes, this.log.publicKey !== undefined),
           logBytes: this.logBytesFrom(this.logPathFrom(request.versionHeld)),
           logBytesAfterSnapshot: this.logBytesFrom(this.logPathFrom(snapshotVersion)),
           logFloor: this.logFloor(),

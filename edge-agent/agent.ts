@@ -16,7 +16,7 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { FeatureArray, LocalDataset } from '../shared/data/index.js';
-import { CoefficientSums, encodeEntryPayload, hashPayload, lastRebaseIndex, LogVerifier, UpdateLog, type LogEntry } from '../shared/log/index.js';
+import { CoefficientSums, encodeEntryPayload, hashPayload, lastRebaseIndex, LogVerifier, SNAPSHOT_STATEMENT, snapshotStatementFields, UpdateLog, type LogEntry } from '../shared/log/index.js';
 import { logger } from '../shared/logger.js';
 import type { PreparedModel } from '../shared/model/index.js';
 import type { Distribution, Seed } from '../shared/noise/index.js';
@@ -553,7 +553,7 @@ export class Agent {
     await this.catchUp(client, accepted.currentVersion);
   }
 
-  /** Downloads the snapshot at `version`, checks its framing and SHA-256, and only then loads it. */
+  /** Downloads the snapshot at `version`, checks its signature (with a log key), framing and SHA-256, and only then loads it. */
   private async loadSnapshot(client: CoordinatorClient, version: number): Promise<void> {
     const job = this.job!;
     const expectedBytes = this.init.prepared.manifest.slabLength * 4;
@@ -564,9 +564,14 @@ export class Agent {
       if (!first) {
         if (chunk.version !== version) throw new SnapshotRejectedError(`snapshot: asked for version ${version}, got ${chunk.version}`);
         if (chunk.totalBytes !== expectedBytes) throw new SnapshotRejectedError(`snapshot ${version}: ${chunk.totalBytes} bytes, the model has ${expectedBytes}`);
+        // With a log key, the weights and the head they continue from must be the coordinator's own word.
+        const identity = { genesisHash: job.accepted.genesisHash, version: chunk.version, entryHash: chunk.entryHash, weightsSha256: chunk.weightsSha256, totalBytes: chunk.totalBytes };
+        if (job.verifier && !job.verifier.verifyStatement(SNAPSHOT_STATEMENT, snapshotStatementFields(identity), chunk.signature)) {
+          throw new SnapshotRejectedError(`snapshot ${version}: ${chunk.signature === undefined ? 'unsigned' : 'signature does not hold'} under the log key ${job.verifier.publicKey}; not loaded`);
+        }
         first = chunk;
         bytes = Buffer.alloc(chunk.totalBytes);
-      } else if (chunk.version !== first.version || chunk.entryHash !== first.entryHash || chunk.weightsSha256 !== first.weightsSha256 || chunk.totalBytes !== first.totalBytes) {
+      } else if (chunk.version !== first.version || chunk.entryHash !== first.entryHash || chunk.weightsSha256 !== first.weightsSha256 || chunk.totalBytes !== first.totalBytes || chunk.signature !== first.signature) {
         throw new SnapshotRejectedError(`snapshot ${version}: chunk at offset ${chunk.offset} belongs to another snapshot`);
       }
       if (chunk.offset !== received) throw new SnapshotRejectedError(`snapshot ${version}: chunk at offset ${chunk.offset}, expected ${received}`);

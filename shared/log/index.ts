@@ -27,6 +27,7 @@ export {
   type UpdateLogOptions,
 } from './update-log.js';
 export { LogKeyError, LogSigner, LogVerifier, parseLogPublicKey, SIGNATURE_PATTERN } from './log-signature.js';
+export { SNAPSHOT_STATEMENT, snapshotStatementFields, type SnapshotIdentity } from './snapshot-signature.js';
 export { applyDecay, replay, type ReplayOptions } from './replay.js';
 export {
   openJetStreamLog,

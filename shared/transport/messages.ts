@@ -235,8 +235,15 @@ export const snapshotChunkSchema = z
     totalBytes: counter.refine((n) => n >= 1 && n % 4 === 0, 'must be a positive multiple of 4 (float32 values)'),
     offset: counter,
     data: chunkData,
+    /** The log key's signature of the snapshot's identity; empty or absent: unsigned (shared/log/snapshot-signature.ts). */
+    signature: z
+      .string()
+      .optional()
+      .transform((sig) => (sig === '' ? undefined : sig))
+      .pipe(z.string().regex(/^[0-9a-f]{128}$/, 'must be 128 lowercase hex digits').optional()),
   })
-  .refine((c) => c.offset + c.data.length <= c.totalBytes, { path: ['data'], message: 'runs past totalBytes' });
+  .refine((c) => c.offset + c.data.length <= c.totalBytes, { path: ['data'], message: 'runs past totalBytes' })
+  .transform(({ signature, ...c }): typeof c & { signature?: string } => (signature === undefined ? c : { ...c, signature }));
 
 // ---- typed forms ----
 
@@ -449,6 +456,7 @@ export const encodeSnapshotChunk = (c: SnapshotChunk): Record<string, unknown> =
   totalBytes: u64(c.totalBytes),
   offset: u64(c.offset),
   data: c.data,
+  ...(c.signature !== undefined ? { signature: c.signature } : {}),
 });
 
 export function encodeCoordinatorMessage(m: CoordinatorMessage): Record<string, unknown> {

@@ -49,11 +49,13 @@ export function fetchLogBytes(count: number, entryFields: number, head: number):
 }
 
 /** Bytes of a FetchSnapshot stream for a snapshot at `version` of `slabBytes` weight bytes, cut into `chunkBytes` slices. */
-export function fetchSnapshotBytes(version: number, slabBytes: number, chunkBytes = MAX_SNAPSHOT_CHUNK_BYTES): number {
+export function fetchSnapshotBytes(version: number, slabBytes: number, chunkBytes = MAX_SNAPSHOT_CHUNK_BYTES, signed = false): number {
   let total = 0;
+  // A signed log's snapshot repeats its signature (128 hex digits) in every chunk.
+  const signature = signed ? delimited(128) : 0;
   for (let offset = 0; offset < slabBytes; offset += chunkBytes) {
     const data = Math.min(chunkBytes, slabBytes - offset);
-    total += GRPC_FRAME_BYTES + varintField(version) + HASH_FIELD * 2 + varintField(slabBytes) + varintField(offset) + delimited(data);
+    total += GRPC_FRAME_BYTES + varintField(version) + HASH_FIELD * 2 + varintField(slabBytes) + varintField(offset) + delimited(data) + signature;
   }
   return total;
 }
