@@ -437,6 +437,11 @@ export class Coordinator {
     return { failed: this.authFailed, limited: this.authLimiter.refused, peersTracked: this.authLimiter.size, refusedCalls: refused.calls, refusedBytes: refused.bytesUp };
   }
 
+  /** Session messages the transport dropped as forged or replayed, in total (0 where it checks none, or not listening). */
+  forgedMessages(): number {
+    return this.listener?.forged?.() ?? 0;
+  }
+
   /** Encoded bytes moved per agent id since listen() (empty when not listening). */
   traffic(): ReadonlyMap<string, Traffic> {
     return this.listener?.traffic() ?? new Map();

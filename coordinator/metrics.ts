@@ -16,12 +16,17 @@ export interface MetricsSource {
   agentStatuses(): AgentStatus[];
   /** Encoded bytes per agent (transport traffic). */
   traffic?(): ReadonlyMap<string, Traffic>;
-  /** The log, for the head version agents' replay lag is measured from. */
-  readonly log?: { readonly version: number };
+  /**
+   * The log, for the head version agents' replay lag is measured from, and the foreign records its storage
+   * met and left out (a JetStream stream that others published on).
+   */
+  readonly log?: { readonly version: number; readonly ignoredRecords?: number };
   /** The coordinator's weights hash at a version, to find replicas that disagree. */
   weightsSha256At?(version: number): string | undefined;
   /** Refused callers, in totals (never labelled by caller: anyone may claim any id). */
   authFailures?(): { failed: number; limited: number; refusedCalls: number };
+  /** Session messages from agents dropped as forged or replayed (a MAC or sequence number that did not hold). */
+  forgedMessages?(): number;
 }
 
 /** Quantiles of the agents' replay lag reported by mezo_agents_replay_lag_versions. */
@@ -170,6 +175,15 @@ export class CoordinatorMetrics {
       summed('mezo_auth_failures_total', 'Calls that failed authentication (bad token, unlisted or revoked agent)', () => auth().failed);
       summed('mezo_auth_limited_total', 'Calls refused unchecked because their address exceeded its authentication failure budget', () => auth().limited);
       summed('mezo_transport_refused_calls_total', 'Calls the coordinator refused, whatever the reason', () => auth().refusedCalls);
+    }
+    // Attacks the signatures and MACs turned away, as plain totals (never per claimed id).
+    if (source.log) {
+      const log = source.log;
+      summed('mezo_log_ignored_records_total', 'Records on the log\'s storage left out of the log: garbled, unsigned, foreign or of another job', () => log.ignoredRecords ?? 0);
+    }
+    if (source.forgedMessages) {
+      const forged = source.forgedMessages.bind(source);
+      summed('mezo_transport_forged_messages_total', 'Session messages from agents dropped because their MAC or sequence number did not hold (forged or replayed)', () => forged());
     }
     new Counter({
       name: 'mezo_results_rejected_total',

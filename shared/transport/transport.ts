@@ -92,6 +92,8 @@ export interface Listener {
   traffic(): ReadonlyMap<string, Traffic>;
   /** Calls refused (bad credentials, unknown agents, malformed requests), in total: never per claimed id. */
   refused?(): RefusedTraffic;
+  /** Session messages dropped because their MAC or sequence number did not hold (transports that check them: NATS). */
+  forged?(): number;
   setHealth(status: HealthStatus): void;
   /** Stops accepting calls, ends open streams (UNAVAILABLE) and waits up to graceMs for calls in flight. */
   close(graceMs?: number): Promise<void>;
