@@ -16,7 +16,7 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { FeatureArray, LocalDataset } from '../shared/data/index.js';
-import { CoefficientSums, encodeEntryPayload, hashPayload, lastRebaseIndex, LogVerifier, SNAPSHOT_STATEMENT, snapshotStatementFields, UpdateLog, type LogEntry } from '../shared/log/index.js';
+import { CoefficientSums, lastRebaseIndex, LogVerifier, SNAPSHOT_STATEMENT, snapshotStatementFields, UpdateLog, verifyEntry, type LogEntry } from '../shared/log/index.js';
 import { logger } from '../shared/logger.js';
 import type { PreparedModel } from '../shared/model/index.js';
 import type { Distribution, Seed } from '../shared/noise/index.js';
@@ -452,17 +452,9 @@ export class Agent {
 
   /** Why an entry is not the coordinator's own record (signature, then hash), or undefined when it is. */
   private recordFault(entry: LogEntry): string | undefined {
-    const verifier = this.job!.verifier;
-    if (verifier && !verifier.verify(entry.hash, entry.signature)) {
-      return `entry ${entry.version}: ${entry.signature === undefined ? 'not signed' : 'signature does not verify'} with the job's key`;
-    }
-    const { hash, signature: _signature, ...unsigned } = entry;
-    try {
-      if (hashPayload(encodeEntryPayload(unsigned)) !== hash) return `entry ${entry.version}: hash does not match its contents`;
-    } catch (err) {
-      return `entry ${entry.version}: ${(err as Error).message}`;
-    }
-    return undefined;
+    const fault = verifyEntry(entry, this.job!.verifier);
+    if (fault === undefined) return undefined;
+    return `entry ${entry.version}: ${fault.kind === 'contents' ? fault.reason : `${fault.reason} (the job's key)`}`;
   }
 
   /**

@@ -32,8 +32,9 @@ import type { JetStreamClient, JetStreamManager, MsgHdrs, NatsConnection, Stored
 import { headers as natsHeaders, nanos, DiscardPolicy, RetentionPolicy, StorageType } from 'nats';
 import { logger } from '../logger.js';
 import { DEFAULT_SUBJECT_PREFIX, jobSubjects, type JobSubjects } from '../transport/nats-subjects.js';
-import { hashPayload, type LogEntry } from './log-entry.js';
+import type { LogEntry } from './log-entry.js';
 import { LogVerifier, type LogSigner } from './log-signature.js';
+import { verifyEntry } from './verify-entry.js';
 import { LogCorruptError, UpdateLog, verifyRecord, type LogHeader, type LogHeaderInput, type LogStorage } from './update-log.js';
 
 const HASH_BYTES = 32;
@@ -104,13 +105,13 @@ export function entryFromMessage(message: StoredMsg, subjects: JobSubjects, veri
   let entry: LogEntry;
   try {
     const { payload, hash } = splitLogRecord(message.data);
-    if (hashPayload(payload) !== hash) return undefined;
     const decoded = verifyRecord(payload, hash, Number(payload.readBigUInt64LE(1)), payload.toString('hex', 17, 49), 'record');
     entry = signature === undefined ? decoded : { ...decoded, signature };
   } catch {
     return undefined;
   }
-  if (verifier && !verifier.verify(entry.hash, entry.signature)) return undefined;
+  // verifyRecord checked the hash against the payload; what is left is the signature.
+  if (verifyEntry(entry, verifier, { contents: false }) !== undefined) return undefined;
   return entry;
 }
 

@@ -35,6 +35,7 @@ import {
 } from './log-entry.js';
 import { CoefficientSums, CompactionError, lastRebaseIndex, verifyRebases } from './compaction.js';
 import { LogVerifier, SIGNATURE_BYTES, type LogSigner } from './log-signature.js';
+import { verifyEntry } from './verify-entry.js';
 
 /** The chain's format, named in the header and so in the genesis hash (the file framing has its own magic). */
 export const LOG_FORMAT = 'mezo-log/1';
@@ -390,16 +391,15 @@ export class UpdateLog {
     const verifier = options.verifier ?? (signer ? LogVerifier.for(signer.publicKey) : undefined);
     let resign = false;
     for (const entry of entries) {
-      if (verifier === undefined || verifier.verify(entry.hash, entry.signature)) continue;
+      // scanLog checked each hash against its stored payload already.
+      const fault = verifyEntry(entry, verifier, { contents: false });
+      if (fault === undefined) continue;
       // The signer may sign what it wrote before it signed (an older log); anything else is not its log.
-      if (signer && options.verifier === undefined && entry.signature === undefined) {
+      if (signer && options.verifier === undefined && fault.kind === 'unsigned') {
         resign = true;
         continue;
       }
-      throw new LogCorruptError(
-        `${path}: entry ${entry.version} is ${entry.signature === undefined ? 'not signed' : 'signed with another key'}; ` +
-          `the log's records must be signed by ${verifier.publicKey}`,
-      );
+      throw new LogCorruptError(`${path}: entry ${entry.version} is ${fault.reason}; the log's records must be signed by ${verifier!.publicKey}`);
     }
     let recovery: TailRecovery | undefined;
     if (validBytes < existing.length) {
