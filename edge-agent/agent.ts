@@ -16,7 +16,7 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { FeatureArray, LocalDataset } from '../shared/data/index.js';
-import { CoefficientSums, lastRebaseIndex, LogVerifier, SNAPSHOT_STATEMENT, snapshotStatementFields, UpdateLog, verifyEntry, type LogEntry } from '../shared/log/index.js';
+import { CoefficientSums, LogVerifier, replayStep, replaySteps, SNAPSHOT_STATEMENT, snapshotStatementFields, UpdateLog, verifyEntry, type LogEntry, type ReplayStep } from '../shared/log/index.js';
 import { logger } from '../shared/logger.js';
 import type { PreparedModel } from '../shared/model/index.js';
 import type { Distribution, Seed } from '../shared/noise/index.js';
@@ -422,8 +422,7 @@ export class Agent {
     // Sums are kept only when the job compacts: otherwise they would grow with every new seed, without bound.
     const sums = (accepted.compactEvery ?? 0) > 0 ? new CoefficientSums() : undefined;
     for (const entry of stored) sums?.add(entry);
-    // A rebase record overwrites the weights: replay from the last one.
-    for (const entry of stored.slice(Math.max(0, lastRebaseIndex(stored)))) await this.applyToWeights(backend, entry, accepted);
+    for (const step of replaySteps(stored)) await this.applyToWeights(backend, step, accepted);
     this.job = {
       sums,
       accepted,
@@ -475,18 +474,10 @@ export class Agent {
     }
   }
 
-  private decayOf(entry: Pick<LogEntry, 'decay'>, accepted: JoinAccepted) {
-    return entry.decay === 1 ? undefined : { factor: entry.decay, ranges: accepted.decayRanges };
-  }
-
-  /** An update: its decay, then its terms. A rebase: the base weights again, then its K terms in one pass. */
-  private async applyToWeights(backend: MezoBackend, entry: LogEntry, accepted: JoinAccepted): Promise<void> {
-    if (entry.kind === 'rebase') {
-      await backend.load(this.init.prepared.slab);
-      await backend.apply(entry.terms);
-    } else {
-      await backend.apply(entry.terms, this.decayOf(entry, accepted));
-    }
+  /** One replay step (shared/log/replay.ts) on the backend: the base weights again for a rebase, the decay, the terms in one pass. */
+  private async applyToWeights(backend: MezoBackend, { entry, fromBase, decay }: ReplayStep, accepted: JoinAccepted): Promise<void> {
+    if (fromBase) await backend.load(this.init.prepared.slab);
+    await backend.apply(entry.terms, decay === undefined ? undefined : { factor: decay, ranges: accepted.decayRanges });
   }
 
   /**
@@ -504,7 +495,7 @@ export class Agent {
     const fault = this.recordFault(rebase);
     if (fault !== undefined) throw new TransportError('DATA_LOSS', `rebase ${fault}`);
     const { hash } = rebase;
-    await this.applyToWeights(job.backend, rebase, job.accepted);
+    await this.applyToWeights(job.backend, replayStep(rebase), job.accepted);
     await job.replica?.close();
     job.replica = undefined;
     job.sums = CoefficientSums.startingAt(rebase);
@@ -618,7 +609,7 @@ export class Agent {
       const wrong = job.sums?.mismatch(entry);
       if (wrong !== undefined) throw new AgentStateError(`rebase ${entry.version} does not follow from the entries before it: ${wrong}`);
     }
-    await this.applyToWeights(backend, entry, accepted);
+    await this.applyToWeights(backend, replayStep(entry), accepted);
     job.version = entry.version;
     job.headHash = hash;
     if (job.sums) job.sums.add(entry);

@@ -28,7 +28,7 @@ export {
 } from './update-log.js';
 export { LogKeyError, LogSigner, LogVerifier, parseLogPublicKey, SIGNATURE_PATTERN } from './log-signature.js';
 export { SNAPSHOT_STATEMENT, snapshotStatementFields, type SnapshotIdentity } from './snapshot-signature.js';
-export { applyDecay, replay, type ReplayOptions } from './replay.js';
+export { applyDecay, replay, replayStep, replaySteps, type ReplayOptions, type ReplayStep } from './replay.js';
 export { verifyEntry, type EntryFault, type VerifyEntryOptions } from './verify-entry.js';
 export {
   openJetStreamLog,

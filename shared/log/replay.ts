@@ -32,6 +32,29 @@ export interface ReplayOptions {
   padding?: ReadonlyArray<readonly [number, number]>;
 }
 
+/**
+ * How one entry applies to the weights. The one rule for every replica (replay onto a slab, an agent's
+ * backend): a rebase record sets the weights to the base, then adds its terms; an update first multiplies the
+ * decay ranges by its decay (undefined: 1, none), then adds its terms.
+ */
+export interface ReplayStep {
+  entry: LogEntry;
+  /** The weights start again from the base (a rebase record). */
+  fromBase: boolean;
+  /** The decay to apply before the terms; undefined when there is none. */
+  decay: number | undefined;
+}
+
+export function replayStep(entry: LogEntry): ReplayStep {
+  // A rebase record's decay is always 1 (log-entry.ts).
+  return { entry, fromBase: entry.kind === 'rebase', decay: entry.decay === 1 ? undefined : entry.decay };
+}
+
+/** The steps that replay `entries`: from the last rebase record on, since it overwrites what came before. */
+export function replaySteps(entries: readonly LogEntry[]): ReplayStep[] {
+  return entries.slice(Math.max(0, lastRebaseIndex(entries))).map(replayStep);
+}
+
 export function replay(
   engine: NoiseEngine,
   slab: Float32Array,
@@ -46,19 +69,18 @@ export function replay(
     engine.accumulate(slab, PackedEntries.from(batch), { distribution, offset });
     batch = [];
   };
-  const start = Math.max(0, lastRebaseIndex(entries));
-  if (entries[start]?.kind === 'rebase') {
-    const base = options.base;
-    if (!base) throw new RangeError(`replay: entry ${entries[start]!.version} is a rebase record; options.base (the base slab) is needed`);
-    if (base.length !== slab.length) throw new RangeError(`replay: options.base holds ${base.length} values, the slab ${slab.length}`);
-    slab.set(base);
-  }
-  for (let i = start; i < entries.length; i++) {
-    const entry = entries[i]!;
-    if (entry.decay !== 1) {
+  for (const { entry, fromBase, decay } of replaySteps(entries)) {
+    if (fromBase) {
+      // Only the first step can start from the base, so nothing is pending to flush.
+      const base = options.base;
+      if (!base) throw new RangeError(`replay: entry ${entry.version} is a rebase record; options.base (the base slab) is needed`);
+      if (base.length !== slab.length) throw new RangeError(`replay: options.base holds ${base.length} values, the slab ${slab.length}`);
+      slab.set(base);
+    }
+    if (decay !== undefined) {
       // Decay applies to the weights as they stand before this entry's terms: flush what came earlier first.
       flush();
-      applyDecay(slab, entry.decay, options.decayRanges ?? [], offset);
+      applyDecay(slab, decay, options.decayRanges ?? [], offset);
     }
     for (const term of entry.terms) {
       batch.push(term);
