@@ -61,6 +61,7 @@ export class CentralDpStrategy implements Strategy {
   private readonly assigned = new Map<string, { rate: number; seeds: Map<bigint, number> }>();
   private lastRate: number | undefined;
   private spentOut = false;
+  private readonly spentListeners = new Set<() => void>();
 
   constructor(
     readonly inner: MezoStrategy,
@@ -98,6 +99,18 @@ export class CentralDpStrategy implements Strategy {
     return this.spentOut;
   }
 
+  /** Calls `listener` once the strategy refuses a round for the budget; returns its unsubscribe. */
+  onBudgetSpent(listener: () => void): () => void {
+    this.spentListeners.add(listener);
+    return () => this.spentListeners.delete(listener);
+  }
+
+  private budgetSpent(): void {
+    if (this.spentOut) return;
+    this.spentOut = true;
+    for (const listener of this.spentListeners) listener();
+  }
+
   /** Whether one more round at the last round's sampling rate would exceed the budget. */
   nextRoundExceedsBudget(): boolean {
     if (this.spentOut) return true;
@@ -112,7 +125,7 @@ export class CentralDpStrategy implements Strategy {
     const eligible = agents.filter((a) => !a.capabilities.busy).length;
     const rate = eligible === 0 ? 1 : Math.min(1, assignments.length / eligible);
     if (this.config.epsilon !== undefined && this.accountant.epsilonAfter(rate, this.noiseMultiplier, this.config.delta) > this.config.epsilon) {
-      this.spentOut = true;
+      this.budgetSpent();
       return [];
     }
     const seeds = new Map<bigint, number>();
@@ -128,7 +141,7 @@ export class CentralDpStrategy implements Strategy {
     for (const k of this.assigned.keys()) if (Number(k.split('/')[0]) < context.round) this.assigned.delete(k);
     if (!round) return null;
     if (this.config.epsilon !== undefined && this.accountant.epsilonAfter(round.rate, this.noiseMultiplier, this.config.delta) > this.config.epsilon) {
-      this.spentOut = true;
+      this.budgetSpent();
       return null;
     }
     const C = this.config.clip;
@@ -164,10 +177,18 @@ export class CentralDpStrategy implements Strategy {
 
 /**
  * Ends the coordinator's job cleanly (agents hear 'stopped') after the last round the budget allows: checked
- * after every committed round at that round's sampling rate. Returns the unsubscribe.
+ * after every committed round at that round's sampling rate, and whenever the strategy refuses a round (its rate
+ * may have risen since: fewer agents connected), so a spent budget never turns into failed attempts. Returns the
+ * unsubscribe.
  */
 export function stopAtPrivacyBudget(coordinator: Coordinator, strategy: CentralDpStrategy): () => void {
-  return coordinator.onRound(() => {
-    if (strategy.nextRoundExceedsBudget()) coordinator.stop({ endJob: true });
+  const stop = () => coordinator.stop({ endJob: true });
+  const offRound = coordinator.onRound(() => {
+    if (strategy.nextRoundExceedsBudget()) stop();
   });
+  const offSpent = strategy.onBudgetSpent(stop);
+  return () => {
+    offRound();
+    offSpent();
+  };
 }

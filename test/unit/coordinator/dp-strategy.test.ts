@@ -74,6 +74,24 @@ describe('central agent-level DP', () => {
     await c.close();
   });
 
+  it('ends the job, rather than failing rounds, when the budget does not cover even the first round', async () => {
+    const inner = new MezoStrategy({ agentsPerRound: 2, seedMode: 'shared' });
+    // Below the ε of one round at q = 2/4: nothing may be released.
+    const dp = new CentralDpStrategy(inner, { clip: 1, noiseMultiplier: 1, epsilon: epsilonFor(0.5, 1, 1, 1e-5) / 2 });
+    const transport = new InMemoryTransport();
+    const log = UpdateLog.inMemory({ jobId: 'dp', baseSha256, distribution: 'gaussian' });
+    const c = new Coordinator({ log, baseSlab: base, engine: noise, transport, strategy: dp, options: { jobId: 'dp', heartbeatMs: 50, rounds: 10, maxAttempts: 2, strategy: { agentsPerRound: 2 } } });
+    stopAtPrivacyBudget(c, dp);
+    await c.listen();
+    for (const id of ['a', 'b', 'c', 'd']) await scripted(transport, id);
+    await vi.waitFor(() => expect(c.connectedAgents()).toHaveLength(4), { timeout: 30_000, interval: 5 });
+    expect(await c.run()).toMatchObject({ version: 0, stopped: true });
+    expect(c.jobEnd).toMatchObject({ reason: 'stopped', version: 0 });
+    expect(dp.exhausted).toBe(true);
+    expect(dp.epsilon).toBe(0);
+    await c.close();
+  });
+
   it('adds noise of standard deviation σC/a to each released value', () => {
     const inner = new MezoStrategy({ agentsPerRound: 4, seedMode: 'shared', seedsPerAgent: 1, schedule: { kind: 'constant', lr: 1 } });
     const dp = new CentralDpStrategy(inner, { clip: 2, noiseMultiplier: 3 });
