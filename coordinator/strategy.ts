@@ -8,6 +8,7 @@
  */
 import { z } from 'zod';
 import { SeededRng } from '../shared/data/rng.js';
+import { clipValue } from '../shared/optim/clip.js';
 import { learningRateAt, lrScheduleWithDefault, type LrSchedule } from '../edge-agent/lr-schedule.js';
 import type { Capabilities } from '../shared/transport/index.js';
 
@@ -93,9 +94,7 @@ export type StrategyConfigInput = z.input<typeof strategyConfigSchema>;
 
 // ---- aggregation primitives ----
 
-export function clipValue(value: number, bound: number | undefined): number {
-  return bound === undefined ? value : Math.max(-bound, Math.min(bound, value));
-}
+export { clipValue };
 
 /** Σ wᵢxᵢ / Σ wᵢ (weights must be positive). */
 export function weightedMean(values: readonly number[], weights: readonly number[]): number {

@@ -15,6 +15,7 @@
 import type { NoiseEngine } from '../shared/noise/engine.js';
 import { PackedEntries, type Distribution, type Seed } from '../shared/noise/index.js';
 import { applyDecay } from '../shared/log/index.js';
+import { clipValue } from '../shared/optim/clip.js';
 import { clearPadding } from '../shared/model/slab-layout.js';
 import type { SlabCheckpoint } from './slab-checkpoint.js';
 
@@ -41,8 +42,7 @@ export interface UpdateRule {
 }
 
 export function coefficientFor(g: number, rule: UpdateRule): number {
-  const clipped = rule.clip === undefined ? g : Math.max(-rule.clip, Math.min(rule.clip, g));
-  return (-rule.lr * clipped) / (rule.divisor ?? 1);
+  return (-rule.lr * clipValue(g, rule.clip)) / (rule.divisor ?? 1);
 }
 
 export class MezoEvaluator {
