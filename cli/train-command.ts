@@ -10,7 +10,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { z } from 'zod';
 import { resolveConfig, type EnvBinding } from '../shared/config/index.js';
 import { localTrainOptionsSchema, type LocalTrainReport } from '../edge-agent/local-trainer.js';
-import { lrScheduleWithDefault } from '../edge-agent/lr-schedule.js';
+import { lrScheduleWithDefault } from '../shared/optim/lr-schedule.js';
 import { layeredFlags, number } from './option-parsing.js';
 import type { Manifest } from '../shared/model/index.js';
 

@@ -9,7 +9,7 @@
 import { z } from 'zod';
 import { SeededRng } from '../shared/data/rng.js';
 import { clipValue } from '../shared/optim/clip.js';
-import { learningRateAt, lrScheduleWithDefault, type LrSchedule } from '../edge-agent/lr-schedule.js';
+import { learningRateAt, lrScheduleWithDefault, type LrSchedule } from '../shared/optim/lr-schedule.js';
 import type { Capabilities } from '../shared/transport/index.js';
 
 export interface AgentView {

@@ -10,7 +10,7 @@ import { UpdateLog } from '../shared/log/index.js';
 import type { Manifest } from '../shared/model/index.js';
 import { checkDatasetFits } from './batch-feeds.js';
 import { scoreDataset, type DatasetScore } from './dataset-evaluation.js';
-import { learningRateAt, lrScheduleSchema } from './lr-schedule.js';
+import { learningRateAt, lrScheduleSchema } from '../shared/optim/lr-schedule.js';
 import type { MezoBackend } from './mezo-backend.js';
 import { coefficientFor, type UpdateRule } from './mezo-evaluator.js';
 

@@ -13,16 +13,17 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { Coordinator, RoundFailedError, type RoundReport, type RunReport } from '../coordinator/index.js';
+import { CentralDpStrategy, stopAtPrivacyBudget } from '../coordinator/dp-strategy.js';
 import { serveDashboard, type DashboardServer } from '../coordinator/dashboard/server.js';
 import { HeldOutEvaluation } from '../coordinator/held-out-evaluation.js';
 import { CoordinatorMetrics } from '../coordinator/metrics.js';
 import { RunMonitor } from '../coordinator/run-monitor.js';
 import type { RunRecord } from '../coordinator/run-record.js';
-import { strategyConfigSchema } from '../coordinator/strategy.js';
+import { MezoStrategy, strategyConfigSchema } from '../coordinator/strategy.js';
 import { Agent } from '../edge-agent/agent.js';
 import { InProcessBackend, type MezoBackend } from '../edge-agent/mezo-backend.js';
 import { WorkerBackend } from '../edge-agent/worker-backend.js';
-import { lrScheduleSchema } from '../edge-agent/lr-schedule.js';
+import { lrScheduleSchema } from '../shared/optim/lr-schedule.js';
 import { SeededRng } from '../shared/data/index.js';
 import { LogSigner, UpdateLog } from '../shared/log/index.js';
 import { logger } from '../shared/logger.js';
@@ -89,6 +90,20 @@ export const simulateOptionsSchema = z
       .prefault({}),
     aggregation: z.enum(['mean', 'trimmed-mean', 'median']).default('mean'),
     clip: z.number().positive().finite().optional(),
+    /**
+     * Central agent-level DP (coordinator/dp-strategy.ts, docs/privacy.md): each agent's values clipped to L2 norm
+     * `clip`, Gaussian noise of multiplier `noiseMultiplier` (or the one that `epsilon` at `delta` needs over the
+     * run at agentsPerRound / agents) on the released coefficients; with `epsilon`, the run ends at the budget.
+     */
+    dp: z
+      .strictObject({
+        clip: z.number().positive().finite(),
+        noiseMultiplier: z.number().positive().finite().optional(),
+        epsilon: z.number().positive().finite().optional(),
+        delta: z.number().gt(0).lt(1).default(1e-5),
+      })
+      .refine((d) => d.noiseMultiplier !== undefined || d.epsilon !== undefined, { path: ['noiseMultiplier'], message: 'give noiseMultiplier or epsilon' })
+      .optional(),
     /** Fraction of the agents asked whose answers close a round (default: all, or 0.5 with dropout or crashes). */
     quorum: z.number().gt(0).max(1).optional(),
     deadlineMs: z.number().int().min(1).max(3_600_000).default(1000),
@@ -228,6 +243,8 @@ export interface SimulationReport {
   sharesBuilt: number;
   /** Where the run record (coordinator/run-record.ts, for `mezo report`) was written, with --out. */
   runRecord?: string;
+  /** With central DP: the noise multiplier used, ε spent at δ, the rounds released, and whether the budget holds no further round. */
+  privacy?: { noiseMultiplier: number; epsilon: number; delta: number; roundsReleased: number; budgetSpent: boolean };
 }
 
 interface NatsLink {
@@ -328,7 +345,11 @@ export async function runSimulation(input: SimulateOptionsInput = {}, hooks: Sim
     schedule: options.schedule,
     seed: options.seed,
   });
+  const dp = options.dp
+    ? new CentralDpStrategy(new MezoStrategy(strategy), { ...options.dp, rounds: options.rounds, fleetSize: options.agents })
+    : undefined;
   const coordinator = new Coordinator({
+    ...(dp ? { strategy: dp } : {}),
     log,
     baseSlab: prepared.slab,
     padding: paddingRanges(prepared.manifest.tensors, prepared.slab.length),
@@ -483,6 +504,7 @@ export async function runSimulation(input: SimulateOptionsInput = {}, hooks: Sim
       },
     });
     const before = await heldOut.evaluateHead();
+    if (dp) stopAtPrivacyBudget(coordinator, dp);
     let roundsDone = 0;
     const unsubscribe = coordinator.onRound((report: RoundReport) => {
       roundsDone++;
@@ -571,6 +593,9 @@ export async function runSimulation(input: SimulateOptionsInput = {}, hooks: Sim
       faults: { byzantineAgents: faults.byzantineCount, crashes, timingDependent: faulty },
       audit,
       ...(runRecord === undefined ? {} : { runRecord }),
+      ...(dp
+        ? { privacy: { noiseMultiplier: dp.noiseMultiplier, epsilon: dp.epsilon, delta: dp.config.delta, roundsReleased: dp.roundsReleased, budgetSpent: dp.nextRoundExceedsBudget() } }
+        : {}),
       sharesBuilt: data.sharesBuilt,
     };
   } finally {

@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { resolveTrainConfig } from '../../../cli/train-command.js';
-import { learningRateAt } from '../../../edge-agent/lr-schedule.js';
+import { learningRateAt } from '../../../shared/optim/lr-schedule.js';
 import { defaultSimulateLr, parseSimulateOptions } from '../../../simulation/simulate.js';
 
 describe('mezo simulate learning defaults', () => {
