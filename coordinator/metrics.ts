@@ -1,15 +1,13 @@
 /**
- * Prometheus metrics of a coordinator (prom-client), served over HTTP with /healthz and /readyz (and, with a
- * RunMonitor, the dashboard: dashboard/server.ts). Round metrics are observed as rounds commit; per-agent
+ * Prometheus metrics of a coordinator (prom-client), served over HTTP by dashboard/server.ts with /healthz and
+ * /readyz (and, with a RunMonitor, the dashboard). Round metrics are observed as rounds commit; per-agent
  * counters, traffic and replay lag are read from the coordinator when Prometheus scrapes, so the round loop
  * pays nothing for them. Names follow Prometheus conventions: base units (seconds, bytes) and `_total` on
  * counters.
  */
-import type { Server } from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Traffic } from '../shared/transport/index.js';
 import type { AgentStatus, RejectionReason, RoundReport } from './coordinator.js';
-import { serveDashboard } from './dashboard/server.js';
 
 /** What the metrics read from a coordinator (a Coordinator is one; the optional parts add metrics). */
 export interface MetricsSource {
@@ -240,22 +238,4 @@ export class CoordinatorMetrics {
   setLogVersion(version: number): void {
     this.logVersion.set(version);
   }
-}
-
-export interface MetricsServerOptions {
-  metrics: CoordinatorMetrics;
-  host?: string;
-  port: number;
-  /**
-   * When set, every request needs it: `Authorization: Bearer <token>`, or (for browsers) the cookie the
-   * dashboard's sign-in sets, or `?token=` (docs/dashboard.md). Read-only access for operators.
-   */
-  token?: string;
-  /** /readyz answers 200 once this returns true (e.g. the coordinator is listening). */
-  ready?: () => boolean;
-}
-
-/** Serves /metrics, /healthz and /readyz; resolves with the bound address once listening. */
-export async function serveMetrics(options: MetricsServerOptions): Promise<{ server: Server; url: string; close(): Promise<void> }> {
-  return serveDashboard(options);
 }

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Coordinator } from '../../../coordinator/index.js';
-import { CoordinatorMetrics, serveMetrics } from '../../../coordinator/metrics.js';
+import { CoordinatorMetrics } from '../../../coordinator/metrics.js';
+import { serveDashboard } from '../../../coordinator/dashboard/server.js';
 import { UpdateLog } from '../../../shared/log/index.js';
 import { slabSha256 } from '../../../shared/model/index.js';
 import { noise } from '../../../shared/noise/index.js';
@@ -41,7 +42,7 @@ function parse(text: string): Map<string, number> {
 
 describe('coordinator metrics', () => {
   let coordinator: Coordinator;
-  let server: Awaited<ReturnType<typeof serveMetrics>>;
+  let server: Awaited<ReturnType<typeof serveDashboard>>;
   const token = 'operator-secret';
 
   beforeAll(async () => {
@@ -60,7 +61,8 @@ describe('coordinator metrics', () => {
     await coordinator.listen();
     await agent(transport, 'a1', false);
     await agent(transport, 'a2', true);
-    server = await serveMetrics({ metrics, port: 0, token, ready: () => coordinator.address !== undefined });
+    // Without a run monitor: the operator server with metrics and health only.
+    server = await serveDashboard({ metrics, port: 0, token, ready: () => coordinator.address !== undefined });
     await coordinator.run();
   });
   afterAll(async () => {
