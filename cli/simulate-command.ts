@@ -48,6 +48,10 @@ const FLAGS: Record<string, string> = {
   warmupSteps: 'schedule.warmupSteps',
   strategy: 'aggregation',
   clip: 'clip',
+  dpClip: 'dp.clip',
+  dpNoiseMultiplier: 'dp.noiseMultiplier',
+  dpEpsilon: 'dp.epsilon',
+  dpDelta: 'dp.delta',
   quorum: 'quorum',
   deadlineMs: 'deadlineMs',
   maxAttempts: 'maxAttempts',
@@ -109,6 +113,15 @@ export function formatSimulationReport(report: SimulationReport, files: { log: s
     ['bytes per agent', `up ${bytes(t.meanBytesUp)}, down ${bytes(t.meanBytesDown)} (per round: ${bytes(t.bytesUpPerAgentRound)} up, ${bytes(t.bytesDownPerAgentRound)} down)`],
     ['results', `${r.accepted} accepted, ${r.late} late, ${r.dropped} dropped, ${r.rejected} rejected${rejections ? ` (${rejections})` : ''}`],
     ['faults', faultList.length > 0 ? faultList.join('; ') : 'none'],
+    ...(report.privacy
+      ? [
+          [
+            'privacy',
+            `central DP: ε = ${report.privacy.epsilon.toFixed(3)} at δ = ${report.privacy.delta.toExponential()} after ${report.privacy.roundsReleased} rounds, noise multiplier ${report.privacy.noiseMultiplier.toFixed(3)}, clip ${o.dp!.clip}` +
+              (report.privacy.budgetSpent ? ' (budget spent)' : ''),
+          ] as [string, string],
+        ]
+      : []),
     ['update log', `${files.log} (${report.logVersion} entries, head ${report.logHeadHash.slice(0, 16)}…)`],
     ['weights', `sha256 ${report.weightsSha256.slice(0, 16)}…`],
     ['report', files.runRecord ? `${files.report}, ${files.runRecord} (mezo report renders it)` : files.report],
@@ -142,6 +155,10 @@ export function registerSimulateCommand(program: Command): void {
     .option('--warmup-steps <n>', 'linear warm-up rounds', number)
     .option('--strategy <kind>', 'aggregation: mean | trimmed-mean | median (default mean)')
     .option('--clip <x>', 'clip each |g| to this bound before aggregating', number)
+    .option('--dp-clip <x>', 'central DP: clip each agent\'s values to this L2 norm (docs/privacy.md)', number)
+    .option('--dp-noise-multiplier <x>', 'central DP: noise standard deviation in units of the clip', number)
+    .option('--dp-epsilon <x>', 'central DP: the ε budget (derives the noise multiplier when none is given; the run ends at it)', number)
+    .option('--dp-delta <x>', 'central DP: δ (default 1e-5)', number)
     .option('--quorum <fraction>', 'fraction of the asked agents that closes a round (default 1; 0.5 with dropout or crashes)', number)
     .option('--deadline-ms <n>', 'round deadline', number)
     .option('--max-attempts <n>', 'attempts per round before the run fails', number)
