@@ -588,11 +588,12 @@ export class Coordinator {
         }
         if (outcome === 'failed') failedAttempts++;
       }
+      // A round that committed counts even when a round listener asked to stop during it.
+      if (committed) roundsRun++;
       if (this.stopping) break;
       if (!committed) {
         throw new RoundFailedError(`round ${round}: no quorum after ${this.options.maxAttempts} attempts`);
       }
-      roundsRun++;
     }
     // Nothing more will be appended: a job with every round logged, or ended by the operator, tells its agents.
     if (this.nextRound >= this.options.rounds) this.announceEnd('completed');

@@ -183,8 +183,9 @@ export class CentralDpStrategy implements Strategy {
  */
 export function stopAtPrivacyBudget(coordinator: Coordinator, strategy: CentralDpStrategy): () => void {
   const stop = () => coordinator.stop({ endJob: true });
-  const offRound = coordinator.onRound(() => {
-    if (strategy.nextRoundExceedsBudget()) stop();
+  const offRound = coordinator.onRound((report) => {
+    // After the job's last round there is nothing to stop: the job completes.
+    if (report.round + 1 < coordinator.options.rounds && strategy.nextRoundExceedsBudget()) stop();
   });
   const offSpent = strategy.onBudgetSpent(stop);
   return () => {

@@ -56,8 +56,7 @@ describe('central agent-level DP', () => {
     // Every session registered before the first round, so each round samples 2 of 4 (the rate asserted below).
     await vi.waitFor(() => expect(c.connectedAgents()).toHaveLength(4), { timeout: 30_000, interval: 5 });
     const run = await c.run();
-    // (roundsRun counts only rounds the loop finished before the stop; the fifth committed within the stop.)
-    expect(run).toMatchObject({ version: 5, stopped: true });
+    expect(run).toMatchObject({ roundsRun: 5, version: 5, stopped: true });
     expect(log.entries()).toHaveLength(5);
     expect(c.jobEnd).toMatchObject({ reason: 'stopped', version: 5 });
     expect(dp.roundsReleased).toBe(5);
