@@ -1,0 +1,8 @@
+/**
+ * Strategies as a library (docs/embedding.md): the Strategy interface the coordinator's round loop calls, the
+ * default MezoStrategy with its aggregation helpers, the central-DP wrapper and the Rényi-DP accountant behind
+ * it. Its own entry so that code writing a strategy need not import the coordinator's service.
+ */
+export * from './strategy.js';
+export * from './dp-strategy.js';
+export * from '../shared/privacy/rdp-accountant.js';
