@@ -16,6 +16,8 @@ import type { ProgressReporter } from '../shared/progress.js';
 import type { CoordinatorOutcome } from './coordinator-summary.js';
 import { resolveConfig, type EnvBinding } from '../shared/config/index.js';
 import { roundOptionsSchema } from '../coordinator/options.js';
+import { centralDpOptionsSchema } from '../coordinator/dp-strategy.js';
+import { DP_FLAGS, addDpOptions, dpEnv, type PrivacySpent } from './dp-options.js';
 import { layeredFlags, number, size } from './option-parsing.js';
 import { NATS_FLAGS, addNatsOptions, natsConfigSchema, natsEnv, openCoordinatorNats } from './nats-options.js';
 
@@ -60,6 +62,12 @@ export const coordinatorConfigSchema = z.strictObject({
   evalData: z.string().min(1).optional(),
   /** Evaluate on the held-out data every n rounds, before the first and after the last (0: never; default: about ten times a run). */
   evalEvery: z.number().int().min(0).optional(),
+  /**
+   * Central agent-level DP (coordinator/dp-strategy.ts, docs/privacy.md): each agent's values clipped to L2 norm
+   * `clip`, Gaussian noise of multiplier `noiseMultiplier` (or the one `epsilon` at `delta` needs over the job's
+   * rounds at agentsPerRound / fleetSize) on the released coefficients; with `epsilon`, the job ends at the budget.
+   */
+  dp: centralDpOptionsSchema(true).optional(),
   job: z.preprocess((value) => {
     // A linear or cosine schedule decays over the job's rounds unless totalSteps says otherwise.
     if (value === null || typeof value !== 'object') return value;
@@ -105,6 +113,7 @@ const ENV: Record<string, EnvBinding> = {
   MEZO_COORDINATOR_TLS_CLIENT_CA: { path: 'tlsClientCa', type: 'string' },
   MEZO_COORDINATOR_LOG_STORE: { path: 'logStore', type: 'string' },
   ...natsEnv('MEZO_COORDINATOR'),
+  ...dpEnv('MEZO_COORDINATOR'),
 };
 
 const FLAGS: Record<string, string> = {
@@ -154,6 +163,8 @@ const FLAGS: Record<string, string> = {
   logStore: 'logStore',
   natsReplicas: 'nats.replicas',
   ...NATS_FLAGS,
+  ...DP_FLAGS,
+  dpFleetSize: 'dp.fleetSize',
 };
 
 
@@ -172,7 +183,7 @@ export interface CoordinatorOutput {
 }
 
 /** The JSON report: the coordinator's, with the first and last held-out evaluations when there were any. */
-export type CoordinatorReport = RunReport & { heldOut?: { before: HeldOutScore; after: HeldOutScore } };
+export type CoordinatorReport = RunReport & { heldOut?: { before: HeldOutScore; after: HeldOutScore }; privacy?: PrivacySpent };
 
 /** Runs the job until its rounds are logged or a signal stops it. */
 export async function runCoordinator(
@@ -185,6 +196,8 @@ export async function runCoordinator(
   const { noise } = await import('../shared/noise/index.js');
   const { GrpcTransport, serverTlsCredentials } = await import('../shared/transport/index.js');
   const { Coordinator } = await import('../coordinator/coordinator.js');
+  const { MezoStrategy } = await import('../coordinator/strategy.js');
+  const { CentralDpStrategy, stopAtPrivacyBudget } = await import('../coordinator/dp-strategy.js');
   const { CoordinatorMetrics } = await import('../coordinator/metrics.js');
   const { RunMonitor, coordinatorRunConfig } = await import('../coordinator/run-monitor.js');
   const { serveDashboard } = await import('../coordinator/dashboard/server.js');
@@ -192,6 +205,8 @@ export async function runCoordinator(
   const { WorkerBackend } = await import('../edge-agent/worker-backend.js');
   const { logger } = await import('../shared/logger.js');
 
+  // Before anything opens: a DP configuration the strategy refuses (median, pool seeds, double clipping) throws here.
+  const dp = config.dp ? new CentralDpStrategy(new MezoStrategy(config.job.strategy), { ...config.dp, rounds: config.job.rounds }) : undefined;
   const prepared = config.model ? await loadPrepared(config.model) : await loadDefaultModel();
   const heldOutSet = await loadHeldOut(config, prepared.manifest);
   const header = { jobId: config.job.jobId, baseSha256: prepared.manifest.slabSha256, distribution: config.job.distribution, decayRanges: [] };
@@ -207,6 +222,7 @@ export async function runCoordinator(
     throw err;
   }));
   const coordinator = new Coordinator({
+    ...(dp ? { strategy: dp } : {}),
     log,
     baseSlab: prepared.slab,
     padding: paddingRanges(prepared.manifest.tensors, prepared.slab.length),
@@ -292,13 +308,20 @@ export async function runCoordinator(
     process.stderr.write(`coordinator ${config.job.jobId} listening on ${address}, log at version ${log.version}\n`);
     const before = await heldOut?.evaluateHead();
     if (output.progress) progress = showProgress(output.progress(options.rounds), coordinator, monitor, log.version === 0 ? 0 : log.entries(log.version - 1)[0]!.round + 1);
+    if (dp) stopAtPrivacyBudget(coordinator, dp);
     const report = await coordinator.run();
     // The weights after the last round, unless that round was just evaluated; the bar ends on this figure.
     const after = await heldOut?.finish().catch((err: Error) => {
       logger.error({ err: err.message }, 'the held-out evaluation failed');
       return undefined;
     });
-    ended = { ...report, ...(before && after ? { heldOut: { before, after } } : {}) };
+    ended = {
+      ...report,
+      ...(before && after ? { heldOut: { before, after } } : {}),
+      ...(dp
+        ? { privacy: { noiseMultiplier: dp.noiseMultiplier, epsilon: dp.epsilon, delta: dp.config.delta, roundsReleased: dp.roundsReleased, budgetSpent: dp.nextRoundExceedsBudget() } }
+        : {}),
+    };
     return ended;
   } finally {
     heldOut?.stop();
@@ -386,7 +409,7 @@ function showProgress(bar: ProgressReporter, coordinator: Coordinator, monitor: 
 }
 
 export function registerCoordinatorCommand(program: Command): void {
-  addNatsOptions(program.command('coordinator'))
+  addDpOptions(addNatsOptions(program.command('coordinator')))
     .description('coordinate a federated MeZO job over gRPC or NATS (durable, seed-replayable update log)')
     .option('--config <file>', 'JSON config file (defaults < file < MEZO_COORDINATOR_* env < flags)')
     .option('--listen <host:port>', 'address to serve on (default 0.0.0.0:7070)')
@@ -435,6 +458,7 @@ export function registerCoordinatorCommand(program: Command): void {
     .option('--rate-burst <n>', 'burst of the per-agent rate limit (default 200)', number)
     .option('--log-store <kind>', 'file (the --log file) | jetstream (a JetStream stream on the NATS server; needs --transport nats)')
     .option('--nats-replicas <n>', 'JetStream log: servers that store the stream (default 1)', number)
+    .option('--dp-fleet-size <n>', 'central DP: agents that may be sampled, to derive the noise multiplier from --dp-epsilon', number)
     .action(async (flags: Record<string, unknown>) => {
       const config = resolveCoordinatorConfig(flags);
       // A terminal gets a progress bar and a summary; a pipe (or --json) the JSON report, with JSON log lines.

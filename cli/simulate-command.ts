@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { resolveConfig, type EnvBinding } from '../shared/config/index.js';
 import { simulateOptionsSchema, type SimulateOptions, type SimulationReport } from '../simulation/simulate.js';
+import { DP_FLAGS, addDpOptions, formatPrivacy } from './dp-options.js';
 import { layeredFlags, number } from './option-parsing.js';
 
 export const DEFAULT_SIMULATE_OUT = 'mezo-simulate';
@@ -48,10 +49,7 @@ const FLAGS: Record<string, string> = {
   warmupSteps: 'schedule.warmupSteps',
   strategy: 'aggregation',
   clip: 'clip',
-  dpClip: 'dp.clip',
-  dpNoiseMultiplier: 'dp.noiseMultiplier',
-  dpEpsilon: 'dp.epsilon',
-  dpDelta: 'dp.delta',
+  ...DP_FLAGS,
   quorum: 'quorum',
   deadlineMs: 'deadlineMs',
   maxAttempts: 'maxAttempts',
@@ -117,8 +115,7 @@ export function formatSimulationReport(report: SimulationReport, files: { log: s
       ? [
           [
             'privacy',
-            `central DP: ε = ${report.privacy.epsilon.toFixed(3)} at δ = ${report.privacy.delta.toExponential()} after ${report.privacy.roundsReleased} rounds, noise multiplier ${report.privacy.noiseMultiplier.toFixed(3)}, clip ${o.dp!.clip}` +
-              (report.privacy.budgetSpent ? ' (budget spent)' : ''),
+            formatPrivacy(report.privacy, o.dp!.clip),
           ] as [string, string],
         ]
       : []),
@@ -130,8 +127,7 @@ export function formatSimulationReport(report: SimulationReport, files: { log: s
 }
 
 export function registerSimulateCommand(program: Command): void {
-  program
-    .command('simulate')
+  addDpOptions(program.command('simulate'))
     .description('simulate a federated fine-tune on this machine: the default model, N virtual agents, the coordinator')
     .option('--config <file>', 'JSON config file (defaults < file < MEZO_SIMULATE_* env < flags)')
     .option('--agents <n>', 'virtual agents (default 100)', number)
@@ -155,10 +151,6 @@ export function registerSimulateCommand(program: Command): void {
     .option('--warmup-steps <n>', 'linear warm-up rounds', number)
     .option('--strategy <kind>', 'aggregation: mean | trimmed-mean | median (default mean)')
     .option('--clip <x>', 'clip each |g| to this bound before aggregating', number)
-    .option('--dp-clip <x>', 'central DP: clip each agent\'s values to this L2 norm (docs/privacy.md)', number)
-    .option('--dp-noise-multiplier <x>', 'central DP: noise standard deviation in units of the clip', number)
-    .option('--dp-epsilon <x>', 'central DP: the ε budget (derives the noise multiplier when none is given; the run ends at it)', number)
-    .option('--dp-delta <x>', 'central DP: δ (default 1e-5)', number)
     .option('--quorum <fraction>', 'fraction of the asked agents that closes a round (default 1; 0.5 with dropout or crashes)', number)
     .option('--deadline-ms <n>', 'round deadline', number)
     .option('--max-attempts <n>', 'attempts per round before the run fails', number)

@@ -41,6 +41,28 @@ export const centralDpConfigSchema = z
     message: 'rounds and fleetSize are needed to derive the noise multiplier from epsilon',
   });
 export type CentralDpConfig = z.output<typeof centralDpConfigSchema>;
+
+/**
+ * The DP options a command takes (`dp` in mezo simulate's and mezo coordinator's configs). A simulation knows its
+ * fleet; a coordinator is told it (`fleetSize`) when σ is to be derived from the ε budget.
+ */
+export function centralDpOptionsSchema(withFleetSize: boolean) {
+  return z
+    .strictObject({
+      clip: z.number().positive().finite(),
+      noiseMultiplier: z.number().positive().finite().optional(),
+      epsilon: z.number().positive().finite().optional(),
+      delta: z.number().gt(0).lt(1).default(1e-5),
+      fleetSize: z.number().int().positive().optional(),
+    })
+    .refine((d) => d.noiseMultiplier !== undefined || d.epsilon !== undefined, { path: ['noiseMultiplier'], message: 'give noiseMultiplier or epsilon' })
+    .refine((d) => withFleetSize || d.fleetSize === undefined, { path: ['fleetSize'], message: "a simulation's fleet size is its agents" })
+    .refine((d) => !withFleetSize || d.noiseMultiplier !== undefined || d.fleetSize !== undefined, {
+      path: ['fleetSize'],
+      message: 'deriving the noise multiplier from epsilon needs the fleet size (the agents that may be sampled)',
+    });
+}
+
 export type CentralDpConfigInput = z.input<typeof centralDpConfigSchema>;
 
 export class PrivacyConfigError extends Error {

@@ -13,7 +13,7 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { Coordinator, RoundFailedError, type RoundReport, type RunReport } from '../coordinator/index.js';
-import { CentralDpStrategy, stopAtPrivacyBudget } from '../coordinator/dp-strategy.js';
+import { CentralDpStrategy, centralDpOptionsSchema, stopAtPrivacyBudget } from '../coordinator/dp-strategy.js';
 import { serveDashboard, type DashboardServer } from '../coordinator/dashboard/server.js';
 import { HeldOutEvaluation } from '../coordinator/held-out-evaluation.js';
 import { CoordinatorMetrics } from '../coordinator/metrics.js';
@@ -95,15 +95,7 @@ export const simulateOptionsSchema = z
      * `clip`, Gaussian noise of multiplier `noiseMultiplier` (or the one that `epsilon` at `delta` needs over the
      * run at agentsPerRound / agents) on the released coefficients; with `epsilon`, the run ends at the budget.
      */
-    dp: z
-      .strictObject({
-        clip: z.number().positive().finite(),
-        noiseMultiplier: z.number().positive().finite().optional(),
-        epsilon: z.number().positive().finite().optional(),
-        delta: z.number().gt(0).lt(1).default(1e-5),
-      })
-      .refine((d) => d.noiseMultiplier !== undefined || d.epsilon !== undefined, { path: ['noiseMultiplier'], message: 'give noiseMultiplier or epsilon' })
-      .optional(),
+    dp: centralDpOptionsSchema(false).optional(),
     /** Fraction of the agents asked whose answers close a round (default: all, or 0.5 with dropout or crashes). */
     quorum: z.number().gt(0).max(1).optional(),
     deadlineMs: z.number().int().min(1).max(3_600_000).default(1000),
