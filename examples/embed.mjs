@@ -1,8 +1,8 @@
 // A coordinator and three agents embedded in one Node program (docs/embedding.md): they talk over the in-memory
-// transport, fine-tune the embedded default model for a few rounds with a custom Strategy, and the program checks
+// transport (or gRPC on loopback with --grpc), fine-tune the embedded default model for a few rounds with a custom Strategy, and the program checks
 // that the coordinator's weights and every agent's weights equal base + replay of the update log.
 //
-//   node examples/embed.mjs [log-file]   (default: a file in a fresh temporary folder)
+//   node examples/embed.mjs [--grpc] [log-file]   (default log: a file in a fresh temporary folder)
 //
 // Everything is imported through the package's public entry points, as code that depends on mezo-fleet would.
 import { mkdtempSync } from 'node:fs';
@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Coordinator } from 'mezo-fleet/coordinator';
 import { Agent, createAgentBackend } from 'mezo-fleet/agent';
-import { InMemoryTransport } from 'mezo-fleet/transport';
+import { GrpcTransport, InMemoryTransport } from 'mezo-fleet/transport';
 import { MezoStrategy } from 'mezo-fleet/strategy';
 import { LogSigner, UpdateLog, replay } from 'mezo-fleet/log';
 import { defaultTask, loadDefaultModel, paddingRanges, slabSha256 } from 'mezo-fleet/model';
@@ -38,16 +38,18 @@ class DampedStrategy extends MezoStrategy {
   }
 }
 
-const logPath = process.argv[2] ?? join(mkdtempSync(join(tmpdir(), 'mezo-embed-')), 'update.log');
+const grpc = process.argv.includes('--grpc');
+const logPath = process.argv.slice(2).find((a) => a !== '--grpc') ?? join(mkdtempSync(join(tmpdir(), 'mezo-embed-')), 'update.log');
 const prepared = await loadDefaultModel();
 const task = defaultTask({ numAgents: AGENTS, seed: 7, perAgent: 200 });
 const padding = paddingRanges(prepared.manifest.tensors, prepared.slab.length);
 const header = { jobId: 'embedded', baseSha256: prepared.manifest.slabSha256, distribution: 'gaussian', decayRanges: [] };
 
-// The coordinator: a signed, durable log; one transport object both sides share (in memory, no sockets).
+// The coordinator: a signed, durable log, and its transport. In memory, one transport object serves both sides
+// (no sockets); over gRPC the coordinator binds an ephemeral loopback port and each agent dials it.
 const signer = LogSigner.generate();
 const log = await UpdateLog.open(logPath, header, { signer });
-const transport = new InMemoryTransport();
+const transport = grpc ? new GrpcTransport({ address: '127.0.0.1:0' }) : new InMemoryTransport();
 // The round loop sizes its rounds (quorum, waiting for agents) from options.strategy, so the custom strategy is
 // built from the same configuration.
 const strategyConfig = { agentsPerRound: AGENTS, seedsPerAgent: 2, schedule: { lr: 1e-3 }, seed: 11 };
@@ -66,7 +68,7 @@ await coordinator.listen();
 // The agents: each with its own share of the default task's device data, its model run in process.
 const agents = Array.from({ length: AGENTS }, (_, k) => new Agent({
   agentId: `agent-${k}`,
-  transport,
+  transport: grpc ? new GrpcTransport({ address: coordinator.address }) : transport,
   prepared,
   createBackend: (distribution) => createAgentBackend(prepared, distribution, { worker: false, engine: noise, intraOpThreads: 1 }),
   data: task.agents[k],

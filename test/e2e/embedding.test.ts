@@ -18,10 +18,10 @@ const run = promisify(execFile);
 const dir = mkdtempSync(join(tmpdir(), 'mezo-embedding-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-it('the embedding example completes its rounds with every replica equal to base + log replay', async () => {
-  const logPath = join(dir, 'update.log');
+it.each([['in memory', []], ['over gRPC on loopback', ['--grpc']]])('the embedding example %s completes its rounds with every replica equal to base + log replay', async (name, flags) => {
+  const logPath = join(dir, `${name.replace(/\W+/g, '-')}.log`);
   // The example resolves mezo-fleet/... through package.json's exports, so it runs from the package root.
-  const { stdout } = await run(process.execPath, ['examples/embed.mjs', logPath], { cwd: process.cwd(), env: process.env, timeout: 120_000 });
+  const { stdout } = await run(process.execPath, ['examples/embed.mjs', ...flags, logPath], { cwd: process.cwd(), env: process.env, timeout: 120_000 });
   const lines = stdout.trim().split('\n');
   // One line per round from the custom strategy, then the result.
   expect(lines.filter((l) => /^round \d+: 3 results, .* damped ×0\.5$/.test(l))).toHaveLength(5);
