@@ -1,12 +1,12 @@
 /**
  * The package installs like a product: `npm pack`'s tarball, installed into an empty project on a PATH with no
  * C++ toolchain (only node, npm and sh), runs the native noise kernel from the prebuilt addon, with nothing
- * compiled, and trains. Dependencies come from npm's local cache (--prefer-offline), as on a device that
- * mirrors them. The tarball is packed with --ignore-scripts from the dist/ that `npm test`'s pretest built
+ * compiled, trains, and runs the embedding example through the package's export names. Dependencies come from
+ * npm's local cache (--prefer-offline), as on a device that mirrors them. The tarball is packed with --ignore-scripts from the dist/ that `npm test`'s pretest built
  * (a plain `npm pack` builds it through `prepare`). Runs once, not per noise implementation (native- prefix).
  */
 import { spawnSync, type SpawnSyncOptionsWithStringEncoding } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -40,7 +40,7 @@ describe.runIf(shipped && which('npm') !== undefined)('the npm package on a mach
   const run = (command: string, args: string[], options: Omit<SpawnSyncOptionsWithStringEncoding, 'encoding'> = {}) =>
     spawnSync(command, args, { env, ...options, encoding: 'utf8' });
 
-  it('installs from the tarball without building, then runs the native kernel and trains', () => {
+  it('installs from the tarball without building, then runs the native kernel, trains and embeds', () => {
     expect(run('g++', ['--version']).error, 'g++ must be out of reach').toBeDefined();
 
     const packed = spawnSync('npm', ['pack', '--ignore-scripts', '--pack-destination', dir, '--json'], { cwd: ROOT, encoding: 'utf8' });
@@ -82,5 +82,12 @@ describe.runIf(shipped && which('npm') !== undefined)('the npm package on a mach
     expect(train.status, train.stderr).toBe(0);
     const report = JSON.parse(train.stdout) as { steps: number; logVersion: number };
     expect(report).toMatchObject({ steps: 5, logVersion: 5 });
+
+    // The library entry points resolve from a consumer's project: the embedding example, copied into the app,
+    // imports mezo-fleet/coordinator, /agent, ... from node_modules and checks its replicas against the log.
+    copyFileSync(join(ROOT, 'examples', 'embed.mjs'), join(app, 'embed.mjs'));
+    const embed = run('node', ['embed.mjs', join(app, 'embed.log')], { cwd: app });
+    expect(embed.status, embed.stderr).toBe(0);
+    expect(JSON.parse(embed.stdout.trim().split('\n').at(-1)!)).toMatchObject({ roundsRun: 5, version: 5 });
   }, 240_000);
 });
