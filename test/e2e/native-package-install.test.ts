@@ -2,8 +2,9 @@
  * The package installs like a product: `npm pack`'s tarball, installed into an empty project on a PATH with no
  * C++ toolchain (only node, npm and sh), runs the native noise kernel from the prebuilt addon, with nothing
  * compiled, trains, and runs the embedding example through the package's export names. Dependencies come from
- * npm's local cache (--prefer-offline), as on a device that mirrors them. The tarball is packed with --ignore-scripts from the dist/ that `npm test`'s pretest built
- * (a plain `npm pack` builds it through `prepare`). Runs once, not per noise implementation (native- prefix).
+ * npm's local cache (--prefer-offline), as on a device that mirrors them. The tarball is packed with
+ * --ignore-scripts from the dist/ that `npm test`'s pretest built (a plain `npm pack` builds it through
+ * `prepare`). Runs once, not per noise implementation (native- prefix).
  */
 import { spawnSync, type SpawnSyncOptionsWithStringEncoding } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
