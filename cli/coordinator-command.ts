@@ -258,12 +258,14 @@ export async function runCoordinator(
     coordinator,
     kind: 'coordinator',
     ...(metrics ? { metrics } : {}),
+    ...(dp ? { privacy: () => dp.spent() } : {}),
     config: {
       ...coordinatorRunConfig(options),
       // The dashboard says why there is no accuracy when evaluation is off.
       evalEvery: 'dataset' in heldOutSet ? heldOutSet.every : 0,
       evalData: 'dataset' in heldOutSet ? heldOutSet.name : null,
       ...('off' in heldOutSet ? { evalOff: heldOutSet.off } : {}),
+      ...(dp ? { dp: { clip: dp.config.clip, noiseMultiplier: dp.noiseMultiplier, epsilon: dp.config.epsilon ?? null, delta: dp.config.delta } } : {}),
     },
   });
   let metricsServer: Awaited<ReturnType<typeof serveDashboard>> | undefined;
@@ -318,9 +320,7 @@ export async function runCoordinator(
     ended = {
       ...report,
       ...(before && after ? { heldOut: { before, after } } : {}),
-      ...(dp
-        ? { privacy: { noiseMultiplier: dp.noiseMultiplier, epsilon: dp.epsilon, delta: dp.config.delta, roundsReleased: dp.roundsReleased, budgetSpent: dp.nextRoundExceedsBudget() } }
-        : {}),
+      ...(dp ? { privacy: dp.spent() } : {}),
     };
     return ended;
   } finally {

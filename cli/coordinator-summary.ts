@@ -5,6 +5,7 @@
  */
 import type { RunReport } from '../coordinator/coordinator.js';
 import type { RunRecord } from '../coordinator/run-record.js';
+import { formatPrivacy } from './dp-options.js';
 
 export interface CoordinatorOutcome {
   report: RunReport;
@@ -60,6 +61,10 @@ export function formatCoordinatorSummary(outcome: CoordinatorOutcome): string {
     ['results', `${accepted} accepted, ${s.late} late, ${s.dropped} dropped, ${Object.values(s.rejected).reduce((a, b) => a + b, 0)} rejected${rejected ? ` (${rejected})` : ''}`],
     ['update log', `${files.log} (${report.version} entries, head ${report.headHash.slice(0, 16)}…)`],
   ];
+  if (s.privacy) {
+    const dp = record.config.dp as { clip?: number } | undefined;
+    table.splice(table.length - 1, 0, ['privacy', formatPrivacy(s.privacy, dp?.clip ?? Number.NaN)]);
+  }
   if (files.runRecord) table.push(['run record', `${files.runRecord} (mezo report renders it)`]);
   if (files.dashboard) table.push(['dashboard', `${files.dashboard}/ (closed with the run)`]);
   return table.map(([key, value]) => `${key.padEnd(16)} ${value}\n`).join('');

@@ -111,6 +111,11 @@ export class CentralDpStrategy implements Strategy {
     return this.accountant.epsilon(this.config.delta);
   }
 
+  /** What the budget has spent: the run record's summary.privacy and the commands' reports. */
+  spent(): { noiseMultiplier: number; epsilon: number; delta: number; roundsReleased: number; budgetSpent: boolean } {
+    return { noiseMultiplier: this.noiseMultiplier, epsilon: this.epsilon, delta: this.config.delta, roundsReleased: this.roundsReleased, budgetSpent: this.nextRoundExceedsBudget() };
+  }
+
   /** Rounds released so far. */
   get roundsReleased(): number {
     return this.accountant.rounds;

@@ -64,6 +64,8 @@ export class CoordinatorMetrics {
   private readonly signAgreement: Gauge;
   private readonly evalAccuracy: Gauge;
   private readonly evalLoss: Gauge;
+  private readonly privacyEpsilon: Gauge;
+  private readonly privacyDelta: Gauge;
 
   constructor(source: MetricsSource) {
     const registers = [this.registry];
@@ -95,6 +97,9 @@ export class CoordinatorMetrics {
     });
     this.evalAccuracy = new Gauge({ name: 'mezo_eval_accuracy_ratio', help: 'Held-out accuracy of the latest evaluation', registers: [] });
     this.evalLoss = new Gauge({ name: 'mezo_eval_loss', help: 'Held-out loss of the latest evaluation', registers: [] });
+    // Only a job with central DP has a privacy budget: absent otherwise, rather than a misleading 0.
+    this.privacyEpsilon = new Gauge({ name: 'mezo_privacy_epsilon', help: 'Central DP: epsilon spent so far at mezo_privacy_delta', registers: [] });
+    this.privacyDelta = new Gauge({ name: 'mezo_privacy_delta', help: 'Central DP: the delta epsilon is accounted at', registers: [] });
 
     const statuses = (): AgentStatus[] => source.agentStatuses();
     new Gauge({
@@ -222,6 +227,12 @@ export class CoordinatorMetrics {
   observeEvaluation(evaluation: { accuracy: number | null; loss: number | null }): void {
     if (evaluation.accuracy !== null) this.setLazily(this.evalAccuracy, evaluation.accuracy);
     if (evaluation.loss !== null) this.setLazily(this.evalLoss, evaluation.loss);
+  }
+
+  /** ε spent so far at δ (central DP, RunMonitor); the gauges appear with the first value. */
+  observePrivacy(privacy: { epsilon: number; delta: number }): void {
+    this.setLazily(this.privacyEpsilon, privacy.epsilon);
+    this.setLazily(this.privacyDelta, privacy.delta);
   }
 
   private readonly registered = new Set<Gauge>();

@@ -23,6 +23,7 @@ import {
   type AgentRow,
   type Evaluation,
   type Histogram,
+  type PrivacySpent,
   type RoundRow,
   type RunRecord,
   type ScalarSummary,
@@ -47,6 +48,8 @@ export interface RunMonitorInit {
   fleetIntervalMs?: number;
   /** Agents listed in fleet events (the most lagging first; default 100). The run record lists all. */
   fleetAgentLimit?: number;
+  /** Central DP: what the privacy budget has spent so far (read after every round; e.g. from a CentralDpStrategy). */
+  privacy?: () => PrivacySpent;
 }
 
 export interface FleetState {
@@ -174,6 +177,7 @@ export class RunMonitor {
   private readonly config: Record<string, unknown>;
   private readonly metrics: CoordinatorMetrics | undefined;
   private readonly bins: number;
+  private readonly privacy: (() => PrivacySpent) | undefined;
   private readonly agentLimit: number;
   private readonly rows: RoundRow[] = [];
   private readonly evaluations: Evaluation[] = [];
@@ -197,6 +201,9 @@ export class RunMonitor {
     this.bins = init.histogramBins ?? 24;
     this.agentLimit = init.fleetAgentLimit ?? 100;
     if (!Number.isSafeInteger(this.bins) || this.bins < 1) throw new MonitorError(`RunMonitor: histogramBins must be a positive integer, got ${this.bins}`);
+    this.privacy = init.privacy;
+    // A DP job's gauges show ε = 0 from the start, not only after a first round.
+    if (this.privacy) this.metrics?.observePrivacy(this.privacy());
     this.refresh();
     // Bytes and late/rejected counts before the first round (e.g. a restart) are not the first round's.
     this.totals = this.currentTotals();
@@ -338,6 +345,7 @@ export class RunMonitor {
         late: sum((a) => a.late),
         dropped: sum((a) => a.dropped),
         rejected,
+        ...(this.privacy ? { privacy: this.privacy() } : {}),
       },
     };
     // The record must pass the schema `mezo report` checks; a failure here is a monitor bug, caught early.
@@ -444,10 +452,14 @@ export class RunMonitor {
       divergent: connected.filter((a) => weightsDisagree(this.coordinator, a)).length,
       maxReplayLag: connected.reduce((m, a) => Math.max(m, head - a.version), 0),
     };
+    // The strategy accounted the round when it aggregated it, before the commit that reports it.
+    const privacy = this.privacy?.();
+    if (privacy) row.privacyEpsilon = privacy.epsilon;
     this.rows.push(row);
     if (this.metrics) {
       this.metrics.observeRound(report);
       this.metrics.observeSignAgreement(agreement);
+      if (privacy) this.metrics.observePrivacy(privacy);
     }
     this.emit({ type: 'round', row });
     this.emit({ type: 'fleet', fleet: this.fleet() });

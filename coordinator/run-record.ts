@@ -74,6 +74,8 @@ export const roundRowSchema = z.strictObject({
   divergent: count,
   /** Largest (head version − version an agent reported) over connected agents. */
   maxReplayLag: count,
+  /** Central DP: ε spent after this round, at the summary's privacy.delta (absent without DP). */
+  privacyEpsilon: z.number().min(0).optional(),
 });
 export type RoundRow = z.output<typeof roundRowSchema>;
 
@@ -105,6 +107,15 @@ export const agentRowSchema = z.strictObject({
 });
 export type AgentRow = z.output<typeof agentRowSchema>;
 
+export const privacySpentSchema = z.strictObject({
+  noiseMultiplier: z.number().positive(),
+  epsilon: z.number().min(0),
+  delta: z.number().gt(0).lt(1),
+  roundsReleased: count,
+  budgetSpent: z.boolean(),
+});
+export type PrivacySpent = z.output<typeof privacySpentSchema>;
+
 export const runSummarySchema = z.strictObject({
   rounds: count,
   version: count,
@@ -127,6 +138,8 @@ export const runSummarySchema = z.strictObject({
   dropped: count,
   /** Rejected results by reason (docs/protocol.md), over the whole run. */
   rejected: z.record(z.string(), count),
+  /** Central DP (docs/privacy.md): ε spent at δ, the rounds released, and whether the budget holds no further round. */
+  privacy: privacySpentSchema.optional(),
 });
 export type RunSummary = z.output<typeof runSummarySchema>;
 

@@ -465,7 +465,13 @@ export async function runSimulation(input: SimulateOptionsInput = {}, hooks: Sim
       await new Promise((r) => setTimeout(r, 20));
     }
     metrics = new CoordinatorMetrics(coordinator);
-    monitor = new RunMonitor({ coordinator, metrics, kind: 'simulate', config: JSON.parse(JSON.stringify(options)) as Record<string, unknown> });
+    monitor = new RunMonitor({
+      coordinator,
+      metrics,
+      kind: 'simulate',
+      config: JSON.parse(JSON.stringify(options)) as Record<string, unknown>,
+      ...(dp ? { privacy: () => dp.spent() } : {}),
+    });
     if (options.dashboardListen !== undefined) {
       const at = options.dashboardListen.lastIndexOf(':');
       dashboard = await serveDashboard({
@@ -586,7 +592,7 @@ export async function runSimulation(input: SimulateOptionsInput = {}, hooks: Sim
       audit,
       ...(runRecord === undefined ? {} : { runRecord }),
       ...(dp
-        ? { privacy: { noiseMultiplier: dp.noiseMultiplier, epsilon: dp.epsilon, delta: dp.config.delta, roundsReleased: dp.roundsReleased, budgetSpent: dp.nextRoundExceedsBudget() } }
+        ? { privacy: dp.spent() }
         : {}),
       sharesBuilt: data.sharesBuilt,
     };

@@ -3,6 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { resolveCoordinatorConfig, runCoordinator } from '../../../cli/coordinator-command.js';
+import { formatCoordinatorSummary } from '../../../cli/coordinator-summary.js';
+import { readRunRecord } from '../../../coordinator/run-record.js';
 import type { Agent } from '../../../edge-agent/agent.js';
 import { epsilonFor } from '../../../shared/privacy/rdp-accountant.js';
 import { GrpcTransport } from '../../../shared/transport/index.js';
@@ -40,12 +42,14 @@ describe('mezo coordinator with central DP', () => {
     const agents: Agent[] = [];
     const runs: Array<Promise<void>> = [];
     const log = join(dir, 'budget', 'update.log');
+    const record = join(dir, 'budget', 'run.json');
+    let summary = '';
     try {
       const config = resolveCoordinatorConfig(
-        { listen: '127.0.0.1:0', log, rounds: 10, agentsPerRound: 2, batchSize: 16, evalEvery: 0, dpClip: 1, dpNoiseMultiplier: sigma, dpEpsilon: budget },
+        { listen: '127.0.0.1:0', log, rounds: 10, agentsPerRound: 2, batchSize: 16, evalEvery: 0, dpClip: 1, dpNoiseMultiplier: sigma, dpEpsilon: budget, runRecord: record },
         {},
       );
-      const running = runCoordinator(config, []);
+      const running = runCoordinator(config, [], { onFinished: (outcome) => (summary = formatCoordinatorSummary(outcome)) });
       await until(() => /listening on (\S+),/.test(stderr), 20_000, 'the coordinator to listen');
       const address = /listening on (\S+),/.exec(stderr)![1]!;
       for (const i of [0, 1]) {
@@ -58,10 +62,16 @@ describe('mezo coordinator with central DP', () => {
       expect(report.privacy).toMatchObject({ noiseMultiplier: sigma, delta, roundsReleased: 3, budgetSpent: true });
       expect(report.privacy!.epsilon).toBeCloseTo(epsilonFor(1, sigma, 3, delta), 10);
       expect(report.privacy!.epsilon).toBeLessThanOrEqual(budget);
+      expect(summary).toMatch(new RegExp(`privacy +central DP: ε = ${report.privacy!.epsilon.toFixed(3)} at δ = 1e-5 after 3 rounds, noise multiplier 2.000, clip 1 \\(budget spent\\)`));
     } finally {
       spy.mockRestore();
       await Promise.all(agents.map((a) => a.close()));
       await Promise.all(runs);
     }
+    // The run record holds ε after every round and what the budget spent, for mezo report and the dashboard.
+    const written = await readRunRecord(record);
+    written.rounds.forEach((row, i) => expect(row.privacyEpsilon).toBeCloseTo(epsilonFor(1, sigma, i + 1, delta), 10));
+    expect(written.summary.privacy).toMatchObject({ roundsReleased: 3, budgetSpent: true });
+    expect(written.config).toMatchObject({ dp: { clip: 1, noiseMultiplier: sigma, epsilon: budget, delta } });
   });
 });
