@@ -43,6 +43,7 @@ export function dashboardPage(job: string): string {
     ${kpi('divergent', 'divergent replicas')}
     ${kpi('bytes', 'bytes up / down', true)}
     <div class="kpi wide"><span class="label">log head</span><span class="value mono" id="kpi-head">–</span></div>
+    <div class="kpi wide" id="kpi-privacy-card" hidden><span class="label"><abbr title="central agent-level DP: ε spent so far at δ, of the budget (docs/privacy.md)">privacy ε spent</abbr></span><span class="value" id="kpi-privacy">–</span><span class="note" id="kpi-privacy-note"></span></div>
   </section>
   <div class="grid">
     ${chart('loss', 'Loss', 'train (per round) and held-out')}
@@ -125,6 +126,7 @@ main { padding: 12px; max-width: 1600px; margin: 0 auto; }
 .card { position: relative; }
 .card .note.overlay { position: absolute; left: 10%; right: 10%; top: 38%; margin: 0; text-align: center; font-size: 13px; }
 .card .note[hidden] { display: none; }
+.kpi[hidden] { display: none; }
 .kpi .value.mono { overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
 .mono { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 13px !important; }
 .grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(min(100%, 440px), 1fr)); gap: 12px; margin-bottom: 12px; }
@@ -343,6 +345,14 @@ export const DASHBOARD_JS = String.raw`
     var up = 0, down = 0;
     rows.forEach(function (r) { up += r.bytesUp; down += r.bytesDown; });
     setText('kpi-bytes', bytes(up) + ' / ' + bytes(down));
+    // Only a run with central DP has a budget (its config's dp); the card stays hidden otherwise.
+    var dp = (state.config || {}).dp;
+    if (dp && typeof dp === 'object') {
+      $('kpi-privacy-card').hidden = false;
+      var spent = last && typeof last.privacyEpsilon === 'number' ? last.privacyEpsilon : 0;
+      setText('kpi-privacy', num(spent, 3) + (typeof dp.epsilon === 'number' ? ' of ' + num(dp.epsilon, 3) : ''));
+      setText('kpi-privacy-note', 'at δ = ' + dp.delta + (typeof dp.noiseMultiplier === 'number' ? ', σ = ' + num(dp.noiseMultiplier, 3) : '') + ', clip ' + dp.clip);
+    }
     var fleet = state.fleet;
     if (fleet) {
       setText('kpi-version', String(fleet.version));
