@@ -161,6 +161,14 @@ export function reportHtml(record: RunRecord): string {
     ['late results', String(s.late)],
     ['dropped tasks', String(s.dropped)],
     ['rejected results', rejected],
+    ...(s.privacy
+      ? [
+          [
+            'central DP',
+            `ε = ${s.privacy.epsilon.toFixed(3)} at δ = ${s.privacy.delta.toExponential()} after ${s.privacy.roundsReleased} rounds, noise multiplier ${s.privacy.noiseMultiplier.toFixed(3)}${s.privacy.budgetSpent ? ' (budget spent)' : ''}`,
+          ] as [string, string],
+        ]
+      : []),
   ]);
   // Records written before secrets were redacted may still hold some: never render them.
   const config = table(Object.entries(redactSecrets(record.config)).map(([k, v]) => [k, typeof v === 'string' ? v : JSON.stringify(v)]));

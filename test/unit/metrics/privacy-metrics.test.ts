@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { Coordinator, MezoStrategy } from '../../../coordinator/index.js';
 import { CentralDpStrategy, stopAtPrivacyBudget } from '../../../coordinator/dp-strategy.js';
 import { CoordinatorMetrics } from '../../../coordinator/metrics.js';
+import { reportHtml } from '../../../coordinator/report/render-report.js';
 import { RunMonitor } from '../../../coordinator/run-monitor.js';
 import { UpdateLog } from '../../../shared/log/index.js';
 import { noise } from '../../../shared/noise/index.js';
@@ -54,6 +55,8 @@ describe('privacy metrics, run record and monitor rows', () => {
     record.rounds.forEach((row, i) => expect(row.privacyEpsilon).toBeCloseTo(epsilonFor(1, 2, i + 1, 1e-5), 10));
     expect(record.summary.privacy).toMatchObject({ noiseMultiplier: 2, delta: 1e-5, roundsReleased: 3, budgetSpent: true });
     expect(record.summary.privacy!.epsilon).toBeCloseTo(spent, 10);
+    // mezo report renders it in the summary table.
+    expect(reportHtml(record)).toContain(`<tr><th>central DP</th><td>ε = ${spent.toFixed(3)} at δ = 1e-5 after 3 rounds, noise multiplier 2.000 (budget spent)</td></tr>`);
   });
 
   it('leave the privacy gauges, row field and summary out of a job without DP', async () => {
@@ -65,5 +68,6 @@ describe('privacy metrics, run record and monitor rows', () => {
     expect(record.rounds).toHaveLength(3);
     expect(record.rounds.every((row) => !('privacyEpsilon' in row))).toBe(true);
     expect(record.summary.privacy).toBeUndefined();
+    expect(reportHtml(record)).not.toContain('central DP');
   });
 });
