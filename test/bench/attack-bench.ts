@@ -25,6 +25,7 @@ import { Coordinator, type RoundReport } from '../../coordinator/index.js';
 import { Agent } from '../../edge-agent/agent.js';
 import { createAgentBackend } from '../../edge-agent/agent-backend.js';
 import { LogSigner, UpdateLog } from '../../shared/log/index.js';
+import { rngFor } from '../../shared/data/rng.js';
 import { logger } from '../../shared/logger.js';
 import { defaultTask, loadDefaultModel, type DefaultTask, type PreparedModel } from '../../shared/model/index.js';
 import { noise } from '../../shared/noise/index.js';
@@ -57,18 +58,6 @@ export interface AttackBenchOptions {
   concurrency?: number;
   /** Refused Joins per second during a storm (0: as fast as they go). */
   ratePerSecond?: number;
-}
-
-/** A small seeded generator (mulberry32), so the kill moments of a run can be repeated. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -134,7 +123,8 @@ async function killsPart(prepared: PreparedModel, task: DefaultTask, kills: numb
     const match = /listening on \S+, log at version (\d+)/.exec(stderr);
     return match ? Number(match[1]) : undefined;
   };
-  const random = rng(20261207);
+  // Seeded, so the kill moments of a run can be repeated.
+  const random = rngFor(20261207n, 'attack-kills');
   const agents = [0, 1].map((i) => honestAgent(prepared, task, i, new GrpcTransport({ address }), ''));
   const runs = agents.map((a) => a.run().catch(() => undefined));
   const seen: Array<{ version: number; headHash: string | undefined }> = [];
@@ -144,7 +134,7 @@ async function killsPart(prepared: PreparedModel, task: DefaultTask, kills: numb
     await until(() => listeningAt(current.stderr()) !== undefined, 30_000, 'the coordinator to listen');
     for (let k = 0; k < kills; k++) {
       // A random moment: anywhere from mid-reconnect to many rounds in.
-      await sleep(200 + Math.floor(random() * 1800));
+      await sleep(200 + random.nextBelow(1800));
       current.child.kill('SIGKILL');
       await current.exited;
       const held = agents.map((a) => ({ version: a.state.version, headHash: a.state.headHash }));
