@@ -20,6 +20,16 @@ export function float32Bits(value: number): number {
 /** Counter word c2 selects the stream, so the two distributions never reuse each other's blocks. */
 export const STREAM_GAUSSIAN = 0;
 export const STREAM_RADEMACHER = 1;
+/** Low-rank extension (lowrank v1): U is drawn from stream 2 under the seed's key, V from stream 3 under (k1, 0). */
+export const STREAM_LOWRANK_U = 2;
+export const STREAM_LOWRANK_V = 3;
+/** Largest rank the low-rank extension accepts. */
+export const MAX_LOWRANK_RANK = 64;
+
+/** c_r = f32(1/√r), computed in double and rounded once (exact powers of two for r = 1, 4, 16, 64). */
+export function lowRankScale(rank: number): number {
+  return Math.fround(1 / Math.sqrt(rank));
+}
 
 /** Elements served by one Philox block: four Gaussian values, or 128 Rademacher signs (one bit each). */
 export const GAUSSIAN_PER_BLOCK = 4;

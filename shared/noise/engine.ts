@@ -4,15 +4,25 @@
  * arguments have been checked, so a rejected call leaves the slab unchanged.
  */
 import { MAX_GLOBAL_INDEX } from './contract.js';
-import { DIST_GAUSSIAN, DIST_RADEMACHER, type DistributionCode, type NoiseKernel } from './kernel.js';
+import {
+  DIST_GAUSSIAN,
+  DIST_LOWRANK,
+  DIST_RADEMACHER,
+  type DistributionCode,
+  type NoiseKernel,
+  type PackedLowRank,
+} from './kernel.js';
+import { packLowRank, type LowRankLayout } from './low-rank.js';
 
 /** A 64-bit unsigned seed: a bigint, a non-negative safe integer, or a decimal string (as it crosses the wire). */
 export type Seed = bigint | number | string;
-export type Distribution = 'gaussian' | 'rademacher';
+export type Distribution = 'gaussian' | 'rademacher' | 'lowrank';
 
 export interface NoiseOptions {
-  /** 'gaussian' (default) or 'rademacher' (±1). */
+  /** 'gaussian' (default), 'rademacher' (±1) or 'lowrank' (rank-r noise on the matrices of `lowRank`). */
   distribution?: Distribution;
+  /** The matrices and rank of 'lowrank' (required with it, an error with any other distribution). */
+  lowRank?: LowRankLayout;
   /** Global index of slab[0] in the whole trainable vector, so a view or a shard draws its own part of z. */
   offset?: number;
   /** First slab index to touch (default 0). */
@@ -79,7 +89,8 @@ function toFiniteFloat32(value: unknown, name: string): number {
 function distributionCode(value: unknown, name: string): DistributionCode {
   if (value === undefined || value === 'gaussian') return DIST_GAUSSIAN;
   if (value === 'rademacher') return DIST_RADEMACHER;
-  throw new TypeError(`${name} must be 'gaussian' or 'rademacher', got ${describe(value)}`);
+  if (value === 'lowrank') return DIST_LOWRANK;
+  throw new TypeError(`${name} must be 'gaussian', 'rademacher' or 'lowrank', got ${describe(value)}`);
 }
 
 function assertFloat32Array(value: unknown, name: string): asserts value is Float32Array {
@@ -93,6 +104,28 @@ interface ResolvedRange {
   start: number;
   end: number;
   distribution: DistributionCode;
+  lowRank?: PackedLowRank;
+}
+
+/**
+ * Packed layouts by layout object, so that repeated calls with the same layout skip validation. An entry is used
+ * only while the object still holds the same matrices array of the same length and the same rank; a layout must
+ * not be edited in place otherwise (build a new one).
+ */
+const packedLayouts = new WeakMap<object, { rank: unknown; matrices: unknown; length: number; packed: PackedLowRank }>();
+
+function resolveLowRank(layout: unknown, name: string): PackedLowRank {
+  if (layout !== null && typeof layout === 'object') {
+    const { rank, matrices } = layout as { rank: unknown; matrices: unknown };
+    const hit = packedLayouts.get(layout);
+    if (hit && hit.rank === rank && hit.matrices === matrices && Array.isArray(matrices) && hit.length === matrices.length) {
+      return hit.packed;
+    }
+    const packed = packLowRank(layout, name);
+    packedLayouts.set(layout, { rank, matrices, length: (matrices as unknown[]).length, packed });
+    return packed;
+  }
+  return packLowRank(layout, name);
 }
 
 function resolveOptions(length: number, options: NoiseOptions | undefined, method: string): ResolvedRange {
@@ -113,7 +146,17 @@ function resolveOptions(length: number, options: NoiseOptions | undefined, metho
   if (!Number.isInteger(end) || end < start || end > length) {
     throw new RangeError(`${method}: options.end must be an integer in [start=${start}, ${length}], got ${describe(end)}`);
   }
-  return { offset, start, end, distribution: distributionCode(options?.distribution, `${method}: options.distribution`) };
+  const distribution = distributionCode(options?.distribution, `${method}: options.distribution`);
+  if (distribution !== DIST_LOWRANK) {
+    if (options?.lowRank !== undefined) {
+      throw new TypeError(`${method}: options.lowRank is only allowed with options.distribution 'lowrank'`);
+    }
+    return { offset, start, end, distribution };
+  }
+  if (options?.lowRank === undefined) {
+    throw new TypeError(`${method}: options.lowRank is required with options.distribution 'lowrank'`);
+  }
+  return { offset, start, end, distribution, lowRank: resolveLowRank(options.lowRank, `${method}: options.lowRank`) };
 }
 
 /**
@@ -172,7 +215,7 @@ export class NoiseEngine {
     const s = toFiniteFloat32(scale, 'perturb: scale');
     const r = resolveOptions(slab.length, options, 'perturb');
     if (r.start === r.end) return;
-    this.kernel.perturb(slab, k0, k1, s, r.offset, r.start, r.end, r.distribution);
+    this.kernel.perturb(slab, k0, k1, s, r.offset, r.start, r.end, r.distribution, r.lowRank);
   }
 
   /**
@@ -184,7 +227,7 @@ export class NoiseEngine {
     const packed = entries instanceof PackedEntries ? entries : PackedEntries.from(entries, 'accumulate: entries');
     const r = resolveOptions(slab.length, options, 'accumulate');
     if (r.start === r.end || packed.length === 0) return;
-    this.kernel.accumulate(slab, packed.keys, packed.coeffs, r.offset, r.start, r.end, r.distribution);
+    this.kernel.accumulate(slab, packed.keys, packed.coeffs, r.offset, r.start, r.end, r.distribution, r.lowRank);
   }
 
   /** Writes z(seed, offset + i) into out[i] (as 0 + z, so a −0 reads as +0). For tests, audits and tools. */
@@ -193,7 +236,7 @@ export class NoiseEngine {
     const [k0, k1] = seedToKey(seed, 'sample: seed');
     const r = resolveOptions(out.length, options, 'sample');
     out.fill(0);
-    if (out.length > 0) this.kernel.perturb(out, k0, k1, 1, r.offset, 0, out.length, r.distribution);
+    if (out.length > 0) this.kernel.perturb(out, k0, k1, 1, r.offset, 0, out.length, r.distribution, r.lowRank);
   }
 
   /** One raw Philox4x32-10 block, for known-answer tests. */

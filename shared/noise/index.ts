@@ -10,6 +10,8 @@ import { loadNativeKernel, NativeAddonError } from './native-binding.js';
 export { NoiseEngine, PackedEntries, seedToKey } from './engine.js';
 export type { Distribution, NoiseOptions, Seed, UpdateEntry } from './engine.js';
 export type { NoiseKernel } from './kernel.js';
+export { lowRankLayoutFromTensors } from './low-rank.js';
+export type { LowRankLayout, LowRankMatrix } from './low-rank.js';
 export { jsKernel } from './js-kernel.js';
 export { loadNativeKernel, nativeAddonReport, NativeAddonError } from './native-binding.js';
 export type { NativeAddonCandidate, NativeAddonReport } from './native-binding.js';

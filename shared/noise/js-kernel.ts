@@ -23,10 +23,13 @@ import {
   SIN_C9,
   SQRT2,
   STREAM_GAUSSIAN,
+  STREAM_LOWRANK_U,
+  STREAM_LOWRANK_V,
   STREAM_RADEMACHER,
+  lowRankScale,
 } from './contract.js';
 import { philox4x32 } from './philox.js';
-import { DIST_RADEMACHER, type NoiseKernel } from './kernel.js';
+import { DIST_LOWRANK, DIST_RADEMACHER, type NoiseKernel, type PackedLowRank } from './kernel.js';
 
 const f = Math.fround;
 const TWO32 = 4294967296;
@@ -85,8 +88,8 @@ function boxMuller(radiusWord: number, angleWord: number, out: Float32Array, at:
   out[at + 1] = r * sinTheta;
 }
 
-function gaussianBlock(block: number, k0: number, k1: number): void {
-  philox4x32(words, block >>> 0, Math.floor(block / TWO32), STREAM_GAUSSIAN, 0, k0, k1);
+function gaussianBlock(block: number, k0: number, k1: number, stream = STREAM_GAUSSIAN): void {
+  philox4x32(words, block >>> 0, Math.floor(block / TWO32), stream, 0, k0, k1);
   boxMuller(words[0]!, words[1]!, gaussians, 0);
   boxMuller(words[2]!, words[3]!, gaussians, 2);
 }
@@ -134,9 +137,120 @@ const perturbRademacher: RangeKernel = (slab, k0, k1, scale, offset, start, end)
   }
 };
 
-const perturb: NoiseKernel['perturb'] = (slab, k0, k1, scale, offset, start, end, distribution) => {
+// ---- low-rank extension (docs/noise.md, "Extension: low-rank") ----------------------------------------------------
+
+/** out[j] = the v1 Gaussian mapping of element index first + j, drawn from `stream` under (k0, k1). */
+export function gaussianValues(out: Float32Array, count: number, first: number, k0: number, k1: number, stream: number): void {
+  let j = 0;
+  while (j < count) {
+    const g = first + j;
+    const block = Math.floor(g / GAUSSIAN_PER_BLOCK);
+    gaussianBlock(block, k0, k1, stream);
+    for (let lane = g - block * GAUSSIAN_PER_BLOCK; lane < GAUSSIAN_PER_BLOCK && j < count; lane++, j++) {
+      out[j] = gaussians[lane]!;
+    }
+  }
+}
+
+// Per-call scratch (V for the columns a call touches, U for one row), grown on demand and reused: it holds
+// nothing from one call to the next that could change a result.
+let vScratch = new Float32Array(256);
+const uScratch = new Float32Array(64);
+
+/**
+ * The low-rank part of one matrix (global offset o, m × n, row-major): adds scale·z to slab elements whose
+ * matrix-local index lies in [from, to), slab[i] having local index offset + i − o.
+ */
+function perturbLowRankMatrix(
+  slab: Float32Array,
+  k0: number,
+  k1: number,
+  scale: number,
+  offset: number,
+  o: number,
+  n: number,
+  rank: number,
+  from: number,
+  to: number,
+): void {
+  const firstRow = Math.floor(from / n);
+  const lastRow = Math.floor((to - 1) / n);
+  // Columns needed: those of the one partial row, or all of them once the range crosses a row boundary.
+  const colLo = firstRow === lastRow ? from - firstRow * n : 0;
+  const colHi = firstRow === lastRow ? to - firstRow * n : n;
+  const vCount = (colHi - colLo) * rank;
+  if (vScratch.length < vCount) vScratch = new Float32Array(Math.max(vCount, 2 * vScratch.length));
+  const v = vScratch;
+  // V depends on the high word only: key (k1, 0).
+  gaussianValues(v, vCount, o + colLo * rank, k1, 0, STREAM_LOWRANK_V);
+  const c = lowRankScale(rank);
+  const u = uScratch;
+  const base = o - offset; // slab index of the matrix's element 0
+  for (let a = firstRow; a <= lastRow; a++) {
+    gaussianValues(u, rank, o + a * rank, k0, k1, STREAM_LOWRANK_U);
+    const rowStart = a * n;
+    const bFrom = Math.max(from, rowStart) - rowStart;
+    const bTo = Math.min(to, rowStart + n) - rowStart;
+    const u0 = u[0]!;
+    for (let b = bFrom; b < bTo; b++) {
+      let at = (b - colLo) * rank;
+      let acc = f(u0 * v[at]!);
+      for (let k = 1; k < rank; k++) acc = f(acc + f(u[k]! * v[++at]!));
+      const i = base + rowStart + b;
+      slab[i] = slab[i]! + f(scale * f(acc * c));
+    }
+  }
+}
+
+/** Low-rank noise on [start, end): matrix elements take U·Vᵀ/√r, all others the v1 Gaussian. */
+function perturbLowRank(
+  slab: Float32Array,
+  k0: number,
+  k1: number,
+  scale: number,
+  offset: number,
+  start: number,
+  end: number,
+  layout: PackedLowRank,
+): void {
+  const { rank, matrices } = layout;
+  const count = matrices.length / 3;
+  const gStart = offset + start;
+  const gEnd = offset + end;
+  // First matrix that ends after gStart (matrices are sorted and disjoint, so their ends are sorted too).
+  let lo = 0;
+  let hi = count;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (matrices[3 * mid]! + matrices[3 * mid + 1]! * matrices[3 * mid + 2]! <= gStart) lo = mid + 1;
+    else hi = mid;
+  }
+  let g = gStart;
+  for (let j = lo; j < count && g < gEnd; j++) {
+    const o = matrices[3 * j]!;
+    const n = matrices[3 * j + 2]!;
+    const matrixEnd = o + matrices[3 * j + 1]! * n;
+    if (o >= gEnd) break;
+    if (g < o) {
+      perturbGaussian(slab, k0, k1, scale, offset, g - offset, o - offset);
+      g = o;
+    }
+    const stop = Math.min(matrixEnd, gEnd);
+    perturbLowRankMatrix(slab, k0, k1, scale, offset, o, n, rank, g - o, stop - o);
+    g = stop;
+  }
+  if (g < gEnd) perturbGaussian(slab, k0, k1, scale, offset, g - offset, end);
+}
+
+function requireLayout(layout: PackedLowRank | undefined): PackedLowRank {
+  if (layout === undefined) throw new TypeError('a lowrank call needs its packed layout');
+  return layout;
+}
+
+const perturb: NoiseKernel['perturb'] = (slab, k0, k1, scale, offset, start, end, distribution, lowRank) => {
   const s = f(scale);
   if (distribution === DIST_RADEMACHER) perturbRademacher(slab, k0, k1, s, offset, start, end);
+  else if (distribution === DIST_LOWRANK) perturbLowRank(slab, k0, k1, s, offset, start, end, requireLayout(lowRank));
   else perturbGaussian(slab, k0, k1, s, offset, start, end);
 };
 
@@ -147,7 +261,16 @@ export const jsKernel: NoiseKernel = {
     philox4x32(out, counter[0]!, counter[1]!, counter[2]!, counter[3]!, key[0]!, key[1]!);
   },
   perturb,
-  accumulate(slab, keys, coeffs, offset, start, end, distribution) {
+  accumulate(slab, keys, coeffs, offset, start, end, distribution, lowRank) {
+    if (distribution === DIST_LOWRANK) {
+      // Entry by entry over the whole range: each element still sees the entries in order, so the bits equal
+      // successive perturbs, and each entry's V is drawn once per call rather than once per chunk.
+      const layout = requireLayout(lowRank);
+      for (let k = 0; k < coeffs.length; k++) {
+        perturbLowRank(slab, keys[2 * k]!, keys[2 * k + 1]!, f(coeffs[k]!), offset, start, end, layout);
+      }
+      return;
+    }
     // Chunking keeps each chunk in cache while every entry is applied in order, so the result equals the
     // entries applied one after another as separate perturbs, bit for bit.
     for (let chunkStart = start; chunkStart < end; chunkStart += ACCUMULATE_CHUNK) {

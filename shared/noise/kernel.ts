@@ -5,7 +5,18 @@
 
 export const DIST_GAUSSIAN = 0;
 export const DIST_RADEMACHER = 1;
-export type DistributionCode = typeof DIST_GAUSSIAN | typeof DIST_RADEMACHER;
+/** Low-rank (LOZO) noise on the layout's matrices, v1 Gaussian elsewhere (docs/noise.md, extension lowrank v1). */
+export const DIST_LOWRANK = 2;
+export type DistributionCode = typeof DIST_GAUSSIAN | typeof DIST_RADEMACHER | typeof DIST_LOWRANK;
+
+/**
+ * A validated low-rank layout in the form both kernels take: the rank and (offset, rows, cols) triples in global
+ * index coordinates, sorted by offset and non-overlapping (engine.ts checks all of it).
+ */
+export interface PackedLowRank {
+  readonly rank: number;
+  readonly matrices: Float64Array;
+}
 
 export interface NoiseKernel {
   readonly kind: 'native' | 'js';
@@ -23,6 +34,8 @@ export interface NoiseKernel {
     start: number,
     end: number,
     distribution: DistributionCode,
+    /** Required when distribution is DIST_LOWRANK, ignored otherwise. */
+    lowRank?: PackedLowRank,
   ): void;
   /**
    * Applies entries k = 0..K−1 in order, as K perturbs would, in one pass over [start, end).
@@ -36,6 +49,8 @@ export interface NoiseKernel {
     start: number,
     end: number,
     distribution: DistributionCode,
+    /** Required when distribution is DIST_LOWRANK, ignored otherwise. */
+    lowRank?: PackedLowRank,
   ): void;
   /** Worker threads for large slabs (native only; the TypeScript kernel always uses the calling thread). */
   setThreads(threads: number): void;

@@ -7,10 +7,37 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { NoiseKernel } from './kernel.js';
+import { jsKernel } from './js-kernel.js';
+import { DIST_LOWRANK, type DistributionCode, type NoiseKernel } from './kernel.js';
 
 /** The addon's exports: the kernel operations with the same signatures, plus its vector path and the floor loop. */
-export type NativeNoiseBinding = Omit<NoiseKernel, 'kind' | 'simd'> & {
+export type NativeNoiseBinding = Omit<NoiseKernel, 'kind' | 'simd' | 'perturb' | 'accumulate'> & {
+  /** As NoiseKernel.perturb, the low-rank layout passed as its rank and (offset, rows, cols) triples. */
+  perturb(
+    slab: Float32Array,
+    k0: number,
+    k1: number,
+    scale: number,
+    offset: number,
+    start: number,
+    end: number,
+    distribution: DistributionCode,
+    rank?: number,
+    matrices?: Float64Array,
+  ): void;
+  accumulate(
+    slab: Float32Array,
+    keys: Uint32Array,
+    coeffs: Float32Array,
+    offset: number,
+    start: number,
+    end: number,
+    distribution: DistributionCode,
+    rank?: number,
+    matrices?: Float64Array,
+  ): void;
+  /** Version of the low-rank extension the addon implements; absent in addons built before it. */
+  readonly lowRankVersion?: number;
   simd(): string;
   /** slab[i] = f32(slab[i] + f32(value)): the plain read+write loop benchmarks use as the memory floor. */
   addScalar(slab: Float32Array, value: number): void;
@@ -123,13 +150,25 @@ export function loadNativeKernel(): NoiseKernel {
       { cause },
     );
   }
+  // An addon built before the low-rank extension hands lowrank calls to the TypeScript kernel (same bits).
+  const lowRankNative = binding.lowRankVersion === 1;
+  const { perturb, accumulate } = binding;
   // N-API functions do not use `this`, so the exports serve as the kernel's methods directly.
   return {
     kind: 'native',
     simd: binding.simd(),
     philox: binding.philox,
-    perturb: binding.perturb,
-    accumulate: binding.accumulate,
+    perturb(slab, k0, k1, scale, offset, start, end, distribution, lowRank) {
+      if (distribution !== DIST_LOWRANK) perturb(slab, k0, k1, scale, offset, start, end, distribution);
+      else if (lowRankNative) perturb(slab, k0, k1, scale, offset, start, end, distribution, lowRank?.rank, lowRank?.matrices);
+      else jsKernel.perturb(slab, k0, k1, scale, offset, start, end, distribution, lowRank);
+    },
+    accumulate(slab, keys, coeffs, offset, start, end, distribution, lowRank) {
+      if (distribution !== DIST_LOWRANK) accumulate(slab, keys, coeffs, offset, start, end, distribution);
+      else if (lowRankNative) {
+        accumulate(slab, keys, coeffs, offset, start, end, distribution, lowRank?.rank, lowRank?.matrices);
+      } else jsKernel.accumulate(slab, keys, coeffs, offset, start, end, distribution, lowRank);
+    },
     setThreads: binding.setThreads,
     getThreads: binding.getThreads,
   };

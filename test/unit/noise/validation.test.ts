@@ -50,7 +50,7 @@ describe(`noise argument validation (${noise.kind})`, () => {
     expectRejected(
       (s) => noise.perturb(s, 1n, 1, { distribution: 'uniform' as 'gaussian' }),
       TypeError,
-      /perturb: options\.distribution must be 'gaussian' or 'rademacher'/,
+      /perturb: options\.distribution must be 'gaussian', 'rademacher' or 'lowrank'/,
     );
   });
 
