@@ -1,6 +1,7 @@
 // Learning ablations on the default task: runs `mezo simulate` configurations in process (the library API, as
 // the command does) for several seeds and writes one JSON line per run: shifted-test accuracy at the end and at
-// every evaluation, clean-test accuracy at the end, wall time and bytes per agent per round.
+// every evaluation (curve: [round, accuracy]; curveSeconds: wall seconds at each of those evaluations), clean-test
+// accuracy at the end, wall time and bytes per agent per round.
 //   npm run build && node scripts/experiment/learning-sweep.mjs --configs sweep.json --seeds 0,1,2 --out runs.jsonl
 // sweep.json: [{ "name": "defaults", "options": { } }, { "name": "m=50", "options": { "agentsPerRound": 50 } }, ...];
 // an entry with "command": "train" runs `mezo train` instead, its options being the train config's flags.
@@ -42,6 +43,9 @@ async function trainRun(name, options, seed) {
   await scorer.load(trained);
   const cleanAfter = (await scoreDataset(scorer, clean, 500)).accuracy;
   const curve = report.curve.filter((p) => p.eval).map((p) => [p.step, p.eval.accuracy]);
+  // runTrain reports no time per step: its steps cost the same, so an evaluation's time is placed at
+  // step / steps of the training wall time (marked as derived, unlike the simulation's measured curveSeconds).
+  const curveSeconds = curve.map(([step]) => (step / Math.max(1, report.steps)) * (report.wallMs / 1000));
   let best = -Infinity;
   let worstDrop = 0;
   for (const [, acc] of curve.slice(1)) {
@@ -51,7 +55,7 @@ async function trainRun(name, options, seed) {
   const line = {
     name, seed, command: 'train', options,
     accuracyBefore: report.initialEval.accuracy, accuracyAfter: report.finalEval.accuracy,
-    cleanBefore, cleanAfter, bestAccuracy: best, worstDrop, curve,
+    cleanBefore, cleanAfter, bestAccuracy: best, worstDrop, curve, curveSeconds, curveSecondsDerived: true,
     wallSeconds: (performance.now() - started) / 1000, trainSeconds: report.wallMs / 1000, rounds: report.steps,
   };
   appendFileSync(args.out, `${JSON.stringify(line)}\n`);
@@ -67,9 +71,19 @@ for (const { name, options, command } of configs) {
       continue;
     }
     let cleanAfter = Number.NaN;
+    // Wall seconds from the fleet being ready (just before the base evaluation and round 0) to the end of each
+    // round, so the curve can be drawn against time as well as rounds.
+    let readyAt = Number.NaN;
+    const roundEnds = new Map();
     const report = await runSimulation(
       { ...options, seed },
       {
+        onReady: () => {
+          readyAt = performance.now();
+        },
+        onProgress: ({ round }) => {
+          roundEnds.set(round, (performance.now() - readyAt) / 1000);
+        },
         onFinished: async ({ coordinator }) => {
           await scorer.load(coordinator.materialise().slice());
           cleanAfter = (await scoreDataset(scorer, clean, 500)).accuracy;
@@ -95,6 +109,7 @@ for (const { name, options, command } of configs) {
       bestAccuracy: best,
       worstDrop,
       curve,
+      curveSeconds: curve.map(([round]) => roundEnds.get(round) ?? null),
       wallSeconds: report.wallSeconds,
       rounds: report.rounds,
       bytesUpPerAgentRound: report.traffic.bytesUpPerAgentRound,
