@@ -5,8 +5,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { NatsConnection } from 'nats';
-import { connectNats } from '../shared/transport/nats-auth.js';
-import { NatsTransport } from '../shared/transport/nats-transport.js';
+import { connectNats } from '../shared/transport/nats/connect.js';
+import { NatsTransport } from '../shared/transport/nats/transport.js';
 import { TransportError } from '../shared/transport/errors.js';
 import type { Transport } from '../shared/transport/transport.js';
 import { natsServerPath, startNatsServer, type NatsServer } from './local-nats-server.js';

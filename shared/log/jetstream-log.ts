@@ -31,7 +31,7 @@ import { createHash } from 'node:crypto';
 import type { JetStreamClient, JetStreamManager, MsgHdrs, NatsConnection, StoredMsg } from 'nats';
 import { headers as natsHeaders, nanos, DiscardPolicy, RetentionPolicy, StorageType } from 'nats';
 import { logger } from '../logger.js';
-import { DEFAULT_SUBJECT_PREFIX, jobSubjects, type JobSubjects } from '../transport/nats-subjects.js';
+import { DEFAULT_SUBJECT_PREFIX, logStreamSubjects, type LogStreamSubjects } from '../nats-names.js';
 import type { LogEntry } from './log-entry.js';
 import { LogVerifier, type LogSigner } from './log-signature.js';
 import { verifyEntry } from './verify-entry.js';
@@ -60,7 +60,7 @@ export class LogConflictError extends Error {
 export interface JetStreamLogOptions {
   connection: NatsConnection;
   header: LogHeaderInput;
-  /** Root of the job's subjects (nats-subjects.ts), default "mezo". */
+  /** Root of the job's subjects (nats-names.ts), default "mezo". */
   subjectPrefix?: string;
   /** Servers that store the stream (1–5; more than one needs a JetStream cluster). Default 1. */
   replicas?: number;
@@ -99,7 +99,7 @@ const headerHash = (json: Uint8Array): string => createHash('sha256').update(jso
  * The entry a stream message holds when it is a record of this log: on the entry subject, whole, decodable,
  * and with a verifier, signed. Undefined for anything else (its chain position is the caller's to check).
  */
-export function entryFromMessage(message: StoredMsg, subjects: JobSubjects, verifier: LogVerifier | undefined): LogEntry | undefined {
+export function entryFromMessage(message: StoredMsg, subjects: LogStreamSubjects, verifier: LogVerifier | undefined): LogEntry | undefined {
   if (message.subject !== subjects.logEntry) return undefined;
   const signature = signatureOf(message.header);
   let entry: LogEntry;
@@ -116,7 +116,7 @@ export function entryFromMessage(message: StoredMsg, subjects: JobSubjects, veri
 }
 
 /** Whether a message is this log's header: on the header subject, JSON, and with a verifier, signed. */
-function headerFromMessage(message: StoredMsg, subjects: JobSubjects, verifier: LogVerifier | undefined): unknown {
+function headerFromMessage(message: StoredMsg, subjects: LogStreamSubjects, verifier: LogVerifier | undefined): unknown {
   if (message.subject !== subjects.logHeader) return undefined;
   if (verifier && !verifier.verify(headerHash(message.data), signatureOf(message.header))) return undefined;
   try {
@@ -158,7 +158,7 @@ export class JetStreamLogStorage implements LogStorage {
 
   constructor(
     private readonly connection: NatsConnection,
-    private readonly subjects: JobSubjects,
+    private readonly subjects: LogStreamSubjects,
     private readonly timeoutMs: number,
     private readonly options: JetStreamLogStorageOptions = {},
   ) {
@@ -259,7 +259,7 @@ export class JetStreamLogStorage implements LogStorage {
   }
 }
 
-async function ensureStream(jsm: JetStreamManager, subjects: JobSubjects, options: JetStreamLogOptions): Promise<void> {
+async function ensureStream(jsm: JetStreamManager, subjects: LogStreamSubjects, options: JetStreamLogOptions): Promise<void> {
   try {
     await jsm.streams.info(subjects.stream);
     return;
@@ -309,7 +309,7 @@ export async function openJetStreamLog(options: JetStreamLogOptions): Promise<Up
   const verifier = signer ? LogVerifier.for(signer.publicKey) : undefined;
   // The canonical header (defaults filled, validated) as the file log would store it.
   const expected = UpdateLog.inMemory(options.header);
-  const subjects = jobSubjects(expected.header.jobId, options.subjectPrefix ?? DEFAULT_SUBJECT_PREFIX);
+  const subjects = logStreamSubjects(expected.header.jobId, options.subjectPrefix ?? DEFAULT_SUBJECT_PREFIX);
   const name = subjects.stream;
   let jsm: JetStreamManager;
   try {
@@ -388,7 +388,7 @@ export async function openJetStreamLog(options: JetStreamLogOptions): Promise<Up
  */
 export async function readLogStream(
   connection: NatsConnection,
-  subjects: JobSubjects,
+  subjects: LogStreamSubjects,
   from: number,
   to: number,
   options: { limit?: number; timeoutMs?: number; publicKey?: string } = {},

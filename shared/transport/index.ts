@@ -1,6 +1,6 @@
 /**
  * Coordinator–agent transport (docs/protocol.md): typed, validated messages, one Transport interface, and its
- * gRPC and in-memory implementations.
+ * gRPC, NATS (nats/) and in-memory implementations.
  */
 export * from './errors.js';
 export * from './messages.js';
@@ -11,20 +11,31 @@ export { GrpcTransport, checkHealth, AGENT_ID_HEADER, TOKEN_HEADER, COORDINATOR_
 export { InMemoryTransport, type InMemoryTransportOptions } from './in-memory-transport.js';
 export { loadProtocol, protoDir, LOADER_OPTIONS } from './proto.js';
 export { serverTlsCredentials, clientTlsCredentials, TlsConfigError, type ServerTlsFiles, type ClientTlsFiles } from './tls.js';
-export { NatsTransport, checkNatsHealth, type NatsTransportOptions } from './nats-transport.js';
 export {
+  NatsTransport,
+  checkNatsHealth,
   connectNats,
   natsConnectionOptions,
+  defaultNatsConnect,
   createNatsUserNkey,
   agentPermissions,
   coordinatorPermissions,
   natsJobAuthConfig,
   NatsConfigError,
+  jobSubjects,
+  logStreamName,
+  subjectToken,
+  fromSubjectToken,
+  DEFAULT_SUBJECT_PREFIX,
+  NATS_HEADERS,
+  type NatsTransportOptions,
   type NatsAuth,
   type NatsTlsFiles,
   type NatsConnectOptions,
+  type NatsConnectFn,
   type NatsPermissions,
   type NatsUserCredential,
   type JobAuthConfig,
-} from './nats-auth.js';
-export { jobSubjects, logStreamName, subjectToken, fromSubjectToken, DEFAULT_SUBJECT_PREFIX, NATS_HEADERS, type JobSubjects, type RpcMethod } from './nats-subjects.js';
+  type JobSubjects,
+  type RpcMethod,
+} from './nats/index.js';

@@ -62,7 +62,7 @@ export interface CoordinatorHandler {
   session(session: ServerSession): void;
   /**
    * The token `agentId` must prove it holds (its own or the job's shared one); undefined when none applies. A
-   * transport that never sends tokens in clear (NATS: nats-proof.ts) checks proofs against it and hands the
+   * transport that never sends tokens in clear (NATS: nats/proof.ts) checks proofs against it and hands the
    * handler the token only when the proof holds.
    */
   secretOf?(agentId: string): string | undefined;

@@ -1,11 +1,11 @@
 /**
- * What authenticates the coordinator's side of a NATS session (nats-proof.ts) and its signed statements
+ * What authenticates the coordinator's side of a NATS session (nats/proof.ts) and its signed statements
  * (log-signature.ts): a downlink MAC binds the sequence number, the control and status headers, the status
  * message and the body, and is never an uplink MAC of the same bytes; a statement's signature binds its kind and
  * every field, and is never a log record's signature.
  */
 import { describe, expect, it } from 'vitest';
-import { SESSION_END_STATEMENT, downlinkMac, sessionEndFields, sessionKey, uplinkMac } from '../../../shared/transport/nats-proof.js';
+import { SESSION_END_STATEMENT, downlinkMac, sessionEndFields, sessionKey, uplinkMac } from '../../../shared/transport/nats/proof.js';
 import { LogSigner, LogVerifier } from '../../../shared/log/log-signature.js';
 
 const body = Buffer.from('body');

@@ -1,10 +1,10 @@
 /**
- * The proofs that stand for an agent's token on NATS (nats-proof.ts): what they bind, and how a coordinator
+ * The proofs that stand for an agent's token on NATS (nats/proof.ts): what they bind, and how a coordinator
  * treats a request whose proof is stale, bound to another method or agent, or made with another token.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, headers as natsHeaders, type NatsConnection } from 'nats';
-import { NonceCache, PROOF_WINDOW_MS, newNonce, requestProof, sessionKey, uplinkMac } from '../../../shared/transport/nats-proof.js';
+import { NonceCache, PROOF_WINDOW_MS, newNonce, requestProof, sessionKey, uplinkMac } from '../../../shared/transport/nats/proof.js';
 import { NatsTransport, jobSubjects, type CallInfo, type CoordinatorHandler, type Listener } from '../../../shared/transport/index.js';
 import { natsServerPath, startNatsServer, type NatsServer } from '../../helpers/nats-server.js';
 

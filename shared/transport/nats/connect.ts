@@ -1,0 +1,122 @@
+/**
+ * Opening a NATS connection: the client options (servers, user/password, token or nkey, TLS and mutual TLS)
+ * turned into nats.js options, and the connect function that opens the link. That function is injected
+ * (`NatsConnectFn`, default the `nats` package's TCP connect for Node), so another link with the same
+ * connection API — nats.ws over a WebSocket in a browser — plugs in without touching the protocol code.
+ */
+import { readFileSync } from 'node:fs';
+import { connect as tcpConnect, nkeyAuthenticator, type ConnectionOptions, type NatsConnection } from 'nats';
+import { TransportError } from '../errors.js';
+
+/**
+ * Opens a connection from nats.js options: the `nats` package's `connect` (TCP, Node) by default; nats.ws's
+ * `connect` has the same shape.
+ */
+export type NatsConnectFn = (options: ConnectionOptions) => Promise<NatsConnection>;
+
+export const defaultNatsConnect: NatsConnectFn = tcpConnect;
+
+/** How a client proves who it is to nats-server. */
+export type NatsAuth =
+  | { user: string; pass: string }
+  | { token: string }
+  /** An nkey user seed ("SU…"), as text, or the file that holds it. */
+  | { nkeySeed: string }
+  | { nkeySeedFile: string };
+
+/** PEM files: the CA the server's certificate must chain to, and for mutual TLS the client's certificate and key. */
+export interface NatsTlsFiles {
+  ca?: string;
+  cert?: string;
+  key?: string;
+}
+
+export interface NatsConnectOptions {
+  /** nats://host:port, one or several (a cluster). */
+  servers: string | string[];
+  auth?: NatsAuth;
+  /** Require TLS (an empty object: TLS with the system's CAs). */
+  tls?: NatsTlsFiles;
+  /** Shown in the server's monitoring. */
+  name?: string;
+  /** Reply subjects start with this (an agent's user may subscribe only to its own inbox). */
+  inboxPrefix?: string;
+  /** Reconnect after a lost connection (default true). */
+  reconnect?: boolean;
+  /** Connection handshake timeout, ms (default 10 s). */
+  timeoutMs?: number;
+}
+
+export class NatsConfigError extends Error {
+  override name = 'NatsConfigError';
+}
+
+function readSeed(auth: { nkeySeed: string } | { nkeySeedFile: string }): Uint8Array {
+  let text: string;
+  if ('nkeySeed' in auth) text = auth.nkeySeed;
+  else {
+    try {
+      text = readFileSync(auth.nkeySeedFile, 'utf8');
+    } catch (err) {
+      throw new NatsConfigError(`cannot read the nkey seed file ${auth.nkeySeedFile}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+  // A seed file may hold comments or a trailing newline; the seed is the one line that starts with S.
+  const seed = text.split(/\s+/).find((word) => /^S[A-Z2-7]{50,}$/.test(word));
+  if (!seed) throw new NatsConfigError('the nkey seed is not an nkey seed (a line "SU…")');
+  return new TextEncoder().encode(seed);
+}
+
+function readPem(path: string, what: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new NatsConfigError(`cannot read the NATS TLS ${what} ${path}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** The nats.js options for `options` (files are read now, so a missing one fails before any connection attempt). */
+export function natsConnectionOptions(options: NatsConnectOptions): ConnectionOptions {
+  const out: ConnectionOptions = {
+    servers: options.servers,
+    timeout: options.timeoutMs ?? 10_000,
+    reconnect: options.reconnect ?? true,
+    maxReconnectAttempts: -1,
+  };
+  if (options.name) out.name = options.name;
+  if (options.inboxPrefix) out.inboxPrefix = options.inboxPrefix;
+  const auth = options.auth;
+  if (auth && 'user' in auth) {
+    out.user = auth.user;
+    out.pass = auth.pass;
+  } else if (auth && 'token' in auth) out.token = auth.token;
+  else if (auth) out.authenticator = nkeyAuthenticator(readSeed(auth));
+  if (options.tls) {
+    const { ca, cert, key } = options.tls;
+    if ((cert === undefined) !== (key === undefined)) throw new NatsConfigError('NATS TLS: a client certificate and its key go together');
+    out.tls = {
+      ...(ca ? { ca: readPem(ca, 'CA') } : {}),
+      ...(cert ? { cert: readPem(cert, 'certificate') } : {}),
+      ...(key ? { key: readPem(key, 'key') } : {}),
+    };
+  }
+  return out;
+}
+
+/**
+ * Opens a connection through `connect` (default: TCP); a failure is a TransportError (UNAUTHENTICATED for
+ * refused credentials, else UNAVAILABLE).
+ */
+export async function connectNats(options: NatsConnectOptions, connect: NatsConnectFn = defaultNatsConnect): Promise<NatsConnection> {
+  const connectionOptions = natsConnectionOptions(options);
+  if (typeof connect !== 'function') throw new NatsConfigError('connectNats: connect must be a function (options) => Promise<NatsConnection>');
+  try {
+    return await connect(connectionOptions);
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    const servers = Array.isArray(options.servers) ? options.servers.join(', ') : options.servers;
+    const denied = code === 'AUTHORIZATION_VIOLATION' || code === 'AUTHENTICATION_EXPIRED' || code === 'BAD_AUTHENTICATION';
+    throw new TransportError(denied ? 'UNAUTHENTICATED' : 'UNAVAILABLE', `cannot connect to NATS at ${servers}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
