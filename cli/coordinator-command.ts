@@ -136,6 +136,11 @@ const FLAGS: Record<string, string> = {
   strategy: 'job.strategy.aggregation',
   trimFraction: 'job.strategy.trimFraction',
   clip: 'job.strategy.clip',
+  momentum: 'job.strategy.momentum.beta',
+  momentumWindow: 'job.strategy.momentum.window',
+  lossGuard: 'job.strategy.lossGuard.threshold',
+  plateauPatience: 'job.strategy.plateau.patience',
+  plateauFactor: 'job.strategy.plateau.factor',
   lr: 'job.strategy.schedule.lr',
   schedule: 'job.strategy.schedule.kind',
   minLr: 'job.strategy.schedule.minLr',
@@ -430,6 +435,11 @@ export function registerCoordinatorCommand(program: Command): void {
     .option('--strategy <aggregation>', 'mean | trimmed-mean | median')
     .option('--trim-fraction <x>', 'trimmed mean: fraction cut from each end', number)
     .option('--clip <x>', 'clip |g| before aggregating', number)
+    .option('--momentum <beta>', 'seed-space momentum: re-apply the last rounds\' directions decayed by beta^age (default off)', number)
+    .option('--momentum-window <W>', 'rounds of history momentum re-applies (default 4)', number)
+    .option('--loss-guard <sds>', 'undo the previous round when a round\'s loss jumps this many running sds above its mean (default off)', number)
+    .option('--plateau-patience <n>', 'cut the rate when the smoothed training loss stalls this many rounds (default off)', number)
+    .option('--plateau-factor <x>', 'what each plateau cut multiplies the rate by (default 0.5)', number)
     .option('--lr <x>', 'learning rate', number)
     .option('--schedule <kind>', 'constant | linear | cosine')
     .option('--min-lr <x>', 'final rate of linear/cosine', number)

@@ -49,6 +49,11 @@ const FLAGS: Record<string, string> = {
   warmupSteps: 'schedule.warmupSteps',
   strategy: 'aggregation',
   clip: 'clip',
+  momentum: 'momentum.beta',
+  momentumWindow: 'momentum.window',
+  lossGuard: 'lossGuard.threshold',
+  plateauPatience: 'plateau.patience',
+  plateauFactor: 'plateau.factor',
   ...DP_FLAGS,
   quorum: 'quorum',
   deadlineMs: 'deadlineMs',
@@ -151,6 +156,11 @@ export function registerSimulateCommand(program: Command): void {
     .option('--warmup-steps <n>', 'linear warm-up rounds', number)
     .option('--strategy <kind>', 'aggregation: mean | trimmed-mean | median (default mean)')
     .option('--clip <x>', 'clip each |g| to this bound before aggregating', number)
+    .option('--momentum <beta>', 'seed-space momentum: re-apply the last rounds\' directions decayed by beta^age (default off)', number)
+    .option('--momentum-window <W>', 'rounds of history momentum re-applies (default 4)', number)
+    .option('--loss-guard <sds>', 'undo the previous round when a round\'s loss jumps this many running sds above its mean (default off)', number)
+    .option('--plateau-patience <n>', 'cut the rate when the smoothed training loss stalls this many rounds (default off)', number)
+    .option('--plateau-factor <x>', 'what each plateau cut multiplies the rate by (default 0.5)', number)
     .option('--quorum <fraction>', 'fraction of the asked agents that closes a round (default 1; 0.5 with dropout or crashes)', number)
     .option('--deadline-ms <n>', 'round deadline', number)
     .option('--max-attempts <n>', 'attempts per round before the run fails', number)

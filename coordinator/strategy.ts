@@ -55,6 +55,35 @@ export interface Strategy {
   aggregate(context: RoundContext, results: readonly AgentResult[]): AggregatedUpdate | null;
 }
 
+export const momentumSchema = z
+  .strictObject({
+    beta: z.number().gt(0).lt(1),
+    window: z.number().int().min(1).max(64).default(4),
+    /**
+     * Scale the fresh terms by 1 / Σ beta^a over the weights a direction will receive, so each direction's
+     * total step is what it is without momentum (true), or leave them whole: heavy ball, whose steady-state
+     * step is 1/(1 − beta) times larger (false).
+     */
+    normalize: z.boolean().default(true),
+  });
+
+export const lossGuardSchema = z
+  .strictObject({
+    threshold: z.number().positive().finite().default(4),
+    warmup: z.number().int().min(1).max(1_000_000).default(20),
+    /** Weight of the newest round in the running mean and variance. */
+    smoothing: z.number().gt(0).lt(1).default(0.05),
+  });
+
+export const plateauSchema = z
+  .strictObject({
+    factor: z.number().gt(0).lt(1).default(0.5),
+    patience: z.number().int().min(1).max(1_000_000).default(100),
+    minDelta: z.number().nonnegative().lt(1).default(0.01),
+    minScale: z.number().gt(0).max(1).default(0.05),
+    smoothing: z.number().gt(0).lt(1).default(0.05),
+  });
+
 export const strategyConfigSchema = z
   .strictObject({
     /** Agents asked per round (m); fewer when fewer are connected. */
@@ -84,6 +113,26 @@ export const strategyConfigSchema = z
     weightDecay: z.number().nonnegative().finite().default(0),
     /** Seeds every random choice of the strategy. */
     seed: z.union([z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER), z.string().regex(/^[0-9]{1,20}$/)]).default(0),
+    /**
+     * Seed-space momentum (off when absent): a round's entry also re-applies the fresh terms of the previous
+     * `window` rounds scaled by beta^age (heavy ball truncated to a window), so the log keeps plain (seed,
+     * coefficient) terms and replay is unchanged. In pool mode the history collapses onto the pool's K seeds:
+     * an untruncated velocity of K coefficients, and the window is ignored.
+     */
+    momentum: momentumSchema.optional(),
+    /**
+     * Loss-jump guard (off when absent): a round whose mean loss (measured at the weights the previous round
+     * produced) lies more than `threshold` running standard deviations above the running mean, after `warmup`
+     * rounds, is taken as the sign of a harmful update: its entry undoes the previous round's terms instead of
+     * adding new ones.
+     */
+    lossGuard: lossGuardSchema.optional(),
+    /**
+     * Reduce-on-plateau (off when absent): the rate is multiplied by `factor` (down to `minScale` of the schedule)
+     * whenever the smoothed training loss has not improved by `minDelta` (relative) for `patience` rounds. It reads
+     * the rounds' own losses, so it is a function of the answers alone and the same on every rerun.
+     */
+    plateau: plateauSchema.optional(),
   })
   .refine((s) => s.seedMode !== 'pool' || s.seedsPerAgent <= s.poolSize, {
     path: ['seedsPerAgent'],
@@ -139,10 +188,44 @@ function draw64(rng: SeededRng): bigint {
   return BigInt(rng.nextUint32()) | (BigInt(rng.nextUint32()) << 32n);
 }
 
+type Term = { seed: bigint; coeff: number };
+
+/**
+ * What the optimiser remembers of one aggregated round: a pure function of the previous round's state and the
+ * round's answers. A retried round replaces its own state, so only the attempt that committed is remembered.
+ */
+export interface OptimiserState {
+  round: number;
+  /** The round's own terms (−lr·aggregate/seeds); empty for a round the loss guard turned into an undo. */
+  fresh: Term[];
+  /** Every term of the round's entry. */
+  applied: Term[];
+  /** The round undid the previous one (loss guard). */
+  undo: boolean;
+  /** Pool-mode momentum: the velocity over the pool's seeds after this round. */
+  velocity: Map<bigint, number> | undefined;
+  /** Loss guard: running mean and variance of the rounds' losses, and how many went in. */
+  lossMean: number;
+  lossVar: number;
+  lossCount: number;
+  /** Reduce-on-plateau: smoothed loss, the best of it, the round it was reached or the rate last cut, the rate's scale. */
+  smoothed: number;
+  best: number;
+  since: number;
+  lrScale: number;
+}
+
+/** Adds terms into a map by seed, keeping first-seen order (a seed appears once in an entry). */
+function accumulate(into: Map<bigint, number>, terms: readonly Term[], scale: number): void {
+  for (const { seed, coeff } of terms) into.set(seed, (into.get(seed) ?? 0) + scale * coeff);
+}
+
 export class MezoStrategy implements Strategy {
   readonly config: StrategyConfig;
   private readonly schedule: LrSchedule;
   private pool: bigint[] | undefined;
+  /** The optimiser states of the last rounds, oldest first (as many as momentum's window needs). */
+  private history: OptimiserState[] = [];
 
   constructor(config: StrategyConfigInput = {}) {
     const parsed = strategyConfigSchema.safeParse(config);
@@ -244,12 +327,108 @@ export class MezoStrategy implements Strategy {
       });
     }
     if (perSeed.size === 0) return null;
-    const lr = learningRateAt(this.schedule, context.round);
+    const trainLoss = lossSum / lossCount;
+    // A retried round replaces whatever its earlier attempt left; the state before it is the last committed round's.
+    this.history = this.history.filter((h) => h.round < context.round);
+    const prior = this.history.at(-1);
+    const state = this.nextState(context.round, prior, trainLoss);
+    const lr = learningRateAt(this.schedule, context.round) * state.lrScale;
     const decay = Math.fround(1 - lr * this.config.weightDecay);
-    const terms = [...perSeed].map(([seed, { values, weights }]) => ({
-      seed,
-      coeff: (-lr * this.combine(values, weights)) / perSeed.size,
-    }));
-    return { lr, decay, terms, trainLoss: lossSum / lossCount };
+    if (state.undo) {
+      // The previous round's entry, negated: the weights go back to where they were before it.
+      state.applied = prior!.applied.map(({ seed, coeff }) => ({ seed, coeff: -coeff }));
+    } else {
+      state.fresh = [...perSeed].map(([seed, { values, weights }]) => ({
+        seed,
+        coeff: (-lr * this.combine(values, weights)) / perSeed.size,
+      }));
+      state.applied = this.withMomentum(context.round, state, prior);
+    }
+    this.history.push(state);
+    const keep = (this.config.momentum?.window ?? 0) + 1;
+    if (this.history.length > keep) this.history.splice(0, this.history.length - keep);
+    return { lr, decay, terms: state.applied, trainLoss };
+  }
+
+  /** The optimiser state after the last aggregated round (for inspection and tests). */
+  optimiserState(): Readonly<OptimiserState> | undefined {
+    return this.history.at(-1);
+  }
+
+  /** The loss guard's and the plateau rule's verdict on a round with this loss, given the previous round's state. */
+  private nextState(round: number, prior: OptimiserState | undefined, loss: number): OptimiserState {
+    const state: OptimiserState = {
+      round,
+      fresh: [],
+      applied: [],
+      undo: false,
+      velocity: undefined,
+      lossMean: prior?.lossMean ?? 0,
+      lossVar: prior?.lossVar ?? 0,
+      lossCount: prior?.lossCount ?? 0,
+      smoothed: prior?.smoothed ?? Number.NaN,
+      best: prior?.best ?? Number.POSITIVE_INFINITY,
+      since: prior?.since ?? round,
+      lrScale: prior?.lrScale ?? 1,
+    };
+    const guard = this.config.lossGuard;
+    if (guard && Number.isFinite(loss)) {
+      const outlier =
+        state.lossCount >= guard.warmup && loss > state.lossMean + guard.threshold * Math.sqrt(state.lossVar);
+      // Never undo an undo (that would re-apply the update judged harmful) nor an empty history.
+      if (outlier && prior && !prior.undo && prior.applied.length > 0) {
+        state.undo = true;
+        return state;
+      }
+      if (!outlier) {
+        // Exponentially weighted mean and variance (the first rounds: plain running moments).
+        const a = Math.max(guard.smoothing, 1 / (state.lossCount + 1));
+        const delta = loss - state.lossMean;
+        state.lossMean += a * delta;
+        state.lossVar = (1 - a) * (state.lossVar + a * delta * delta);
+        state.lossCount++;
+      }
+    }
+    const plateau = this.config.plateau;
+    if (plateau && Number.isFinite(loss)) {
+      state.smoothed = Number.isNaN(state.smoothed) ? loss : state.smoothed + plateau.smoothing * (loss - state.smoothed);
+      if (state.smoothed < state.best * (1 - plateau.minDelta)) {
+        state.best = state.smoothed;
+        state.since = round;
+      } else if (round - state.since >= plateau.patience) {
+        state.lrScale = Math.max(plateau.minScale, state.lrScale * plateau.factor);
+        state.since = round;
+        state.best = state.smoothed;
+      }
+    }
+    return state;
+  }
+
+  /** The entry's terms: the round's fresh terms plus the momentum the previous rounds carry. */
+  private withMomentum(round: number, state: OptimiserState, prior: OptimiserState | undefined): Term[] {
+    const momentum = this.config.momentum;
+    if (!momentum) return state.fresh;
+    const { beta, window, normalize } = momentum;
+    if (this.config.seedMode === 'pool') {
+      // v_t = beta·v_{t−1} + (1 − beta)·fresh_t (or + fresh_t unnormalised), over the pool's seeds.
+      const velocity = new Map<bigint, number>();
+      if (prior?.velocity && !prior.undo) accumulate(velocity, [...prior.velocity].map(([seed, coeff]) => ({ seed, coeff })), beta);
+      accumulate(velocity, state.fresh, normalize ? 1 - beta : 1);
+      state.velocity = velocity;
+      return [...velocity].map(([seed, coeff]) => ({ seed, coeff })).filter((t) => t.coeff !== 0);
+    }
+    // Each direction receives the weights beta^0 … beta^window over window + 1 rounds; normalised, they sum to 1.
+    const scale = normalize ? (1 - beta) / (1 - beta ** (window + 1)) : 1;
+    const terms = new Map<bigint, number>();
+    accumulate(terms, state.fresh, scale);
+    // A round undone by the guard, and the round it undid, no longer carry momentum.
+    const cancelled = new Set<number>();
+    for (const h of this.history) if (h.undo) cancelled.add(h.round - 1);
+    for (const h of this.history) {
+      const age = round - h.round;
+      if (age < 1 || age > window || h.undo || cancelled.has(h.round)) continue;
+      accumulate(terms, h.fresh, scale * beta ** age);
+    }
+    return [...terms].map(([seed, coeff]) => ({ seed, coeff }));
   }
 }

@@ -19,7 +19,7 @@ import { HeldOutEvaluation } from '../coordinator/held-out-evaluation.js';
 import { CoordinatorMetrics } from '../coordinator/metrics.js';
 import { RunMonitor } from '../coordinator/run-monitor.js';
 import type { RunRecord } from '../coordinator/run-record.js';
-import { MezoStrategy, strategyConfigSchema } from '../coordinator/strategy.js';
+import { MezoStrategy, lossGuardSchema, momentumSchema, plateauSchema, strategyConfigSchema } from '../coordinator/strategy.js';
 import { Agent } from '../edge-agent/agent.js';
 import { InProcessBackend, type MezoBackend } from '../edge-agent/mezo-backend.js';
 import { WorkerBackend } from '../edge-agent/worker-backend.js';
@@ -90,6 +90,10 @@ export const simulateOptionsSchema = z
       .prefault({}),
     aggregation: z.enum(['mean', 'trimmed-mean', 'median']).default('mean'),
     clip: z.number().positive().finite().optional(),
+    /** Seed-space momentum, the loss-jump guard and reduce-on-plateau (coordinator/strategy.ts; off by default). */
+    momentum: momentumSchema.optional(),
+    lossGuard: lossGuardSchema.optional(),
+    plateau: plateauSchema.optional(),
     /**
      * Central agent-level DP (coordinator/dp-strategy.ts, docs/privacy.md): each agent's values clipped to L2 norm
      * `clip`, Gaussian noise of multiplier `noiseMultiplier` (or the one that `epsilon` at `delta` needs over the
@@ -334,6 +338,9 @@ export async function runSimulation(input: SimulateOptionsInput = {}, hooks: Sim
     poolSize: options.poolSize,
     aggregation: options.aggregation,
     ...(options.clip === undefined ? {} : { clip: options.clip }),
+    ...(options.momentum ? { momentum: options.momentum } : {}),
+    ...(options.lossGuard ? { lossGuard: options.lossGuard } : {}),
+    ...(options.plateau ? { plateau: options.plateau } : {}),
     schedule: options.schedule,
     seed: options.seed,
   });
