@@ -5,8 +5,8 @@
 //   node scripts/noise-check.mjs <addon.node> [golden-vectors.json]
 //
 // It checks the Philox4x32-10 known answers (Random123) and the committed golden vectors, then prints JSON with
-// SHA-256 digests of larger perturb/accumulate results (Gaussian and Rademacher, 1 and 4 threads, odd offsets and
-// ranges). Two addons keep the contract's promise when both pass and their digests are equal. Exits 1 on a
+// SHA-256 digests of larger perturb/accumulate results (Gaussian, Rademacher and low-rank, 1 and 4 threads, odd
+// offsets and ranges). An addon built before the low-rank extension (no lowRankVersion) skips its checks. Two addons keep the contract's promise when both pass and their digests are equal. Exits 1 on a
 // failed check.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -72,6 +72,33 @@ for (const [name, dist] of Object.entries(DIST)) {
     digests[`${name}-threads${threads}`] = createHash('sha256').update(new Uint8Array(slab.buffer)).digest('hex');
   }
 }
+
+// Low-rank extension v1: its golden vectors, and digests over a layout with odd shapes (cols not a multiple of 4,
+// a range starting mid-row, a thread split inside a matrix).
+const lowRank = addon.lowRankVersion === 1;
+if (lowRank && golden.lowrank !== undefined) {
+  const matrices = Float64Array.from(golden.lowrank.matrices.flatMap((m) => [m.offset, m.rows, m.cols]));
+  for (const v of golden.lowrank.vectors) {
+    const z = new Float32Array(golden.lowrank.count);
+    const seed = BigInt(v.seed);
+    addon.perturb(z, Number(seed & 0xffffffffn), Number(seed >> 32n), 1, 0, 0, z.length, 2, v.rank, matrices);
+    const bits = hex(new Uint32Array(z.buffer));
+    if (bits.some((b, i) => b !== v.bits[i])) failures.push(`golden lowrank rank ${v.rank} seed ${v.seed}`);
+  }
+}
+if (lowRank) {
+  const base = 2 ** 33 + 1;
+  const matrices = Float64Array.of(base + 5, 1001, 997, base + 5 + 1001 * 997 + 31, 130, 257);
+  for (const threads of [1, 4]) {
+    addon.setThreads(threads);
+    const slab = slabOf(LENGTH, 11);
+    addon.perturb(slab, 0x0badf00d, 0x12, 1e-3, base, 1003, LENGTH - 5, 2, 4, matrices);
+    const keys = Uint32Array.from({ length: 16 }, (_, i) => (i % 4 === 1 ? 0x12 : (i * 0x9e3779b9) >>> 0));
+    const coeffs = Float32Array.from({ length: 8 }, (_, i) => (i % 2 ? -1 : 1) * 1e-4 * (i + 1));
+    addon.accumulate(slab, keys, coeffs, base, 0, LENGTH, 2, 3, matrices);
+    digests[`lowrank-threads${threads}`] = createHash('sha256').update(new Uint8Array(slab.buffer)).digest('hex');
+  }
+}
 addon.setThreads(1);
 
 const report = {
@@ -79,6 +106,7 @@ const report = {
   simd: addon.simd(),
   philoxKnownAnswers: KNOWN_ANSWERS.length,
   goldenVectors: golden.vectors.length,
+  lowRankVectors: lowRank ? (golden.lowrank?.vectors.length ?? 0) : 0,
   failures,
   digests,
 };

@@ -153,9 +153,51 @@ Range range_args(const Napi::CallbackInfo& info, size_t index, const char* fn, s
 }
 
 int distribution_arg(const Napi::CallbackInfo& info, size_t index, const char* fn) {
-  const double number =
-      integer_arg(info, index, fn, 0.0, 1.0, "distribution must be 0 (Gaussian) or 1 (Rademacher)");
-  return number == 0.0 ? kDistGaussian : kDistRademacher;
+  const double number = integer_arg(info, index, fn, 0.0, 2.0,
+                                    "distribution must be 0 (Gaussian), 1 (Rademacher) or 2 (low-rank)");
+  return number == 0.0 ? kDistGaussian : number == 1.0 ? kDistRademacher : kDistLowRank;
+}
+
+// A low-rank layout as the engine packs it (shared/noise/low-rank.ts): rank at `index`, then a Float64Array of
+// (offset, rows, cols) triples. Copied out before the slab is written (the array may share the slab's buffer).
+struct LowRankArgs {
+  int rank;
+  std::vector<LowRankMatrix> matrices;
+  LowRankLayout layout() const { return LowRankLayout{rank, matrices.data(), matrices.size()}; }
+};
+
+LowRankArgs lowrank_args(const Napi::CallbackInfo& info, size_t index, const char* fn) {
+  const Napi::Env env = info.Env();
+  const double rank = integer_arg(info, index, fn, 1.0, kMaxLowRank, "rank must be an integer in [1, 64]");
+  const Napi::Value value = info[index + 1];
+  const char* type_text = "matrices must be a Float64Array of (offset, rows, cols) triples";
+  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) {
+    throw_type(env, fn, type_text);
+  }
+  Napi::Float64Array array = value.As<Napi::Float64Array>();
+  if (array.ElementLength() % 3 != 0) throw_range(env, fn, type_text);
+  const double* data = array.Data();
+  const size_t count = array.ElementLength() / 3;
+  const double max_index = static_cast<double>(kMaxGlobalIndex - 1);  // 2^53 − 1
+  LowRankArgs args{static_cast<int>(rank), std::vector<LowRankMatrix>(count)};
+  uint64_t previous_end = 0;
+  for (size_t j = 0; j < count; ++j) {
+    const std::string at = "matrices[" + std::to_string(j) + "]";
+    const double offset = data[3 * j], rows = data[3 * j + 1], cols = data[3 * j + 2];
+    if (!is_integer_in(offset, 0.0, max_index)) throw_range(env, fn, at + ".offset must be an integer in [0, 2^53)");
+    if (!is_integer_in(rows, 1.0, max_index)) throw_range(env, fn, at + ".rows must be a positive integer");
+    if (!is_integer_in(cols, 1.0, max_index)) throw_range(env, fn, at + ".cols must be a positive integer");
+    // In doubles first (monotonic rounding, 2^53 exact), so that the integer products below cannot overflow.
+    if (offset + rows * cols > max_index) throw_range(env, fn, at + ": offset + rows*cols must be <= 2^53 - 1");
+    if (offset + std::max(rows, cols) * rank > max_index) {
+      throw_range(env, fn, at + ": offset + max(rows, cols)*rank must be <= 2^53 - 1");
+    }
+    const LowRankMatrix m{static_cast<uint64_t>(offset), static_cast<uint64_t>(rows), static_cast<uint64_t>(cols)};
+    if (j > 0 && m.offset < previous_end) throw_range(env, fn, at + ".offset overlaps or precedes the previous matrix");
+    previous_end = m.offset + m.rows * m.cols;
+    args.matrices[j] = m;
+  }
+  return args;
 }
 
 // ---- execution -------------------------------------------------------------------------------------------------
@@ -163,8 +205,18 @@ int distribution_arg(const Napi::CallbackInfo& info, size_t index, const char* f
 // Runs the kernel over [start, end), split into contiguous parts on threads of the addon's own when the range is
 // large. Every element's result depends only on its own global index and the entries, so the split cannot change
 // any bit of the output.
+// One part of a range: the kernel's own loop, or the low-rank driver that calls it for the non-matrix elements.
+void apply_part(const KernelImpl* impl, const Entry* entries, size_t count, float* slab, uint64_t offset,
+                size_t start, size_t end, int distribution, const LowRankLayout* layout) {
+  if (distribution == kDistLowRank) {
+    accumulate_lowrank(*impl, slab, entries, count, offset, start, end, *layout);
+  } else {
+    impl->accumulate(slab, entries, count, offset, start, end, distribution);
+  }
+}
+
 void run(const Entry* entries, size_t count, float* slab, uint64_t offset, size_t start, size_t end,
-         int distribution) {
+         int distribution, const LowRankLayout* layout) {
   if (count == 0 || start >= end) return;
   const KernelImpl& impl = kernel();
   const size_t length = end - start;
@@ -174,7 +226,7 @@ void run(const Entry* entries, size_t count, float* slab, uint64_t offset, size_
     parts = std::min(static_cast<size_t>(threads), length / kMinPart);
   }
   if (parts <= 1) {
-    impl.accumulate(slab, entries, count, offset, start, end, distribution);
+    apply_part(&impl, entries, count, slab, offset, start, end, distribution, layout);
     return;
   }
   std::vector<size_t> bounds(parts + 1);
@@ -191,14 +243,15 @@ void run(const Entry* entries, size_t count, float* slab, uint64_t offset, size_
   workers.reserve(parts - 1);
   for (size_t p = 1; p < parts; ++p) {
     try {
-      workers.emplace_back(impl.accumulate, slab, entries, count, offset, bounds[p], bounds[p + 1], distribution);
+      workers.emplace_back(apply_part, &impl, entries, count, slab, offset, bounds[p], bounds[p + 1], distribution,
+                           layout);
     } catch (const std::system_error&) {
       break;  // no more threads to be had: the calling thread takes the remaining parts
     }
   }
-  impl.accumulate(slab, entries, count, offset, bounds[0], bounds[1], distribution);
+  apply_part(&impl, entries, count, slab, offset, bounds[0], bounds[1], distribution, layout);
   for (size_t p = workers.size() + 1; p < parts; ++p) {
-    impl.accumulate(slab, entries, count, offset, bounds[p], bounds[p + 1], distribution);
+    apply_part(&impl, entries, count, slab, offset, bounds[p], bounds[p + 1], distribution, layout);
   }
   for (std::thread& worker : workers) worker.join();
 }
@@ -217,7 +270,7 @@ void Philox(const Napi::CallbackInfo& info) {
   for (int j = 0; j < 4; ++j) out.data[j] = words.v[j];
 }
 
-// perturb(slab, k0, k1, scale, offset, start, end, distribution): void
+// perturb(slab, k0, k1, scale, offset, start, end, distribution[, rank, matrices]): void
 void Perturb(const Napi::CallbackInfo& info) {
   const char* fn = "perturb";
   const Float32View slab = float32_arg(info, 0, fn, "slab");
@@ -227,11 +280,14 @@ void Perturb(const Napi::CallbackInfo& info) {
   const uint64_t offset = offset_arg(info, 4, fn, slab.length);
   const Range range = range_args(info, 5, fn, slab.length);
   const int distribution = distribution_arg(info, 7, fn);
+  LowRankArgs lowrank{0, {}};
+  if (distribution == kDistLowRank) lowrank = lowrank_args(info, 8, fn);
+  const LowRankLayout layout = lowrank.layout();
   const Entry entry{k0, k1, scale};
-  run(&entry, 1, slab.data, offset, range.start, range.end, distribution);
+  run(&entry, 1, slab.data, offset, range.start, range.end, distribution, &layout);
 }
 
-// accumulate(slab, keys: Uint32Array(2K), coeffs: Float32Array(K), offset, start, end, distribution): void
+// accumulate(slab, keys: Uint32Array(2K), coeffs: Float32Array(K), offset, start, end, distribution[, rank, matrices])
 void Accumulate(const Napi::CallbackInfo& info) {
   const char* fn = "accumulate";
   const Float32View slab = float32_arg(info, 0, fn, "slab");
@@ -245,10 +301,13 @@ void Accumulate(const Napi::CallbackInfo& info) {
   const uint64_t offset = offset_arg(info, 3, fn, slab.length);
   const Range range = range_args(info, 4, fn, slab.length);
   const int distribution = distribution_arg(info, 6, fn);
+  LowRankArgs lowrank{0, {}};
+  if (distribution == kDistLowRank) lowrank = lowrank_args(info, 7, fn);
+  const LowRankLayout layout = lowrank.layout();
   // Copied before the slab is written: keys or coeffs may be views of the slab's own buffer.
   std::vector<Entry> entries(coeffs.length);
   for (size_t k = 0; k < coeffs.length; ++k) entries[k] = Entry{keys.data[2 * k], keys.data[2 * k + 1], coeffs.data[k]};
-  run(entries.data(), entries.size(), slab.data, offset, range.start, range.end, distribution);
+  run(entries.data(), entries.size(), slab.data, offset, range.start, range.end, distribution, &layout);
 }
 
 // addScalar(slab: Float32Array, value: number): void — slab[i] = f32(slab[i] + f32(value)) for every element, on the
@@ -287,6 +346,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
   exports.Set("getThreads", Napi::Function::New(env, GetThreads, "getThreads"));
   exports.Set("simd", Napi::Function::New(env, Simd, "simd"));
+  // The low-rank extension's version this addon implements (shared/noise/native-binding.ts checks it).
+  exports.Set("lowRankVersion", Napi::Number::New(env, 1));
   return exports;
 }
 

@@ -118,7 +118,12 @@ void accumulate_generic(float* slab, const Entry* entries, size_t count, uint64_
   accumulate_in_chunks(slab, entries, count, offset, start, end, distribution, gaussian_range, rademacher_range);
 }
 
-constexpr KernelImpl kGeneric{"generic", accumulate_generic};
+void lowrank_row_generic(float* out, size_t n, const float* u, const float* v, size_t stride, int rank, float c,
+                         float scale) {
+  lowrank_row_body(out, n, u, v, stride, rank, c, scale);
+}
+
+constexpr KernelImpl kGeneric{"generic", accumulate_generic, lowrank_row_generic};
 
 }  // namespace
 

@@ -8,9 +8,12 @@
 #ifndef MEZO_NOISE_NOISE_KERNEL_H
 #define MEZO_NOISE_NOISE_KERNEL_H
 
+#include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "philox.h"
 
@@ -20,6 +23,11 @@ constexpr uint32_t kStreamGaussian = 0;
 constexpr uint32_t kStreamRademacher = 1;
 constexpr int kDistGaussian = 0;
 constexpr int kDistRademacher = 1;
+constexpr int kDistLowRank = 2;
+// Low-rank extension (lowrank v1): U from stream 2 under the seed's key, V from stream 3 under (k1, 0).
+constexpr uint32_t kStreamLowRankU = 2;
+constexpr uint32_t kStreamLowRankV = 3;
+constexpr int kMaxLowRank = 64;
 constexpr uint64_t kGaussianPerBlock = 4;
 constexpr uint64_t kRademacherPerBlock = 128;
 
@@ -141,9 +149,29 @@ struct Entry {
 using AccumulateFn = void (*)(float* slab, const Entry* entries, size_t count, uint64_t offset, size_t start,
                               size_t end, int distribution);
 
+// One matrix of a low-rank layout, in global index coordinates, row-major.
+struct LowRankMatrix {
+  uint64_t offset;
+  uint64_t rows;
+  uint64_t cols;
+};
+
+// A checked layout (addon.cc): 1 <= rank <= 64, matrices sorted by offset and disjoint.
+struct LowRankLayout {
+  int rank;
+  const LowRankMatrix* matrices;
+  size_t count;
+};
+
+// out[j] = f32(out[j] + f32(scale · f32(c · acc_j))) for j in [0, n), acc_j = Σ_k u[k]·v[k·stride + j] summed left
+// to right from f32(u[0]·v[j]): one row of a matrix's low-rank noise, v holding V column-block by rank index.
+using LowRankRowFn = void (*)(float* out, size_t n, const float* u, const float* v, size_t stride, int rank, float c,
+                              float scale);
+
 struct KernelImpl {
   const char* name;
   AccumulateFn accumulate;
+  LowRankRowFn lowrank_row;
 };
 
 // Elements per chunk of a fused accumulate (64 KiB of floats, well within L2): every entry is applied to a chunk
@@ -176,6 +204,114 @@ inline void accumulate_in_chunks(float* slab, const Entry* entries, size_t count
     for (size_t k = 0; k < count; ++k) apply(entries[k], i, chunk_end);
     i = chunk_end;
   }
+}
+
+// ---- low-rank extension ----------------------------------------------------------------------------------------
+
+// The body of every kernel's LowRankRowFn, inlined into each so that it is compiled for the kernel's instruction
+// set. Columns go in tiles so that each step is a loop over consecutive columns, which vectorises while every
+// element still sees exactly the scalar sequence of roundings (no FMA: -ffp-contract=off).
+__attribute__((always_inline)) inline void lowrank_row_body(float* out, size_t n, const float* u, const float* v,
+                                                            size_t stride, int rank, float c, float scale) {
+  constexpr size_t kTile = 64;
+  float acc[kTile];
+  for (size_t b = 0; b < n; b += kTile) {
+    const size_t w = n - b < kTile ? n - b : kTile;
+    const float u0 = u[0];
+    const float* v0 = v + b;
+    for (size_t j = 0; j < w; ++j) acc[j] = u0 * v0[j];
+    for (int k = 1; k < rank; ++k) {
+      const float uk = u[k];
+      const float* vk = v + static_cast<size_t>(k) * stride + b;
+      for (size_t j = 0; j < w; ++j) acc[j] = acc[j] + uk * vk[j];
+    }
+    float* o = out + b;
+    for (size_t j = 0; j < w; ++j) o[j] = o[j] + scale * (acc[j] * c);
+  }
+}
+
+// out[j] = the Gaussian mapping of element index first + j drawn from `stream` under (k0, k1), j in [0, count).
+inline void gaussian_values(float* out, size_t count, uint64_t first, uint32_t k0, uint32_t k1, uint32_t stream) {
+  size_t j = 0;
+  while (j < count) {
+    const uint64_t g = first + j;
+    const uint64_t block = g / kGaussianPerBlock;
+    const Philox4 w =
+        philox4x32_10(static_cast<uint32_t>(block), static_cast<uint32_t>(block >> 32), stream, 0, k0, k1);
+    float z[4];
+    box_muller(w.v[0], w.v[1], z[0], z[1]);
+    box_muller(w.v[2], w.v[3], z[2], z[3]);
+    for (size_t lane = static_cast<size_t>(g % kGaussianPerBlock); lane < kGaussianPerBlock && j < count; ++lane, ++j) {
+      out[j] = z[lane];
+    }
+  }
+}
+
+// c_r = f32(1/√r), rounded once from double, as the contract defines it.
+inline float lowrank_scale(int rank) { return static_cast<float>(1.0 / std::sqrt(static_cast<double>(rank))); }
+
+// The low-rank part of one matrix (global offset o, n columns) under one entry: adds scale·z to the slab elements
+// whose matrix-local index lies in [from, to), slab element i having local index offset + i − o. Scratch holds V
+// for the columns touched (rank-major) and U for one row; it lives for this call only.
+inline void lowrank_matrix(const KernelImpl& impl, float* slab, const Entry& entry, uint64_t offset, uint64_t o,
+                           uint64_t n, int rank, uint64_t from, uint64_t to, std::vector<float>& scratch) {
+  const uint64_t first_row = from / n;
+  const uint64_t last_row = (to - 1) / n;
+  // Columns needed: those of the one partial row, or all of them once the range crosses a row boundary.
+  const uint64_t col_lo = first_row == last_row ? from - first_row * n : 0;
+  const uint64_t col_hi = first_row == last_row ? to - first_row * n : n;
+  const size_t width = static_cast<size_t>(col_hi - col_lo);
+  const size_t r = static_cast<size_t>(rank);
+  scratch.resize(width * r + 2 * r);
+  float* v = scratch.data();
+  float* drawn = v + width * r;  // r values of one column (for V) or one row (U)
+  float* u = drawn;
+  // V[k][b] = v_k of column col_lo + b, drawn under the high word only.
+  for (size_t b = 0; b < width; ++b) {
+    gaussian_values(drawn + r, r, o + (col_lo + b) * r, entry.k1, 0, kStreamLowRankV);
+    for (size_t k = 0; k < r; ++k) v[k * width + b] = drawn[r + k];
+  }
+  const float c = lowrank_scale(rank);
+  const uint64_t base = o - offset;  // slab index of the matrix's element 0 (may wrap; only sums are used)
+  for (uint64_t a = first_row; a <= last_row; ++a) {
+    gaussian_values(u, r, o + a * r, entry.k0, entry.k1, kStreamLowRankU);
+    const uint64_t row_start = a * n;
+    const uint64_t b_from = std::max(from, row_start) - row_start;
+    const uint64_t b_to = std::min(to, row_start + n) - row_start;
+    float* out = slab + static_cast<size_t>(base + row_start + b_from);
+    impl.lowrank_row(out, static_cast<size_t>(b_to - b_from), u, v + (b_from - col_lo), width, rank, c, entry.scale);
+  }
+}
+
+// Applies entries[0 .. count) in order to slab[start .. end) under a low-rank layout: the layout's matrices take
+// U·Vᵀ/√r, every other element the Gaussian (through impl.accumulate). Each element sees the entries in order, so
+// the result equals successive perturbs; it depends only on the element's global index, so any split of the
+// range (threads) gives the same bits.
+inline void accumulate_lowrank(const KernelImpl& impl, float* slab, const Entry* entries, size_t count,
+                               uint64_t offset, size_t start, size_t end, const LowRankLayout& layout) {
+  const uint64_t g_start = offset + start;
+  const uint64_t g_end = offset + end;
+  // First matrix ending after g_start (disjoint and sorted, so the ends are sorted too).
+  const LowRankMatrix* first = std::partition_point(
+      layout.matrices, layout.matrices + layout.count,
+      [g_start](const LowRankMatrix& m) { return m.offset + m.rows * m.cols <= g_start; });
+  std::vector<float> scratch;
+  uint64_t g = g_start;
+  for (const LowRankMatrix* m = first; m != layout.matrices + layout.count && g < g_end; ++m) {
+    if (m->offset >= g_end) break;
+    if (g < m->offset) {
+      impl.accumulate(slab, entries, count, offset, static_cast<size_t>(g - offset),
+                      static_cast<size_t>(m->offset - offset), kDistGaussian);
+      g = m->offset;
+    }
+    const uint64_t stop = std::min(m->offset + m->rows * m->cols, g_end);
+    for (size_t k = 0; k < count; ++k) {
+      lowrank_matrix(impl, slab, entries[k], offset, m->offset, m->cols, layout.rank, g - m->offset,
+                     stop - m->offset, scratch);
+    }
+    g = stop;
+  }
+  if (g < g_end) impl.accumulate(slab, entries, count, offset, static_cast<size_t>(g - offset), end, kDistGaussian);
 }
 
 const KernelImpl& generic_kernel();

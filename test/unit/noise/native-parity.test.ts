@@ -487,8 +487,8 @@ describe('native noise addon: argument validation', () => {
   });
 
   it('perturb: distribution', () => {
-    const message = /^perturb: distribution must be 0 \(Gaussian\) or 1 \(Rademacher\)/;
-    for (const bad of [2, -1, 0.5, NaN]) expectRejected((s) => perturbWith(s, { 7: bad }), RangeError, message);
+    const message = /^perturb: distribution must be 0 \(Gaussian\), 1 \(Rademacher\) or 2 \(low-rank\)/;
+    for (const bad of [3, -1, 0.5, NaN]) expectRejected((s) => perturbWith(s, { 7: bad }), RangeError, message);
     for (const bad of ['0', null, undefined, true]) expectRejected((s) => perturbWith(s, { 7: bad }), TypeError, message);
   });
 
@@ -507,7 +507,7 @@ describe('native noise addon: argument validation', () => {
     expectRejected((s) => accumulateWith(s, { 4: LENGTH + 1 }), RangeError, /^accumulate: start must be an integer/);
     expectRejected((s) => accumulateWith(s, { 5: LENGTH + 1 }), RangeError, /^accumulate: end must be an integer/);
     expectRejected((s) => accumulateWith(s, { 4: 3, 5: 2 }), RangeError, /^accumulate: end must be an integer/);
-    expectRejected((s) => accumulateWith(s, { 6: 2 }), RangeError, /^accumulate: distribution must be 0/);
+    expectRejected((s) => accumulateWith(s, { 6: 3 }), RangeError, /^accumulate: distribution must be 0/);
     expectRejected((s) => accumulateWith(s, { 6: '1' }), TypeError, /^accumulate: distribution must be 0/);
   });
 
