@@ -3,12 +3,19 @@
  * vitest project): argument checks, equivalences the contract promises, a transcription of the definition element by
  * element, the shared-V property of seeds with one high word, statistics, and the tensor rule.
  */
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { lowRankScale, STREAM_LOWRANK_U, STREAM_LOWRANK_V } from '../../../shared/noise/contract.js';
 import { lowRankLayoutFromTensors, noise, type LowRankLayout } from '../../../shared/noise/index.js';
 import { gaussianValues } from '../../../shared/noise/js-kernel.js';
 
 const f = Math.fround;
+const golden = (
+  JSON.parse(readFileSync(new URL('./golden-vectors.json', import.meta.url), 'utf8')) as {
+    lowrank: { matrices: LowRankLayout['matrices']; count: number; vectors: { rank: number; seed: string; bits: string[] }[] };
+  }
+).lowrank;
+const hex = (words: Uint32Array): string[] => Array.from(words, (w) => w.toString(16).padStart(8, '0'));
 const bitsOf = (values: Float32Array): Uint32Array =>
   new Uint32Array(values.buffer.slice(values.byteOffset, values.byteOffset + values.byteLength));
 
@@ -99,6 +106,15 @@ describe(`lowrank noise (${noise.kind})`, () => {
     noise.sample(new Float32Array(16), 1n, { distribution: 'lowrank', lowRank: layout });
     layout.matrices = [{ offset: 0, rows: 0, cols: 4 }];
     expect(() => noise.sample(new Float32Array(16), 1n, { distribution: 'lowrank', lowRank: layout })).toThrow(/matrices\[0\]\.rows/);
+  });
+
+  it(`matches the ${golden.vectors.length} committed lowrank golden vectors bit for bit`, () => {
+    expect(golden.vectors.length).toBe(21);
+    for (const v of golden.vectors) {
+      const z = new Float32Array(golden.count);
+      noise.sample(z, v.seed, { distribution: 'lowrank', lowRank: { rank: v.rank, matrices: golden.matrices } });
+      expect(hex(bitsOf(z)), `rank ${v.rank} seed ${v.seed}`).toEqual(v.bits);
+    }
   });
 
   it('with no matrices is the Gaussian, bit for bit', () => {
