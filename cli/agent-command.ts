@@ -197,7 +197,7 @@ export async function runAgent(config: AgentConfig, signals: NodeJS.Signals[] = 
             ...(config.tlsServerName ? { serverNameOverride: config.tlsServerName } : {}),
           }),
     prepared,
-    createBackend: (distribution) => createAgentBackend(prepared, distribution, { worker: config.worker, ...threads }),
+    createBackend: (distribution, rank) => createAgentBackend(prepared, distribution, { worker: config.worker, ...threads, ...(rank !== undefined ? { rank } : {}) }),
     data,
     dataSeed: config.agentIndex,
     capabilities: {

@@ -149,6 +149,8 @@ const FLAGS: Record<string, string> = {
   epsilon: 'job.epsilon',
   batchSize: 'job.batchSize',
   distribution: 'job.distribution',
+  rank: 'job.rank',
+  vPeriod: 'job.strategy.vPeriod',
   heartbeatMs: 'job.heartbeatMs',
   token: 'job.token',
   tlsCert: 'tlsCert',
@@ -199,6 +201,7 @@ export async function runCoordinator(
   const { loadPrepared, loadDefaultModel, paddingRanges } = await import('../shared/model/index.js');
   const { LogSigner, UpdateLog } = await import('../shared/log/index.js');
   const { noise } = await import('../shared/noise/index.js');
+  const { noiseModeFor } = await import('../shared/optim/perturbation.js');
   const { GrpcTransport, serverTlsCredentials } = await import('../shared/transport/index.js');
   const { Coordinator } = await import('../coordinator/coordinator.js');
   const { MezoStrategy } = await import('../coordinator/strategy.js');
@@ -214,7 +217,7 @@ export async function runCoordinator(
   const dp = config.dp ? new CentralDpStrategy(new MezoStrategy(config.job.strategy), { ...config.dp, rounds: config.job.rounds }) : undefined;
   const prepared = config.model ? await loadPrepared(config.model) : await loadDefaultModel();
   const heldOutSet = await loadHeldOut(config, prepared.manifest);
-  const header = { jobId: config.job.jobId, baseSha256: prepared.manifest.slabSha256, distribution: config.job.distribution, decayRanges: [] };
+  const header = { jobId: config.job.jobId, baseSha256: prepared.manifest.slabSha256, distribution: config.job.distribution, rank: config.job.rank, decayRanges: [] };
   // The log is the coordinator's alone: it signs every entry, and agents check the signatures (docs/security.md).
   const signingKey = config.signingKey ?? join(dirname(config.log), 'coordinator.key');
   const signer = await LogSigner.loadOrCreate(signingKey);
@@ -231,6 +234,7 @@ export async function runCoordinator(
     log,
     baseSlab: prepared.slab,
     padding: paddingRanges(prepared.manifest.tensors, prepared.slab.length),
+    lowRank: noiseModeFor(config.job, prepared.manifest.tensors).lowRank,
     engine: noise,
     transport: nats?.transport ?? new GrpcTransport({
       address: config.listen,
@@ -281,7 +285,7 @@ export async function runCoordinator(
   try {
     if ('dataset' in heldOutSet) {
       // On a worker thread: a forward pass holds its thread, and this one serves the agents.
-      evaluator = await WorkerBackend.start(prepared, { distribution: config.job.distribution, intraOpThreads: 1, noiseThreads: 1 });
+      evaluator = await WorkerBackend.start(prepared, { distribution: config.job.distribution, rank: config.job.rank, intraOpThreads: 1, noiseThreads: 1 });
       heldOut = new HeldOutEvaluation({
         coordinator,
         backend: evaluator,
@@ -447,7 +451,9 @@ export function registerCoordinatorCommand(program: Command): void {
     .option('--seed <n>', 'seed of agent sampling and perturbation seeds')
     .option('--epsilon <x>', 'perturbation size', number)
     .option('--batch-size <n>', 'examples per evaluation', number)
-    .option('--distribution <kind>', 'gaussian | rademacher')
+    .option('--distribution <kind>', 'gaussian | rademacher | lowrank (LOZO: rank-r noise on weight matrices)')
+    .option('--rank <r>', 'lowrank: the rank r of each matrix perturbation, 1–64', number)
+    .option('--v-period <n>', 'rounds that share V (the seeds\' high word); 1 draws every seed afresh', number)
     .option('--heartbeat-ms <ms>', 'ping/heartbeat period', number)
     .option('--token <token>', 'join token agents must present')
     .option('--metrics-listen <host:port>', 'serve the dashboard (/), Prometheus /metrics, /healthz and /readyz here')

@@ -43,6 +43,8 @@ const FLAGS: Record<string, string> = {
   batchSize: 'batchSize',
   epsilon: 'epsilon',
   distribution: 'distribution',
+  rank: 'rank',
+  vPeriod: 'vPeriod',
   lr: 'schedule.lr',
   schedule: 'schedule.kind',
   minLr: 'schedule.minLr',
@@ -149,7 +151,9 @@ export function registerSimulateCommand(program: Command): void {
     .option('--min-per-agent <n>', 'digits per agent at least (the pool repeats when needed)', number)
     .option('--batch-size <n>', 'examples per task (default 32)', number)
     .option('--epsilon <x>', 'perturbation size ε', number)
-    .option('--distribution <kind>', 'gaussian | rademacher')
+    .option('--distribution <kind>', 'gaussian | rademacher | lowrank (LOZO: rank-r noise on weight matrices)')
+    .option('--rank <r>', 'lowrank: the rank r of each matrix perturbation, 1–64', number)
+    .option('--v-period <n>', 'rounds that share V (the seeds\' high word); 1 draws every seed afresh', number)
     .option('--lr <x>', 'peak learning rate (default 8e-3 at 80 distinct seeds per round; docs/learning.md)', number)
     .option('--schedule <kind>', 'constant | linear | cosine (default cosine, decaying over the run)')
     .option('--min-lr <x>', 'final learning rate of linear/cosine', number)

@@ -107,6 +107,8 @@ const FLAGS: Record<string, string> = {
   warmupSteps: 'train.schedule.warmupSteps',
   perturbations: 'train.perturbations',
   distribution: 'train.distribution',
+  rank: 'train.rank',
+  vPeriod: 'train.vPeriod',
   clip: 'train.clip',
   weightDecay: 'train.weightDecay',
   evalEvery: 'train.evalEvery',
@@ -161,6 +163,7 @@ export async function runTrain(config: TrainConfig, options: { quiet?: boolean }
   const files = { log: join(config.out, 'update.log'), slab: join(config.out, 'trained.slab'), report: join(config.out, 'report.json') };
   const backendOptions = {
     distribution: config.train.distribution,
+    ...(config.train.rank !== undefined ? { rank: config.train.rank } : {}),
     intraOpThreads: config.threads,
     restore: config.restore,
     // The canonical weights are kept in the output's slab file, which is the trained model at every step.
@@ -217,7 +220,9 @@ export function registerTrainCommand(program: Command): void {
     .option('--min-lr <x>', 'final learning rate of linear/cosine', number)
     .option('--warmup-steps <n>', 'linear warm-up steps', number)
     .option('--perturbations <q>', `perturbations per step (default ${DEFAULT_PERTURBATIONS})`, number)
-    .option('--distribution <kind>', 'gaussian | rademacher')
+    .option('--distribution <kind>', 'gaussian | rademacher | lowrank (LOZO: rank-r noise on weight matrices)')
+    .option('--rank <r>', 'lowrank: the rank r of each matrix perturbation, 1–64', number)
+    .option('--v-period <n>', 'lowrank: steps that share V (the seeds\' high word); 1 draws every seed afresh', number)
     .option('--clip <x>', 'clip |g| to this bound', number)
     .option('--weight-decay <x>', 'decoupled weight decay on weight matrices', number)
     .option('--eval-every <n>', 'evaluate on held-out data every n steps (0: only at the end)', number)

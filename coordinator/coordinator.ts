@@ -12,6 +12,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { slabSha256 } from '../shared/model/index.js';
 import type { NoiseEngine } from '../shared/noise/engine.js';
+import type { LowRankLayout } from '../shared/noise/index.js';
 import { replay, SNAPSHOT_STATEMENT, snapshotStatementFields, type LogEntry, type UpdateLog } from '../shared/log/index.js';
 import { logger } from '../shared/logger.js';
 import {
@@ -130,6 +131,11 @@ export interface CoordinatorInit {
   baseSlab: Float32Array;
   /** The slab's padding (paddingRanges of the model's layout), which agents keep at zero; default none. */
   padding?: ReadonlyArray<readonly [number, number]>;
+  /**
+   * The model's low-rank layout (noiseModeFor(options, manifest.tensors)): required when the log's distribution
+   * is 'lowrank', since every replay of the log needs it.
+   */
+  lowRank?: LowRankLayout;
   engine: NoiseEngine;
   transport: Transport;
   options: RoundOptionsInput;
@@ -227,6 +233,7 @@ export class Coordinator {
   private readonly transport: Transport;
   private readonly baseSlab: Float32Array;
   private readonly padding: ReadonlyArray<readonly [number, number]>;
+  private readonly lowRank: LowRankLayout | undefined;
   private readonly roundListeners = new Set<(report: RoundReport) => void>();
   private readonly agents = new Map<string, AgentRecord>();
   private readonly shaAt = new Map<number, string>();
@@ -278,6 +285,11 @@ export class Coordinator {
     if (header.distribution !== this.options.distribution) {
       throw new RangeError(`coordinator: the log perturbs with '${header.distribution}', options say '${this.options.distribution}'`);
     }
+    if (header.rank !== this.options.rank) throw new RangeError(`coordinator: the log's rank is ${header.rank ?? 'none'}, options say ${this.options.rank ?? 'none'}`);
+    if (header.distribution === 'lowrank' && init.lowRank?.rank !== header.rank) {
+      throw new RangeError(`coordinator: lowRank must be the model's layout at rank ${header.rank} (a 'lowrank' log replays with it)`);
+    }
+    this.lowRank = header.distribution === 'lowrank' ? init.lowRank : undefined;
     if (init.snapshots) {
       const { dir, every, keep = 2, keepVersions, chunkBytes = MAX_SNAPSHOT_CHUNK_BYTES } = init.snapshots;
       if (!Number.isSafeInteger(every) || every < 1) throw new RangeError(`coordinator: snapshots.every must be a positive integer, got ${every}`);
@@ -311,7 +323,7 @@ export class Coordinator {
     } else {
       const { slab, meta } = scan.snapshot;
       this.shaAt.set(meta.version, meta.weightsSha256);
-      replay(this.engine, slab, this.log.entries(meta.version), this.log.distribution, { decayRanges: this.log.header.decayRanges, base: this.baseSlab, padding: this.padding });
+      replay(this.engine, slab, this.log.entries(meta.version), this.log.distribution, { decayRanges: this.log.header.decayRanges, base: this.baseSlab, padding: this.padding, lowRank: this.lowRank });
       this.materialised = slab;
       this.shaAt.set(this.log.version, slabSha256(slab));
       this.retained = [{ version: meta.version }];
@@ -457,7 +469,7 @@ export class Coordinator {
     if (!this.materialised) {
       const slab = this.baseSlab.slice();
       this.shaAt.set(0, slabSha256(slab));
-      replay(this.engine, slab, this.log.entries(), this.log.distribution, { decayRanges: this.log.header.decayRanges, base: this.baseSlab, padding: this.padding });
+      replay(this.engine, slab, this.log.entries(), this.log.distribution, { decayRanges: this.log.header.decayRanges, base: this.baseSlab, padding: this.padding, lowRank: this.lowRank });
       this.materialised = slab;
       this.shaAt.set(this.log.version, slabSha256(slab));
     }
@@ -710,7 +722,7 @@ export class Coordinator {
 
   private advanceMaterialised(entry: LogEntry): void {
     if (!this.materialised) return;
-    replay(this.engine, this.materialised, [entry], this.log.distribution, { decayRanges: this.log.header.decayRanges, base: this.baseSlab, padding: this.padding });
+    replay(this.engine, this.materialised, [entry], this.log.distribution, { decayRanges: this.log.header.decayRanges, base: this.baseSlab, padding: this.padding, lowRank: this.lowRank });
     this.shaAt.set(entry.version, slabSha256(this.materialised));
     this.shaAt.delete(entry.version - SHA_HISTORY);
   }
@@ -975,6 +987,7 @@ export class Coordinator {
         return {
           jobId: this.options.jobId,
           distribution: header.distribution,
+          ...(header.rank !== undefined ? { rank: header.rank } : {}),
           epsilon: this.options.epsilon,
           baseSha256: header.baseSha256,
           currentVersion: this.log.version,

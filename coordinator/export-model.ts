@@ -16,6 +16,7 @@ import { HEAD_PREFIX } from '../shared/model/loss-head.js';
 import { floatTensor, tensorValueInfo, type DimSpec } from '../shared/model/onnx-builders.js';
 import { DataType, type ValueInfo } from '../shared/model/onnx-types.js';
 import type { NoiseEngine } from '../shared/noise/engine.js';
+import { noiseModeFor } from '../shared/optim/perturbation.js';
 
 export class ExportError extends Error {
   override name = 'ExportError';
@@ -143,7 +144,10 @@ export function materialiseAt(prepared: PreparedModel, log: LoadedLog, engine: N
   if (!Number.isSafeInteger(version) || version < 0) throw new ExportError(`version must be a non-negative integer, got ${version}`);
   if (version > head) throw new ExportError(`version ${version} is past the log's head (version ${head})`);
   const slab = prepared.slab.slice();
+  // A 'lowrank' log's matrices are the model's (the rank is in the header).
+  const { lowRank } = noiseModeFor({ distribution: log.header.distribution, rank: log.header.rank }, prepared.manifest.tensors);
   replay(engine, slab, log.entries.slice(0, version), log.header.distribution, {
+    lowRank,
     decayRanges: log.header.decayRanges ?? [],
     base: prepared.slab,
     padding: paddingRanges(prepared.manifest.tensors, prepared.slab.length),

@@ -1,6 +1,7 @@
 /** The coordinator's round-loop settings (the CLI layers file, MEZO_COORDINATOR_* env and flags onto these). */
 import { z } from 'zod';
 import { strategyConfigSchema } from './strategy.js';
+import { distributionSchema, rankSchema, refinePerturbation } from '../shared/optim/perturbation.js';
 
 export const roundOptionsSchema = z
   .strictObject({
@@ -17,7 +18,9 @@ export const roundOptionsSchema = z
     waitForAgentsMs: z.number().int().min(0).default(30_000),
     epsilon: z.number().positive().finite().default(1e-3),
     batchSize: z.number().int().min(1).max(1 << 20).default(64),
-    distribution: z.enum(['gaussian', 'rademacher']).default('gaussian'),
+    distribution: distributionSchema.default('gaussian'),
+    /** Rank of 'lowrank' noise (required with it, 1–64); part of the log header and the join message. */
+    rank: rankSchema.optional(),
     strategy: strategyConfigSchema.prefault({}),
     /**
      * Agents not asked in the next round receive committed updates in batches, at most this many ms after the
@@ -77,7 +80,8 @@ export const roundOptionsSchema = z
   .refine((o) => o.compactEvery === undefined || o.strategy.weightDecay === 0, {
     path: ['compactEvery'],
     message: 'cannot be used with strategy.weightDecay: decay multiplies the weights, so the history does not collapse to per-seed sums',
-  });
+  })
+  .superRefine(refinePerturbation);
 export type RoundOptions = z.output<typeof roundOptionsSchema>;
 export type RoundOptionsInput = z.input<typeof roundOptionsSchema>;
 

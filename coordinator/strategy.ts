@@ -9,6 +9,7 @@
 import { z } from 'zod';
 import { SeededRng } from '../shared/data/rng.js';
 import { clipValue } from '../shared/optim/clip.js';
+import { seedsWithHighWord, vPeriodSchema } from '../shared/optim/perturbation.js';
 import { learningRateAt, lrScheduleWithDefault, type LrSchedule } from '../shared/optim/lr-schedule.js';
 import type { Capabilities } from '../shared/transport/index.js';
 
@@ -101,6 +102,12 @@ export const strategyConfigSchema = z
      */
     seedMode: z.enum(['shared', 'distinct', 'pool']).default('distinct'),
     seedsPerAgent: z.number().int().min(1).max(4096).default(1),
+    /**
+     * Rounds over which the seeds keep their high 32 bits (drawn per window, low words distinct in a round). With
+     * 'lowrank' noise V depends on the high word only, so the window's updates share one subspace (LOZO's lazy
+     * V); 1 draws every seed afresh.
+     */
+    vPeriod: vPeriodSchema.default(1),
     /** K, the number of seeds in the job's pool (pool mode). */
     poolSize: z.number().int().min(1).max(65_536).default(8),
     aggregation: z.enum(['mean', 'trimmed-mean', 'median']).default('mean'),
@@ -137,6 +144,10 @@ export const strategyConfigSchema = z
   .refine((s) => s.seedMode !== 'pool' || s.seedsPerAgent <= s.poolSize, {
     path: ['seedsPerAgent'],
     message: 'must not exceed poolSize in pool mode',
+  })
+  .refine((s) => s.vPeriod === 1 || s.seedMode !== 'pool', {
+    path: ['vPeriod'],
+    message: "must be 1 in pool mode (the pool's seeds are fixed for the job)",
   });
 export type StrategyConfig = z.output<typeof strategyConfigSchema>;
 export type StrategyConfigInput = z.input<typeof strategyConfigSchema>;
@@ -274,17 +285,30 @@ export class MezoStrategy implements Strategy {
     return chosen;
   }
 
+  /**
+   * Draws a round's fresh seeds: 64 random bits each, or with vPeriod ν > 1 a high word drawn once per window of
+   * ν rounds (every attempt of the window's rounds shares it) and low words distinct within the round.
+   */
+  private seedDrawer(context: RoundContext, rng: SeededRng): () => bigint {
+    const { vPeriod } = this.config;
+    if (vPeriod <= 1) return () => draw64(rng);
+    const high = new SeededRng(this.config.seed, 'coordinator-v-window', Math.floor(context.round / vPeriod)).nextUint32();
+    const taken = new Set<bigint>();
+    return () => seedsWithHighWord(rng, high, 1, taken)[0]!;
+  }
+
   configureRound(context: RoundContext, agents: readonly AgentView[]): Assignment[] {
     const chosen = this.sample(context, agents);
     const rng = new SeededRng(this.config.seed, 'coordinator-seeds', context.round, context.attempt);
+    const draw = this.seedDrawer(context, rng);
     const { seedMode, seedsPerAgent, poolSize } = this.config;
     switch (seedMode) {
       case 'shared': {
-        const seeds = Array.from({ length: seedsPerAgent }, () => draw64(rng));
+        const seeds = Array.from({ length: seedsPerAgent }, draw);
         return chosen.map((a) => ({ agentId: a.id, seeds: [...seeds] }));
       }
       case 'distinct':
-        return chosen.map((a) => ({ agentId: a.id, seeds: Array.from({ length: seedsPerAgent }, () => draw64(rng)) }));
+        return chosen.map((a) => ({ agentId: a.id, seeds: Array.from({ length: seedsPerAgent }, draw) }));
       case 'pool': {
         const pool = this.seedPool();
         // Round-robin through the pool from a start drawn per round and attempt, so every seed is evaluated by

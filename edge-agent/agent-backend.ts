@@ -19,6 +19,8 @@ export interface AgentBackendOptions {
   noise?: 'auto' | 'native' | 'js';
   /** Where the backend may keep the checkpoint it reloads from. */
   checkpointPath?: string;
+  /** Rank of the job's 'lowrank' noise (the join message's rank). */
+  rank?: number;
 }
 
 export async function createAgentBackend(
@@ -34,6 +36,7 @@ export async function createAgentBackend(
   if (options.worker ?? true) {
     const workerOptions: WorkerBackendOptions = {
       distribution,
+      ...(options.rank !== undefined ? { rank: options.rank } : {}),
       ...threads,
       ...(options.noiseThreads !== undefined ? { noiseThreads: options.noiseThreads } : {}),
       ...(options.noise ? { noise: options.noise } : {}),
@@ -43,6 +46,6 @@ export async function createAgentBackend(
   }
   const engine = options.engine ?? (await import('../shared/noise/index.js')).noise;
   if (options.noiseThreads !== undefined) engine.setThreads(options.noiseThreads);
-  const inProcessOptions: BackendOptions = { distribution, ...threads, ...restore };
+  const inProcessOptions: BackendOptions = { distribution, ...(options.rank !== undefined ? { rank: options.rank } : {}), ...threads, ...restore };
   return InProcessBackend.create(prepared, engine, inProcessOptions);
 }

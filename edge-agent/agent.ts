@@ -45,7 +45,7 @@ export interface AgentInit {
   /** The base model (its slab must be the job's base). */
   prepared: PreparedModel;
   /** Builds the model backend once the job's distribution is known (see createAgentBackend). */
-  createBackend: (distribution: Distribution) => Promise<MezoBackend>;
+  createBackend: (distribution: Distribution, rank?: number) => Promise<MezoBackend>;
   /**
    * The agent's local examples, or a function that provides them when the first task needs them (a simulation
    * of thousands of agents builds only the shares in use, and may drop and rebuild them: it must return the same
@@ -387,6 +387,7 @@ export class Agent {
       jobId: accepted.jobId,
       baseSha256: accepted.baseSha256,
       distribution: accepted.distribution,
+      ...(accepted.rank !== undefined ? { rank: accepted.rank } : {}),
       decayRanges: accepted.decayRanges,
     };
     const replica = this.init.stateDir ? await UpdateLog.open(join(this.init.stateDir, `${accepted.jobId}.log`), header) : UpdateLog.inMemory(header);
@@ -411,7 +412,7 @@ export class Agent {
         throw new AgentStateError(`the log replica in ${this.init.stateDir} (version ${replica.version}) is not part of the coordinator's chain`);
       }
     }
-    const backend = await this.init.createBackend(accepted.distribution);
+    const backend = await this.init.createBackend(accepted.distribution, accepted.rank);
     const baseSha = await backend.sha256();
     if (baseSha !== accepted.baseSha256) {
       await backend.close();

@@ -13,6 +13,7 @@ import { scoreDataset, type DatasetScore } from './dataset-evaluation.js';
 import { learningRateAt, lrScheduleSchema } from '../shared/optim/lr-schedule.js';
 import type { MezoBackend } from './mezo-backend.js';
 import { coefficientFor, type UpdateRule } from './mezo-evaluator.js';
+import { checkPerturbation, distributionSchema, rankSchema, seedsWithHighWord, vPeriodSchema } from '../shared/optim/perturbation.js';
 
 const seedSchema = z.union([
   z.bigint().nonnegative().lt(1n << 64n),
@@ -28,7 +29,14 @@ export const localTrainOptionsSchema = z.strictObject({
   schedule: lrScheduleSchema,
   /** Perturbations per step (q): each is evaluated at the same weights, then all updates apply together. */
   perturbations: z.number().int().min(1).max(256).default(1),
-  distribution: z.enum(['gaussian', 'rademacher']).default('gaussian'),
+  distribution: distributionSchema.default('gaussian'),
+  /** Rank of 'lowrank' noise (required with it, 1–64). */
+  rank: rankSchema.optional(),
+  /**
+   * Steps over which the perturbation seeds keep their high 32 bits. With 'lowrank' that keeps V, so the updates
+   * of a window share one subspace (LOZO's lazy V); 1 draws every seed afresh.
+   */
+  vPeriod: vPeriodSchema.default(1),
   /** Clip |g| to this value before it becomes a coefficient. */
   clip: z.number().positive().finite().optional(),
   /** Decoupled weight decay on weight matrices (biases and norm parameters — rank-1 tensors — are skipped). */
@@ -91,9 +99,13 @@ export function decayRangesOf(manifest: Manifest): Array<[number, number]> {
     .sort((a, b) => a[0] - b[0]);
 }
 
-/** The perturbation seeds of step t: a pure function of (run seed, t, k), so reruns reproduce them. */
-export function stepSeeds(runSeed: bigint | number | string, step: number, count: number): bigint[] {
+/**
+ * The perturbation seeds of step t: a pure function of (run seed, t, k), so reruns reproduce them. With
+ * vPeriod ν > 1 the high word is drawn once per window of ν steps and the low words per seed (distinct in a step).
+ */
+export function stepSeeds(runSeed: bigint | number | string, step: number, count: number, vPeriod = 1): bigint[] {
   const rng = rngFor(runSeed, 'mezo-step-seeds', step);
+  if (vPeriod > 1) return seedsWithHighWord(rng, rngFor(runSeed, 'mezo-v-window', Math.floor(step / vPeriod)).nextUint32(), count);
   return Array.from({ length: count }, () => BigInt(rng.nextUint32()) | (BigInt(rng.nextUint32()) << 32n));
 }
 
@@ -104,10 +116,12 @@ export async function trainLocal(input: LocalTrainInput): Promise<LocalTrainRepo
     throw new RangeError(`train options: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
   }
   const options = parsed.data;
+  checkPerturbation(options, 'train options');
   const { backend, train, heldOut } = input;
   if (backend.distribution !== options.distribution) {
     throw new RangeError(`train options: distribution is '${options.distribution}' but the backend perturbs with '${backend.distribution}'`);
   }
+  if (backend.rank !== options.rank) throw new RangeError(`train options: rank is ${options.rank ?? 'unset'} but the backend's is ${backend.rank ?? 'unset'}`);
   checkDatasetFits(backend.manifest, train.featureShape, train.dtype, train.numClasses);
   if (heldOut) checkDatasetFits(backend.manifest, heldOut.featureShape, heldOut.dtype, heldOut.numClasses);
 
@@ -116,6 +130,7 @@ export async function trainLocal(input: LocalTrainInput): Promise<LocalTrainRepo
     jobId: options.jobId,
     baseSha256: await backend.sha256(),
     distribution: options.distribution,
+    ...(options.rank !== undefined ? { rank: options.rank } : {}),
     decayRanges,
   };
   // No one reads this log while the run goes on, so it need not be durable per step (a sync per step costs
@@ -150,7 +165,7 @@ export async function trainLocal(input: LocalTrainInput): Promise<LocalTrainRepo
         next = batches.next();
       }
       const lr = learningRateAt(options.schedule, step);
-      const seeds = stepSeeds(options.seed, step, options.perturbations);
+      const seeds = stepSeeds(options.seed, step, options.perturbations, options.vPeriod);
       const rule: UpdateRule = { lr, divisor: options.perturbations, ...(options.clip !== undefined ? { clip: options.clip } : {}) };
       const decay = Math.fround(1 - lr * options.weightDecay);
       // One perturbation and no decay: fold the update into the restore pass (three passes per step).

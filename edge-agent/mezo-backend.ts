@@ -10,6 +10,7 @@ import type { Distribution, Seed } from '../shared/noise/index.js';
 import { feedsForBatch, type BatchData } from './batch-feeds.js';
 import { MezoEvaluator, type SeedEvaluation, type UpdateRule } from './mezo-evaluator.js';
 import { FileSlabCheckpoint, MemorySlabCheckpoint, type SlabCheckpoint } from './slab-checkpoint.js';
+import { checkPerturbation, noiseModeFor } from '../shared/optim/perturbation.js';
 
 export interface DecayUpdate {
   factor: number;
@@ -22,6 +23,8 @@ export type RestoreMode = 'reload' | 'subtract';
 export interface MezoBackend {
   readonly manifest: Manifest;
   readonly distribution: Distribution;
+  /** The rank of 'lowrank' noise (undefined otherwise). */
+  readonly rank?: number | undefined;
   readonly restore: RestoreMode;
   /** A copy of the current weights, taken between updates. */
   snapshot(): Promise<Float32Array>;
@@ -43,6 +46,8 @@ export interface MezoBackend {
 
 export interface BackendOptions {
   distribution?: Distribution;
+  /** Rank of 'lowrank' noise (required with it); the matrices come from the manifest (lowRankLayoutFromTensors). */
+  rank?: number;
   /** onnxruntime intra-op threads (default: onnxruntime's choice). */
   intraOpThreads?: number;
   /** The weights to train in place (default: a copy of the prepared base slab). */
@@ -76,23 +81,27 @@ function createCheckpoint(length: number, options: BackendOptions): SlabCheckpoi
 export class InProcessBackend implements MezoBackend {
   readonly manifest: Manifest;
   readonly distribution: Distribution;
+  readonly rank: number | undefined;
   readonly restore: RestoreMode;
   /** The weights the session reads; change them only through this backend. */
   readonly slab: Float32Array;
   private readonly session: TrainableSession;
   private readonly evaluator: MezoEvaluator;
 
-  private constructor(session: TrainableSession, engine: NoiseEngine, distribution: Distribution, checkpoint: SlabCheckpoint | undefined) {
+  private constructor(session: TrainableSession, engine: NoiseEngine, distribution: Distribution, checkpoint: SlabCheckpoint | undefined, rank: number | undefined) {
     this.session = session;
     this.manifest = session.manifest;
     this.slab = session.slab;
     this.distribution = distribution;
     this.restore = checkpoint ? 'reload' : 'subtract';
-    this.evaluator = new MezoEvaluator(engine, session.slab, distribution, checkpoint, paddingRanges(session.manifest.tensors, session.slab.length));
+    const mode = noiseModeFor({ distribution, rank }, session.manifest.tensors);
+    this.rank = mode.lowRank?.rank;
+    this.evaluator = new MezoEvaluator(engine, session.slab, distribution, checkpoint, paddingRanges(session.manifest.tensors, session.slab.length), mode.lowRank);
   }
 
   static async create(prepared: PreparedModel, engine: NoiseEngine, options: BackendOptions = {}): Promise<InProcessBackend> {
     const restore = options.restore ?? 'reload';
+    checkPerturbation({ distribution: options.distribution ?? 'gaussian', rank: options.rank }, 'options');
     if (restore !== 'reload' && restore !== 'subtract') {
       throw new RangeError(`options.restore must be 'reload' or 'subtract', got ${JSON.stringify(restore)}`);
     }
@@ -101,7 +110,7 @@ export class InProcessBackend implements MezoBackend {
       ...(options.intraOpThreads !== undefined ? { intraOpThreads: options.intraOpThreads } : {}),
     });
     const checkpoint = createCheckpoint(session.slab.length, options);
-    return new InProcessBackend(session, engine, options.distribution ?? 'gaussian', checkpoint);
+    return new InProcessBackend(session, engine, options.distribution ?? 'gaussian', checkpoint, options.rank);
   }
 
   async evaluate(seeds: readonly Seed[], epsilon: number, batch: BatchData, fuse?: UpdateRule): Promise<SeedEvaluation[]> {

@@ -13,7 +13,7 @@
  * changed while a loss evaluation (an onnxruntime run) is in flight.
  */
 import type { NoiseEngine } from '../shared/noise/engine.js';
-import { PackedEntries, type Distribution, type Seed } from '../shared/noise/index.js';
+import { PackedEntries, type Distribution, type LowRankLayout, type Seed } from '../shared/noise/index.js';
 import { applyDecay } from '../shared/log/index.js';
 import { clipValue } from '../shared/optim/clip.js';
 import { clearPadding } from '../shared/model/slab-layout.js';
@@ -53,6 +53,8 @@ export class MezoEvaluator {
   readonly checkpoint: SlabCheckpoint | undefined;
   /** The slab's padding (paddingRanges): kept at zero after every change, like a replay does. */
   readonly padding: ReadonlyArray<readonly [number, number]>;
+  /** The model's low-rank layout, with distribution 'lowrank' (noiseModeFor). */
+  readonly lowRank: LowRankLayout | undefined;
   private queue: Promise<unknown> = Promise.resolve();
 
   /** With a checkpoint, the slab's current contents become the canonical weights. */
@@ -62,7 +64,12 @@ export class MezoEvaluator {
     distribution: Distribution = 'gaussian',
     checkpoint?: SlabCheckpoint,
     padding: ReadonlyArray<readonly [number, number]> = [],
+    lowRank?: LowRankLayout,
   ) {
+    if ((distribution === 'lowrank') !== (lowRank !== undefined)) {
+      throw new RangeError("MezoEvaluator: lowRank (the model's layout) is required with distribution 'lowrank' and only allowed with it");
+    }
+    this.lowRank = lowRank;
     this.engine = engine;
     this.slab = slab;
     this.distribution = distribution;
@@ -96,7 +103,7 @@ export class MezoEvaluator {
       const results: SeedEvaluation[] = [];
       for (let k = 0; k < keys.length; k++) {
         const seed = BigInt(keys.keys[2 * k]!) | (BigInt(keys.keys[2 * k + 1]!) << 32n);
-        const options = { distribution: this.distribution };
+        const options = { distribution: this.distribution, lowRank: this.lowRank };
         this.engine.perturb(this.slab, seed, epsilon, options);
         let position = epsilon;
         try {
@@ -156,7 +163,7 @@ export class MezoEvaluator {
   ): void {
     const packed = terms instanceof PackedEntries ? terms : PackedEntries.from([...terms], 'apply: terms');
     if (decay && Math.fround(decay.factor) !== 1) applyDecay(this.slab, decay.factor, decay.ranges);
-    this.engine.accumulate(this.slab, packed, { distribution: this.distribution });
+    this.engine.accumulate(this.slab, packed, { distribution: this.distribution, lowRank: this.lowRank });
     clearPadding(this.slab, this.padding);
     this.checkpoint?.save(this.slab);
   }

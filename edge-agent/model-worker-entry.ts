@@ -19,6 +19,7 @@ async function main(): Promise<void> {
   const backend = await InProcessBackend.create(prepared, engine, {
     slab: init.slab,
     distribution: init.distribution,
+    ...(init.rank !== undefined ? { rank: init.rank } : {}),
     restore: init.restore,
     ...(init.checkpointPath !== undefined ? { checkpointPath: init.checkpointPath } : {}),
     ...(init.checkpointInMemory !== undefined ? { checkpointInMemory: init.checkpointInMemory } : {}),

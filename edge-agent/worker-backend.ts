@@ -11,9 +11,12 @@ import type { BatchData } from './batch-feeds.js';
 import { checkLoadable, type DecayUpdate, type MezoBackend, type RestoreMode } from './mezo-backend.js';
 import type { SeedEvaluation, UpdateRule } from './mezo-evaluator.js';
 import type { WorkerCall, WorkerInit, WorkerResponse } from './worker-protocol.js';
+import { checkPerturbation } from '../shared/optim/perturbation.js';
 
 export interface WorkerBackendOptions {
   distribution?: Distribution;
+  /** Rank of 'lowrank' noise (required with it). */
+  rank?: number;
   intraOpThreads?: number;
   /** Noise implementation inside the worker (default: MEZO_NOISE or auto). */
   noise?: 'auto' | 'native' | 'js';
@@ -44,15 +47,17 @@ function portable(batch: BatchData): BatchData {
 export class WorkerBackend implements MezoBackend {
   readonly manifest: Manifest;
   readonly distribution: Distribution;
+  readonly rank: number | undefined;
   readonly restore: RestoreMode;
   private readonly worker: Worker;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private failure: Error | undefined;
 
-  private constructor(worker: Worker, manifest: Manifest, distribution: Distribution, restore: RestoreMode) {
+  private constructor(worker: Worker, manifest: Manifest, distribution: Distribution, restore: RestoreMode, rank: number | undefined) {
     this.worker = worker;
     this.distribution = distribution;
+    this.rank = rank;
     this.restore = restore;
     this.manifest = manifest;
     worker.on('message', (message: WorkerResponse) => this.settle(message));
@@ -65,11 +70,14 @@ export class WorkerBackend implements MezoBackend {
     if (initial.length !== prepared.manifest.slabLength) {
       throw new RangeError(`options.slab must hold manifest.slabLength (${prepared.manifest.slabLength}) values, got ${initial.length}`);
     }
+    // Checked here, so a bad rank fails in the caller's thread rather than as a worker crash.
+    checkPerturbation({ distribution: options.distribution ?? 'gaussian', rank: options.rank }, 'options');
     const init: WorkerInit = {
       model: prepared.model,
       manifest: prepared.manifest,
       slab: initial,
       distribution: options.distribution ?? 'gaussian',
+      ...(options.rank !== undefined ? { rank: options.rank } : {}),
       noise: options.noise ?? process.env.MEZO_NOISE ?? 'auto',
       restore: options.restore ?? 'reload',
       ...(options.checkpointPath !== undefined ? { checkpointPath: options.checkpointPath } : {}),
@@ -78,7 +86,7 @@ export class WorkerBackend implements MezoBackend {
       ...(options.intraOpThreads !== undefined ? { intraOpThreads: options.intraOpThreads } : {}),
     };
     const worker = new Worker(compiledSibling(import.meta.url, './model-worker-entry.js'), { workerData: init });
-    const backend = new WorkerBackend(worker, prepared.manifest, init.distribution, init.restore);
+    const backend = new WorkerBackend(worker, prepared.manifest, init.distribution, init.restore, init.rank);
     await backend.request(0); // the worker's ready message
     return backend;
   }

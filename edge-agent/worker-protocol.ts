@@ -10,6 +10,8 @@ export interface WorkerInit {
   manifest: Manifest;
   slab: Float32Array;
   distribution: Distribution;
+  /** Rank of 'lowrank' noise. */
+  rank?: number;
   noise: string;
   noiseThreads?: number;
   intraOpThreads?: number;

@@ -103,6 +103,7 @@ export class SharedReplica {
 class ReplicaView implements MezoBackend {
   readonly manifest: Manifest;
   readonly distribution: Distribution;
+  readonly rank: number | undefined;
   readonly restore: RestoreMode;
   /** The agent's version: entries it has applied through this view. */
   private position = 0;
@@ -110,6 +111,7 @@ class ReplicaView implements MezoBackend {
   constructor(private readonly replica: SharedReplica) {
     this.manifest = replica.backend.manifest;
     this.distribution = replica.backend.distribution;
+    this.rank = replica.backend.rank;
     this.restore = replica.backend.restore;
   }
 

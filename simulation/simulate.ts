@@ -24,6 +24,7 @@ import { Agent } from '../edge-agent/agent.js';
 import { InProcessBackend, type MezoBackend } from '../edge-agent/mezo-backend.js';
 import { WorkerBackend } from '../edge-agent/worker-backend.js';
 import { lrScheduleSchema } from '../shared/optim/lr-schedule.js';
+import { distributionSchema, noiseModeFor, rankSchema, refinePerturbation, vPeriodSchema } from '../shared/optim/perturbation.js';
 import { SeededRng } from '../shared/data/index.js';
 import { LogSigner, UpdateLog } from '../shared/log/index.js';
 import { logger } from '../shared/logger.js';
@@ -73,7 +74,11 @@ export const simulateOptionsSchema = z
     minPerAgent: z.number().int().min(1).max(4500).default(16),
     batchSize: z.number().int().min(1).max(4096).default(32),
     epsilon: z.number().positive().finite().default(1e-3),
-    distribution: z.enum(['gaussian', 'rademacher']).default('gaussian'),
+    distribution: distributionSchema.default('gaussian'),
+    /** Rank of 'lowrank' noise (required with it, 1–64). */
+    rank: rankSchema.optional(),
+    /** Rounds over which the seeds keep their high word: with 'lowrank', V (LOZO's lazy V); 1: fresh seeds. */
+    vPeriod: vPeriodSchema.default(1),
     /**
      * Default: a cosine decay over the run (so a longer run ends on small steps instead of drifting), from the
      * peak rate defaultSimulateLr gives for the seed mode and seeds per round (docs/learning.md).
@@ -140,7 +145,9 @@ export const simulateOptionsSchema = z
     return { ...o, seedMode, seedsPerAgent, schedule: schedule.data };
   })
   .refine((o) => o.agentsPerRound <= o.agents, { path: ['agentsPerRound'], message: 'must not exceed agents' })
-  .refine((o) => o.seedMode !== 'pool' || o.seedsPerAgent <= o.poolSize, { path: ['seedsPerAgent'], message: 'must not exceed poolSize in pool mode' });
+  .refine((o) => o.seedMode !== 'pool' || o.seedsPerAgent <= o.poolSize, { path: ['seedsPerAgent'], message: 'must not exceed poolSize in pool mode' })
+  .refine((o) => o.vPeriod === 1 || o.seedMode !== 'pool', { path: ['vPeriod'], message: "must be 1 in pool mode (the pool's seeds are fixed for the job)" })
+  .superRefine(refinePerturbation);
 export type SimulateOptions = z.output<typeof simulateOptionsSchema>;
 export type SimulateOptionsInput = z.input<typeof simulateOptionsSchema>;
 
@@ -256,7 +263,7 @@ async function natsLink(options: SimulateOptions): Promise<NatsLink> {
 }
 
 async function createReplica(prepared: PreparedModel, options: SimulateOptions): Promise<SharedReplica> {
-  const common = { distribution: options.distribution, restore: 'reload' as const, checkpointInMemory: true, intraOpThreads: 1 };
+  const common = { distribution: options.distribution, rank: options.rank, restore: 'reload' as const, checkpointInMemory: true, intraOpThreads: 1 };
   const backend: MezoBackend = options.worker
     ? await WorkerBackend.start(prepared, { ...common, noiseThreads: 1 })
     : await InProcessBackend.create(prepared, noise, common);
@@ -297,7 +304,7 @@ export async function runSimulation(input: SimulateOptionsInput = {}, hooks: Sim
   const asked = options.agentsPerRound;
   const faulty = faults.timingDependent;
   const quorum = Math.max(1, Math.ceil((options.quorum ?? (options.faults.dropout > 0 || options.faults.crash > 0 ? 0.5 : 1)) * asked));
-  const header = { jobId: 'simulate', baseSha256: prepared.manifest.slabSha256, distribution: options.distribution, decayRanges: [] };
+  const header = { jobId: 'simulate', baseSha256: prepared.manifest.slabSha256, distribution: options.distribution, rank: options.rank, decayRanges: [] };
   // Signed like a deployed coordinator's log, so every virtual agent checks signatures as a real one does (a key
   // for this run only; agents verify each update once per process, whatever their number).
   const signer = LogSigner.generate();
@@ -335,6 +342,7 @@ export async function runSimulation(input: SimulateOptionsInput = {}, hooks: Sim
     agentsPerRound: asked,
     seedMode: options.seedMode,
     seedsPerAgent: options.seedsPerAgent,
+    vPeriod: options.vPeriod,
     poolSize: options.poolSize,
     aggregation: options.aggregation,
     ...(options.clip === undefined ? {} : { clip: options.clip }),
@@ -352,6 +360,7 @@ export async function runSimulation(input: SimulateOptionsInput = {}, hooks: Sim
     log,
     baseSlab: prepared.slab,
     padding: paddingRanges(prepared.manifest.tensors, prepared.slab.length),
+    lowRank: noiseModeFor(options, prepared.manifest.tensors).lowRank,
     engine: noise,
     transport: coordinatorTransport,
     options: {
@@ -364,6 +373,7 @@ export async function runSimulation(input: SimulateOptionsInput = {}, hooks: Sim
       epsilon: options.epsilon,
       batchSize: options.batchSize,
       distribution: options.distribution,
+      rank: options.rank,
       strategy,
       heartbeatMs: 5000,
       // Virtual agents share one process: a budget per agent would only throttle the simulation itself.
@@ -420,6 +430,7 @@ export async function runSimulation(input: SimulateOptionsInput = {}, hooks: Sim
           ...view,
           manifest: view.manifest,
           distribution: view.distribution,
+          rank: view.rank,
           restore: view.restore,
           apply: (terms, decay) => view.apply(terms, decay),
           run: (batch) => view.run(batch),

@@ -7,7 +7,7 @@
  * `entries`: what came before it would be overwritten.
  */
 import type { NoiseEngine } from '../noise/engine.js';
-import { PackedEntries, type Distribution } from '../noise/index.js';
+import { PackedEntries, type Distribution, type LowRankLayout } from '../noise/index.js';
 import { clearPadding } from '../model/slab-layout.js';
 import { lastRebaseIndex } from './compaction.js';
 import type { LogEntry } from './log-entry.js';
@@ -30,6 +30,11 @@ export interface ReplayOptions {
    * as every replica keeps it.
    */
   padding?: ReadonlyArray<readonly [number, number]>;
+  /**
+   * The low-rank layout of a 'lowrank' log (noiseModeFor(header, manifest.tensors)): required with it, since
+   * which tensors are matrices comes from the model, not the log.
+   */
+  lowRank?: LowRankLayout;
 }
 
 /**
@@ -63,10 +68,14 @@ export function replay(
   options: ReplayOptions = {},
 ): void {
   const offset = options.offset ?? 0;
+  if (distribution === 'lowrank' && options.lowRank === undefined) {
+    throw new RangeError("replay: options.lowRank (the model's low-rank layout) is required for a 'lowrank' log");
+  }
+  const noise = distribution === 'lowrank' ? { distribution, lowRank: options.lowRank!, offset } : { distribution, offset };
   let batch: Array<{ seed: bigint; coeff: number }> = [];
   const flush = (): void => {
     if (batch.length === 0) return;
-    engine.accumulate(slab, PackedEntries.from(batch), { distribution, offset });
+    engine.accumulate(slab, PackedEntries.from(batch), noise);
     batch = [];
   };
   for (const { entry, fromBase, decay } of replaySteps(entries)) {

@@ -51,7 +51,12 @@ export const logHeaderSchema = z.strictObject({
   jobId: z.string().regex(/^[A-Za-z0-9._-]{1,128}$/, 'jobId must be 1–128 characters of A–Z a–z 0–9 . _ -'),
   /** SHA-256 (hex) of the base slab the entries apply to. */
   baseSha256: z.string().regex(/^[0-9a-f]{64}$/, 'baseSha256 must be 64 lowercase hex digits'),
-  distribution: z.enum(['gaussian', 'rademacher']),
+  distribution: z.enum(['gaussian', 'rademacher', 'lowrank']),
+  /**
+   * The rank of 'lowrank' noise (required with it, absent otherwise). Which tensors take it follows from the
+   * model's manifest (lowRankLayoutFromTensors). Logs written before low rank existed have no such field.
+   */
+  rank: z.number().int().min(1).max(64).optional(),
   /**
    * Slab ranges [start, end) that weight decay applies to (weight matrices; biases and norms are left out).
    * Sorted, non-overlapping. Empty when the job uses no weight decay.
@@ -63,6 +68,9 @@ export const logHeaderSchema = z.strictObject({
       (ranges) => ranges.every(([start, end], i) => start < end && (i === 0 || ranges[i - 1]![1] <= start)),
       'decayRanges must be sorted, non-empty, non-overlapping [start, end) pairs',
     ),
+}).superRefine((h, ctx) => {
+  if (h.distribution === 'lowrank' && h.rank === undefined) ctx.addIssue({ code: 'custom', path: ['rank'], message: "is required with distribution 'lowrank'" });
+  if (h.distribution !== 'lowrank' && h.rank !== undefined) ctx.addIssue({ code: 'custom', path: ['rank'], message: "is only allowed with distribution 'lowrank'" });
 });
 export type LogHeader = z.infer<typeof logHeaderSchema>;
 export type LogHeaderInput = Omit<z.input<typeof logHeaderSchema>, 'format'> & { format?: typeof LOG_FORMAT };
@@ -133,11 +141,15 @@ function auditRebases(entries: readonly LogEntry[], where: string): void {
   }
 }
 
-/** The genesis hash: what entry 1's prevHash must be. */
+/**
+ * The genesis hash: what entry 1's prevHash must be. A low-rank job's rank follows its distribution
+ * ("lowrank:4"); other jobs hash exactly as before the rank existed, so their logs still verify.
+ */
 export function genesisHash(header: LogHeader): string {
+  const noise = header.rank === undefined ? header.distribution : `${header.distribution}:${header.rank}`;
   return createHash('sha256')
     .update(
-      `${header.format}|${header.jobId}|${header.baseSha256}|${header.distribution}|` +
+      `${header.format}|${header.jobId}|${header.baseSha256}|${noise}|` +
         header.decayRanges.map(([start, end]) => `${start}-${end}`).join(','),
     )
     .digest('hex');
@@ -467,6 +479,11 @@ export class UpdateLog {
 
   get distribution(): Distribution {
     return this.header.distribution;
+  }
+
+  /** The rank of a 'lowrank' log (undefined otherwise). */
+  get rank(): number | undefined {
+    return this.header.rank;
   }
 
   /** Entries with from < version ≤ to (defaults: all). */

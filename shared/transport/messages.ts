@@ -56,7 +56,7 @@ const scalar = z.number().refine((x) => Number.isFinite(x) && Math.abs(x) <= MAX
 const hex64 = z.string().regex(HEX64, 'must be 64 lowercase hex digits');
 const agentId = z.string().regex(AGENT_ID, 'must be 1-128 characters of A-Z a-z 0-9 . _ : -');
 const jobId = z.string().regex(/^[A-Za-z0-9._-]{1,128}$/, 'must be 1-128 characters of A-Z a-z 0-9 . _ -');
-const distribution = z.enum(['GAUSSIAN', 'RADEMACHER']).transform((d): Distribution => (d === 'GAUSSIAN' ? 'gaussian' : 'rademacher'));
+const distribution = z.enum(['GAUSSIAN', 'RADEMACHER', 'LOWRANK']).transform((d): Distribution => d.toLowerCase() as Distribution);
 const seeds = z.array(seed).min(1, 'must hold at least one seed').max(MAX_SEEDS_PER_TASK, `must hold at most ${MAX_SEEDS_PER_TASK} seeds`);
 
 // ---- message schemas ----
@@ -92,6 +92,8 @@ export const joinRequestSchema = z.object({
 export const joinAcceptedSchema = z.object({
   jobId,
   distribution,
+  /** The rank of 'lowrank' noise; 0 or absent with any other distribution (protobuf sends 0 when unset). */
+  rank: uint32.transform((v) => (v === 0 ? undefined : v)).optional(),
   epsilon: finite.refine((x) => x > 0, 'must be positive'),
   baseSha256: hex64,
   currentVersion: counter,
@@ -120,6 +122,10 @@ export const joinAcceptedSchema = z.object({
     .transform((k) => (k === '' ? undefined : k))
     .pipe(z.string().regex(/^ed25519:[0-9a-f]{64}$/, 'must be "ed25519:" followed by 64 lowercase hex digits').optional()),
 }).superRefine((m, ctx) => {
+  if (m.distribution === 'lowrank' && (m.rank === undefined || m.rank > 64)) {
+    ctx.addIssue({ code: 'custom', path: ['rank'], message: `must be in [1, 64] with distribution LOWRANK, got ${m.rank ?? 0}` });
+  }
+  if (m.distribution !== 'lowrank' && m.rank !== undefined) ctx.addIssue({ code: 'custom', path: ['rank'], message: 'must be 0 unless distribution is LOWRANK' });
   if (m.snapshotVersion > m.currentVersion) ctx.addIssue({ code: 'custom', path: ['snapshotVersion'], message: `must not exceed currentVersion (${m.currentVersion})` });
   if (m.logFloor > m.currentVersion) ctx.addIssue({ code: 'custom', path: ['logFloor'], message: `must not exceed currentVersion (${m.currentVersion})` });
   const rebase = m.rebaseVersion ?? 0;
@@ -347,7 +353,7 @@ export function decodeAgentMessage(wire: unknown): AgentMessage {
 // ---- encoding (typed form -> wire form) ----
 
 const u64 = (n: number | bigint): string => n.toString();
-const wireDistribution = (d: Distribution): string => (d === 'gaussian' ? 'GAUSSIAN' : 'RADEMACHER');
+const wireDistribution = (d: Distribution): string => d.toUpperCase();
 
 export function encodeJoinRequest(m: JoinRequest): Record<string, unknown> {
   return {
@@ -371,6 +377,7 @@ export function encodeJoinAccepted(m: JoinAccepted): Record<string, unknown> {
   return {
     jobId: m.jobId,
     distribution: wireDistribution(m.distribution),
+    ...(m.rank !== undefined ? { rank: m.rank } : {}),
     epsilon: m.epsilon,
     baseSha256: m.baseSha256,
     currentVersion: u64(m.currentVersion),
