@@ -262,3 +262,43 @@ for (const [kind, { text, paths }] of Object.entries(charts)) {
 if (derived.length > 0) {
   process.stdout.write(`note: seconds of ${derived.join(', ')} are placed at step / steps of the measured training time (mezo train reports no time per step)\n`);
 }
+
+// What the charts show, as a Markdown table: the final level (mean ± sample sd over seeds), backprop's share, and
+// where each mean curve first reaches a few levels (round or step, and second).
+const LEVELS = [0.85, 0.88, 0.9, 0.93];
+const sd = (xs) => (xs.length > 1 ? Math.sqrt(xs.reduce((a, x) => a + (x - mean(xs)) ** 2, 0) / (xs.length - 1)) : Number.NaN);
+const fmtPct = (xs) => `${(mean(xs) * 100).toFixed(2)}${xs.length > 1 ? ` ± ${(sd(xs) * 100).toFixed(2)}` : ''} %`;
+function firstReach(byX, bySeconds, level) {
+  const i = byX.findIndex(([, y]) => y >= level);
+  if (i < 0) return '—';
+  const s = bySeconds.find(([, y]) => y >= level);
+  return `${byX[i][0]}${s ? ` (${s[0].toFixed(1)} s)` : ''}`;
+}
+const base = configs[0]?.runs[0]?.points[0]?.shifted ?? backprop?.runs[0]?.evals[0]?.shifted;
+const rows = configs.map((c) => {
+  const finals = c.runs.map((r) => r.points.at(-1).shifted);
+  const byX = meanCurve(c.runs.map((r) => r.points), { y: (p) => p.shifted });
+  const bySeconds = meanCurve(c.runs.map((r) => r.points), { x: (p) => p.seconds, y: (p) => p.shifted });
+  return { label: c.label, runs: c.runs, finals, end: byX.at(-1)?.[0], seconds: bySeconds.at(-1)?.[0], byX, bySeconds };
+});
+if (backprop) {
+  const curves = backprop.runs.map((r) => r.evals.map((e) => ({ x: e.step, e })));
+  rows.push({
+    label: args['backprop-label'] ?? backprop.name,
+    runs: backprop.runs,
+    finals: backprop.runs.map((r) => r.evals.at(-1).shifted),
+    end: Math.max(...backprop.runs.map((r) => r.evals.at(-1).step)),
+    seconds: mean(backprop.runs.map((r) => r.evals.at(-1).seconds)),
+    byX: meanCurve(curves, { y: (p) => p.e.shifted }),
+    bySeconds: meanCurve(curves, { x: (p) => p.e.seconds, y: (p) => p.e.shifted }),
+  });
+}
+process.stdout.write(`\n| run | seeds | shifted-test accuracy at the end | share of backprop's gain | rounds or steps | seconds | ${LEVELS.map((l) => `first ≥ ${l * 100} %`).join(' | ')} |\n`);
+process.stdout.write(`|---|---:|---:|---:|---:|---:|${LEVELS.map(() => '---:').join('|')}|\n`);
+for (const row of rows) {
+  const share = backprop && finite(base) ? `${(((mean(row.finals) - base) / (backprop.final - base)) * 100).toFixed(0)} %` : '—';
+  const seconds = finite(row.seconds) ? row.seconds.toFixed(1) : '—';
+  process.stdout.write(
+    `| ${row.label} | ${row.runs.map((r) => r.seed).join(', ')} | ${fmtPct(row.finals)} | ${share} | ${row.end} | ${seconds} | ${LEVELS.map((l) => firstReach(row.byX, row.bySeconds, l)).join(' | ')} |\n`,
+  );
+}

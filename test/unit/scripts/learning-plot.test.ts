@@ -87,6 +87,10 @@ describe('learning-plot.mjs', () => {
     }
     // mezo train's seconds are derived from its steps, and the script says so.
     expect(result.stdout).toContain('seconds of train are placed at step / steps');
+    // The summary: final mean ± sd over seeds, the share of backprop's gain over the base (0.65), the end and
+    // where the mean curve first reaches each level.
+    expect(result.stdout).toContain('| simulate | 0, 1 | 82.00 ± 2.83 % | 57 % | 2 | 2.5 | — | — | — | — |');
+    expect(result.stdout).toContain('| bp good | 0, 1 | 95.00 ± 1.41 % | 100 % | 5 | 0.5 | 5 (0.5 s) | 5 (0.5 s) | 5 (0.5 s) | 5 (0.5 s) |');
   });
 
   it('uses the backprop configuration named by --backprop-name and its label', async () => {
