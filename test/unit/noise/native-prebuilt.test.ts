@@ -24,6 +24,11 @@ const manifest = JSON.parse(readFileSync(join(ROOT, 'prebuilds/manifest.json'), 
 const golden = JSON.parse(readFileSync(join(ROOT, 'test/unit/noise/golden-vectors.json'), 'utf8')) as {
   count: number;
   vectors: Array<{ distribution: 'gaussian' | 'rademacher'; seed: string; offset: number; bits: string[] }>;
+  lowrank: {
+    matrices: Array<{ offset: number; rows: number; cols: number }>;
+    count: number;
+    vectors: Array<{ rank: number; seed: string; bits: string[] }>;
+  };
 };
 const BUILT = join(ROOT, 'build/Release/mezo_noise.node');
 const ELF_MACHINE = { x64: 62, arm64: 183 } as const;
@@ -70,6 +75,18 @@ describe.runIf(process.platform === 'linux' && process.arch === 'x64')('the linu
       prebuilt.perturb(z, k0, k1, 1, v.offset, 0, z.length, dist);
       const bits = Array.from(new Uint32Array(z.buffer), (w) => w.toString(16).padStart(8, '0'));
       expect(bits, `${v.distribution} seed ${v.seed} offset ${v.offset}`).toEqual(v.bits);
+    }
+  });
+
+  it('implements the low-rank extension and reproduces its golden vectors', () => {
+    expect(prebuilt.lowRankVersion).toBe(1);
+    const matrices = Float64Array.from(golden.lowrank.matrices.flatMap((m) => [m.offset, m.rows, m.cols]));
+    for (const v of golden.lowrank.vectors) {
+      const seed = BigInt(v.seed);
+      const z = new Float32Array(golden.lowrank.count);
+      prebuilt.perturb(z, Number(seed & 0xffffffffn), Number(seed >> 32n), 1, 0, 0, z.length, 2, v.rank, matrices);
+      const bits = Array.from(new Uint32Array(z.buffer), (w) => w.toString(16).padStart(8, '0'));
+      expect(bits, `lowrank rank ${v.rank} seed ${v.seed}`).toEqual(v.bits);
     }
   });
 
