@@ -305,7 +305,7 @@ export async function runCoordinator(
         host: config.metricsListen.slice(0, at) || '0.0.0.0',
         port: Number(config.metricsListen.slice(at + 1)),
         ...(config.metricsToken ? { token: config.metricsToken } : {}),
-        ready: () => coordinator.address !== undefined,
+        health: coordinator.health,
       });
       process.stderr.write(`dashboard on ${metricsServer.url}/, metrics on ${metricsServer.url}/metrics\n`);
     }

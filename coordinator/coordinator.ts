@@ -41,6 +41,7 @@ import {
   type Traffic,
   type Transport,
 } from '../shared/transport/index.js';
+import { ServiceHealth } from '../shared/transport/health.js';
 import { AuthFailureLimiter } from './auth-failure-limiter.js';
 import { parseRoundOptions, type RoundOptions, type RoundOptionsInput } from './options.js';
 import { MezoStrategy, type AgentResult, type Assignment, type Strategy } from './strategy.js';
@@ -248,6 +249,11 @@ export class Coordinator {
   /** What listen() found in the snapshot directory (undefined without snapshots). */
   snapshotScan: SnapshotScan | undefined;
   private listener: Listener | undefined;
+  /**
+   * What every health check answers (gRPC health, the NATS health subject, /readyz): NOT_SERVING until the
+   * listener is up, SERVING while it serves, NOT_SERVING from the moment close() begins.
+   */
+  readonly health = new ServiceHealth('NOT_SERVING');
   private open: OpenRound | undefined;
   private stopping = false;
   /** stop({ endJob: true }) asked for the job to end: agents hear it once the loop is out of its round. */
@@ -509,6 +515,7 @@ export class Coordinator {
     if (this.listener) return this.listener.address;
     await this.restoreFromSnapshot();
     this.listener = await this.transport.listen(this.handler());
+    this.health.set('SERVING');
     this.pinger = setInterval(() => this.pingAll(), this.options.heartbeatMs);
     this.pinger.unref();
     logger.info({ address: this.listener.address, jobId: this.options.jobId, version: this.log.version }, 'coordinator listening');
@@ -573,6 +580,7 @@ export class Coordinator {
 
   /** stop(), wait for the loop, close every stream and the listener, then the log (pending appends flushed). */
   async close(graceMs = 2000): Promise<void> {
+    this.health.set('NOT_SERVING');
     this.stop();
     await this.running?.catch(() => undefined);
     this.flushBroadcast();
@@ -952,6 +960,7 @@ export class Coordinator {
 
   private handler(): CoordinatorHandler {
     return {
+      health: this.health,
       secretOf: (agentId: string): string | undefined => {
         const { tokens, token } = this.options;
         if (Object.hasOwn(tokens, agentId)) return tokens[agentId];

@@ -498,7 +498,7 @@ export async function runSimulation(input: SimulateOptionsInput = {}, hooks: Sim
         host: options.dashboardListen.slice(0, at) || '127.0.0.1',
         port: Number(options.dashboardListen.slice(at + 1)),
         ...(options.dashboardToken ? { token: options.dashboardToken } : {}),
-        ready: () => coordinator.address !== undefined,
+        health: coordinator.health,
       });
     }
     await hooks.onReady?.({ coordinator, monitor, dashboardUrl: dashboard?.url });

@@ -12,6 +12,7 @@ import { createRequire } from 'node:module';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { CoordinatorMetrics } from '../metrics.js';
 import type { MonitorEvent, RunMonitor } from '../run-monitor.js';
+import type { ServiceHealth } from '../../shared/transport/health.js';
 import { DASHBOARD_CSS, DASHBOARD_JS, LOGIN_CSS, dashboardPage, loginPage } from './page.js';
 
 export interface DashboardServerOptions {
@@ -22,7 +23,12 @@ export interface DashboardServerOptions {
   port: number;
   /** Operator token every route requires when set (see above). */
   token?: string;
-  /** /readyz answers 200 once this returns true. */
+  /**
+   * The coordinator's health (Coordinator.health, the one every transport's health check reads): /readyz
+   * answers 200 while it is SERVING.
+   */
+  health?: ServiceHealth;
+  /** Without `health`: /readyz answers 200 once this returns true. */
   ready?: () => boolean;
   /** Period of SSE keep-alive comments (default 15 s), so idle proxies keep the stream open. */
   keepAliveMs?: number;
@@ -184,7 +190,7 @@ export async function serveDashboard(options: DashboardServerOptions): Promise<D
     } else if (path === '/healthz') {
       send(response, 200, 'text/plain; charset=utf-8', 'ok\n');
     } else if (path === '/readyz') {
-      const ready = options.ready?.() ?? true;
+      const ready = options.health ? options.health.serving : (options.ready?.() ?? true);
       send(response, ready ? 200 : 503, 'text/plain; charset=utf-8', ready ? 'ready\n' : 'not ready\n');
     } else if (monitor && pages.has(path)) {
       send(response, 200, 'text/html; charset=utf-8', dashboardPage(monitor.job), { 'content-security-policy': PAGE_CSP });

@@ -8,31 +8,11 @@ import type { Socket } from 'node:net';
 import type { PeerCertificate } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { STATUS_CODES, TransportError, statusName } from './errors.js';
-import {
-  DEFAULT_MAX_MESSAGE_BYTES,
-  checkAgentId,
-  decodeAgentMessage,
-  decodeCoordinatorMessage,
-  decodeFetchLogRequest,
-  decodeFetchLogResponse,
-  decodeFetchSnapshotRequest,
-  decodeJoinAccepted,
-  decodeJoinRequest,
-  decodeSnapshotChunk,
-  encodeAgentMessage,
-  encodeCoordinatorMessage,
-  encodeFetchLogRequest,
-  encodeFetchLogResponse,
-  encodeFetchSnapshotRequest,
-  encodeJoinAccepted,
-  encodeJoinRequest,
-  encodeSnapshotChunk,
-  type AgentMessage,
-  type CoordinatorMessage,
-  type SnapshotChunk,
-} from './messages.js';
+import { getCodecs, wireCodecs } from './codecs.js';
+import { DEFAULT_MAX_MESSAGE_BYTES, checkAgentId, type AgentMessage, type CoordinatorMessage, type SnapshotChunk } from './messages.js';
 import { loadProtocol, receivedBytes } from './proto.js';
 import { TrafficMeter } from './traffic-meter.js';
+import { ServiceHealth } from './health.js';
 import type {
   AgentCredentials,
   CallInfo,
@@ -164,7 +144,7 @@ class GrpcServerSession implements ServerSession {
     if (this.ended) return;
     let message: AgentMessage;
     try {
-      message = decodeAgentMessage(wire);
+      message = wireCodecs.agentMessage.decode(wire);
     } catch (err) {
       this.listener!.invalid(toTransportError(err));
       return;
@@ -200,7 +180,7 @@ class GrpcServerSession implements ServerSession {
     // The same message object sent on many streams (a broadcast) is encoded and serialized once.
     let bytes = serializedMessages.get(message);
     if (bytes === undefined) {
-      bytes = loadProtocol().coordinator.service.Session!.responseSerialize(encodeCoordinatorMessage(message));
+      bytes = getCodecs().coordinatorMessage.encode(message);
       serializedMessages.set(message, bytes);
     }
     this.meter.down(this.info.agentId, bytes.length);
@@ -240,7 +220,8 @@ export class GrpcTransport implements Transport {
     const protocol = loadProtocol();
     const server = new grpc.Server(this.channelOptions);
     const sessions = new Set<GrpcServerSession>();
-    let health: HealthStatus = 'SERVING';
+    // The coordinator's health when it gave one (health.ts), else this listener's own.
+    const health = handler.health ?? new ServiceHealth('SERVING');
     const watchers = new Set<grpc.ServerWritableStream<WireObject, WireObject>>();
     const meter = new TrafficMeter();
     const service = protocol.coordinator.service;
@@ -288,13 +269,13 @@ export class GrpcTransport implements Transport {
       };
 
     server.addService(protocol.coordinator.service, {
-      Join: unary('Join', decodeJoinRequest, (request) => request.agentId, (request, call) => handler.join(request, call.getPeer()), encodeJoinAccepted),
+      Join: unary('Join', wireCodecs.joinRequest.decode, (request) => request.agentId, (request, call) => handler.join(request, call.getPeer()), wireCodecs.joinAccepted.encode),
       FetchLog: unary(
         'FetchLog',
-        decodeFetchLogRequest,
+        wireCodecs.fetchLogRequest.decode,
         (_, call) => callInfo(call.metadata, call.getPeer()).agentId,
         (request, call) => handler.fetchLog(request, callInfo(call.metadata, call.getPeer())),
-        encodeFetchLogResponse,
+        wireCodecs.fetchLogResponse.encode,
       ),
       FetchSnapshot: (call: grpc.ServerWritableStream<WireObject, WireObject>) => {
         void (async () => {
@@ -304,7 +285,7 @@ export class GrpcTransport implements Transport {
           try {
             info = callInfo(call.metadata, call.getPeer());
             checkCertificateIdentity(call, info.agentId);
-            chunks = await handler.fetchSnapshot(decodeFetchSnapshotRequest(call.request), info);
+            chunks = await handler.fetchSnapshot(wireCodecs.snapshotRequest.decode(call.request), info);
           } catch (err) {
             meter.refuse(bytesUp);
             if (!call.cancelled) call.emit('error', toServiceError(err));
@@ -315,7 +296,7 @@ export class GrpcTransport implements Transport {
           try {
             for (const chunk of chunks) {
               if (call.cancelled) return;
-              if (!call.write(serialized('FetchSnapshot', info.agentId, encodeSnapshotChunk(chunk)) as unknown as WireObject)) {
+              if (!call.write(serialized('FetchSnapshot', info.agentId, wireCodecs.snapshotChunk.encode(chunk)) as unknown as WireObject)) {
                 // Backpressure: a slab can be large; wait until the stream drains (or the agent goes away).
                 await new Promise<void>((resolve) => {
                   const done = (): void => {
@@ -353,10 +334,10 @@ export class GrpcTransport implements Transport {
     server.addService(protocol.health.service, {
       Check: (call: grpc.ServerUnaryCall<WireObject, WireObject>, callback: grpc.sendUnaryData<WireObject>) => {
         if (!knownService(call.request.service)) callback({ code: grpc.status.NOT_FOUND, details: `unknown service ${String(call.request.service)}` });
-        else callback(null, { status: health });
+        else callback(null, { status: health.status });
       },
       Watch: (call: grpc.ServerWritableStream<WireObject, WireObject>) => {
-        call.write({ status: knownService(call.request.service) ? health : 'SERVICE_UNKNOWN' });
+        call.write({ status: knownService(call.request.service) ? health.status : 'SERVICE_UNKNOWN' });
         watchers.add(call);
         call.on('cancelled', () => watchers.delete(call));
       },
@@ -370,10 +351,10 @@ export class GrpcTransport implements Transport {
 
     disableNagle(server);
 
-    const setHealth = (status: HealthStatus): void => {
-      health = status;
+    const unwatch = health.watch((status) => {
       for (const watcher of watchers) watcher.write({ status });
-    };
+    });
+    const setHealth = (status: HealthStatus): void => health.set(status);
     let closing: Promise<void> | undefined;
     return {
       address: replaceHostPort(this.options.address, port),
@@ -383,6 +364,7 @@ export class GrpcTransport implements Transport {
       close: (graceMs = 2000) =>
         (closing ??= (async () => {
           setHealth('NOT_SERVING');
+          unwatch();
           for (const session of [...sessions]) session.end(new TransportError('UNAVAILABLE', 'coordinator shutting down'));
           for (const watcher of watchers) watcher.end();
           watchers.clear();
@@ -432,7 +414,7 @@ export class GrpcTransport implements Transport {
       const stream = client.FetchSnapshot!(request, metadata(), { deadline: Date.now() + timeout }) as grpc.ClientReadableStream<WireObject>;
       let complete = false;
       try {
-        for await (const wire of stream) yield decodeSnapshotChunk(wire);
+        for await (const wire of stream) yield wireCodecs.snapshotChunk.decode(wire);
         complete = true;
       } catch (err) {
         throw toTransportError(err);
@@ -442,9 +424,9 @@ export class GrpcTransport implements Transport {
     }
 
     return {
-      join: (request) => call('Join', encodeJoinRequest(request), decodeJoinAccepted),
-      fetchLog: (request) => call('FetchLog', encodeFetchLogRequest(request), decodeFetchLogResponse),
-      fetchSnapshot: (request) => fetchSnapshot(encodeFetchSnapshotRequest(request)),
+      join: (request) => call('Join', wireCodecs.joinRequest.encode(request), wireCodecs.joinAccepted.decode),
+      fetchLog: (request) => call('FetchLog', wireCodecs.fetchLogRequest.encode(request), wireCodecs.fetchLogResponse.decode),
+      fetchSnapshot: (request) => fetchSnapshot(wireCodecs.snapshotRequest.encode(request)),
       session: (listener): ClientSession => {
         const stream = client.Session!(metadata()) as grpc.ClientDuplexStream<WireObject, WireObject>;
         streams.add(stream);
@@ -459,7 +441,7 @@ export class GrpcTransport implements Transport {
           if (done) return;
           let message: CoordinatorMessage;
           try {
-            message = decodeCoordinatorMessage(wire);
+            message = wireCodecs.coordinatorMessage.decode(wire);
           } catch (err) {
             listener.invalid(toTransportError(err));
             return;
@@ -473,7 +455,7 @@ export class GrpcTransport implements Transport {
         return {
           send: (message) => {
             if (done) return false;
-            stream.write(encodeAgentMessage(message));
+            stream.write(wireCodecs.agentMessage.encode(message));
             return true;
           },
           end: () => {

@@ -5,27 +5,12 @@
  * and in order per stream; errors carry the same status names. For tests and simulations that need no sockets.
  */
 import { TransportError } from './errors.js';
-import { loadProtocol } from './proto.js';
+import { ServiceHealth } from './health.js';
+import { getCodecs, type Codec } from './codecs.js';
 import { TrafficMeter } from './traffic-meter.js';
 import {
   DEFAULT_MAX_MESSAGE_BYTES,
   checkAgentId,
-  decodeAgentMessage,
-  decodeCoordinatorMessage,
-  decodeFetchLogRequest,
-  decodeFetchLogResponse,
-  decodeFetchSnapshotRequest,
-  decodeJoinAccepted,
-  decodeJoinRequest,
-  decodeSnapshotChunk,
-  encodeAgentMessage,
-  encodeCoordinatorMessage,
-  encodeFetchLogRequest,
-  encodeFetchLogResponse,
-  encodeFetchSnapshotRequest,
-  encodeJoinAccepted,
-  encodeJoinRequest,
-  encodeSnapshotChunk,
   type AgentMessage,
   type CoordinatorMessage,
   type FetchSnapshotRequest,
@@ -45,22 +30,6 @@ import type {
 } from './transport.js';
 
 let instances = 0;
-
-/** Protobuf in both directions of one RPC method, as a gRPC client and server would use them. */
-interface MethodCodec {
-  request: { serialize(wire: unknown): Buffer; deserialize(bytes: Buffer): unknown };
-  response: { serialize(wire: unknown): Buffer; deserialize(bytes: Buffer): unknown };
-}
-
-type Method = 'Join' | 'FetchLog' | 'FetchSnapshot' | 'Session';
-
-function codecOf(method: Method): MethodCodec {
-  const definition = loadProtocol().coordinator.service[method]!;
-  return {
-    request: { serialize: (wire) => definition.requestSerialize(wire), deserialize: (bytes) => definition.requestDeserialize(bytes) },
-    response: { serialize: (wire) => definition.responseSerialize(wire), deserialize: (bytes) => definition.responseDeserialize(bytes) },
-  };
-}
 
 const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
@@ -82,9 +51,7 @@ class Pipe<T> {
   private done = false;
 
   constructor(
-    private readonly encode: (message: T) => Record<string, unknown>,
-    private readonly decode: (wire: unknown) => T,
-    private readonly codec: MethodCodec['request'],
+    private readonly codec: Codec<T>,
     private readonly maxBytes: number,
     private readonly onOversize: (error: TransportError) => void,
     private readonly count: (bytes: number) => void,
@@ -115,7 +82,7 @@ class Pipe<T> {
     // messages.
     let copy = wireCopies.get(message as object) as WireCopy<T> | undefined;
     if (!copy) {
-      copy = { bytes: this.codec.serialize(this.encode(message)) };
+      copy = { bytes: this.codec.encode(message) };
       wireCopies.set(message as object, copy);
     }
     if (copy.bytes.length > this.maxBytes) {
@@ -127,7 +94,7 @@ class Pipe<T> {
     this.post(() => {
       if (!shared.decoded) {
         try {
-          shared.decoded = { message: this.decode(this.codec.deserialize(shared.bytes)) };
+          shared.decoded = { message: this.codec.decode(shared.bytes) };
         } catch (err) {
           shared.decoded = { error: asTransportError(err) };
         }
@@ -156,9 +123,9 @@ class MemorySession implements ServerSession {
     meter: TrafficMeter,
     private readonly onEnd: (session: MemorySession) => void,
   ) {
-    const codec = codecOf('Session');
-    this.down = new Pipe(encodeCoordinatorMessage, decodeCoordinatorMessage, codec.response, maxBytes, (e) => this.abort(e), (n) => meter.down(info.agentId, n));
-    this.up = new Pipe(encodeAgentMessage, decodeAgentMessage, codec.request, maxBytes, (e) => this.abort(e), (n) => meter.up(info.agentId, n));
+    const codecs = getCodecs();
+    this.down = new Pipe(codecs.coordinatorMessage, maxBytes, (e) => this.abort(e), (n) => meter.down(info.agentId, n));
+    this.up = new Pipe(codecs.agentMessage, maxBytes, (e) => this.abort(e), (n) => meter.up(info.agentId, n));
   }
 
   send(message: CoordinatorMessage): boolean {
@@ -192,7 +159,11 @@ export class InMemoryTransport implements Transport {
   private readonly sessions = new Set<MemorySession>();
   private readonly maxBytes: number;
   private meter = new TrafficMeter();
-  health: HealthStatus = 'NOT_SERVING';
+  /** What a health check here would answer: the coordinator's health while one listens (../health.ts). */
+  get health(): HealthStatus {
+    return this.handler ? this.serviceHealth.status : 'NOT_SERVING';
+  }
+  private serviceHealth = new ServiceHealth('NOT_SERVING');
 
   constructor(options: InMemoryTransportOptions = {}) {
     this.maxBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
@@ -201,20 +172,18 @@ export class InMemoryTransport implements Transport {
   async listen(handler: CoordinatorHandler): Promise<Listener> {
     if (this.handler) throw new TransportError('ALREADY_EXISTS', `${this.address} is already served`);
     this.handler = handler;
-    this.health = 'SERVING';
+    const health = (this.serviceHealth = handler.health ?? new ServiceHealth('SERVING'));
     const meter = (this.meter = new TrafficMeter());
     await tick();
     return {
       address: this.address,
       traffic: () => meter.snapshot(),
       refused: () => meter.refused(),
-      setHealth: (status) => {
-        this.health = status;
-      },
+      setHealth: (status) => health.set(status),
       close: async () => {
         if (this.handler !== handler) return;
         this.handler = undefined;
-        this.health = 'NOT_SERVING';
+        health.set('NOT_SERVING');
         for (const session of [...this.sessions]) session.abort(new TransportError('UNAVAILABLE', 'coordinator shutting down'));
         await tick();
       },
@@ -227,21 +196,19 @@ export class InMemoryTransport implements Transport {
   }
 
   /** Runs one unary call, serialized to protobuf in both directions. */
-  private async unary<Res>(
-    method: Method,
+  private async unary<Req, Res>(
     agentId: string,
-    request: Record<string, unknown>,
-    serve: (handler: CoordinatorHandler, wire: unknown) => Promise<Record<string, unknown>>,
-    decodeResponse: (wire: unknown) => Res,
+    request: Req,
+    codecs: { request: Codec<Req>; response: Codec<Res> },
+    serve: (handler: CoordinatorHandler, request: Req) => Promise<Res>,
   ): Promise<Res> {
     await tick();
     const handler = this.serving();
-    const codec = codecOf(method);
-    const requestBytes = codec.request.serialize(request);
+    const requestBytes = codecs.request.encode(request);
     if (requestBytes.length > this.maxBytes) throw new TransportError('RESOURCE_EXHAUSTED', `request larger than the ${this.maxBytes}-byte limit`);
     let responseBytes: Buffer;
     try {
-      responseBytes = codec.response.serialize(await serve(handler, codec.request.deserialize(requestBytes)));
+      responseBytes = codecs.response.encode(await serve(handler, codecs.request.decode(requestBytes)));
     } catch (err) {
       this.meter.refuse(requestBytes.length);
       throw asTransportError(err);
@@ -252,19 +219,19 @@ export class InMemoryTransport implements Transport {
     await tick();
     if (responseBytes.length > this.maxBytes) throw new TransportError('RESOURCE_EXHAUSTED', `response larger than the ${this.maxBytes}-byte limit`);
     this.meter.down(agentId, responseBytes.length);
-    return decodeResponse(codec.response.deserialize(responseBytes));
+    return codecs.response.decode(responseBytes);
   }
 
   /** A server-streaming call: the chunks are copied, size-checked and decoded one by one, asynchronously. */
   private async *snapshotStream(request: FetchSnapshotRequest, info: () => CallInfo): AsyncGenerator<SnapshotChunk> {
     await tick();
-    const codec = codecOf('FetchSnapshot');
+    const codecs = getCodecs();
     let chunks: Iterable<SnapshotChunk>;
     try {
       const handler = this.serving();
-      const bytes = codec.request.serialize(encodeFetchSnapshotRequest(request));
+      const bytes = codecs.snapshotRequest.encode(request);
       try {
-        chunks = await handler.fetchSnapshot(decodeFetchSnapshotRequest(codec.request.deserialize(bytes)), info());
+        chunks = await handler.fetchSnapshot(codecs.snapshotRequest.decode(bytes), info());
       } catch (err) {
         this.meter.refuse(bytes.length);
         throw err;
@@ -275,12 +242,12 @@ export class InMemoryTransport implements Transport {
       throw asTransportError(err);
     }
     for (const chunk of chunks) {
-      const bytes = codec.response.serialize(encodeSnapshotChunk(chunk));
+      const bytes = codecs.snapshotChunk.encode(chunk);
       if (bytes.length > this.maxBytes) throw new TransportError('RESOURCE_EXHAUSTED', `message larger than the ${this.maxBytes}-byte limit`);
       this.meter.down(info().agentId, bytes.length);
       await tick();
       if (!this.handler) throw new TransportError('UNAVAILABLE', 'coordinator shutting down');
-      yield decodeSnapshotChunk(codec.response.deserialize(bytes));
+      yield codecs.snapshotChunk.decode(bytes);
     }
   }
 
@@ -289,20 +256,12 @@ export class InMemoryTransport implements Transport {
     const info = (): CallInfo => ({ agentId: checkAgentId(credentials.agentId), token: credentials.token, peer: this.address });
     return {
       join: (request) =>
-        this.unary(
-          'Join',
-          request.agentId,
-          encodeJoinRequest(request),
-          async (handler, wire) => encodeJoinAccepted(await handler.join(decodeJoinRequest(wire), this.address)),
-          decodeJoinAccepted,
+        this.unary(request.agentId, request, { request: getCodecs().joinRequest, response: getCodecs().joinAccepted }, (handler, decoded) =>
+          handler.join(decoded, this.address),
         ),
       fetchLog: (request) =>
-        this.unary(
-          'FetchLog',
-          credentials.agentId,
-          encodeFetchLogRequest(request),
-          async (handler, wire) => encodeFetchLogResponse(await handler.fetchLog(decodeFetchLogRequest(wire), info())),
-          decodeFetchLogResponse,
+        this.unary(credentials.agentId, request, { request: getCodecs().fetchLogRequest, response: getCodecs().fetchLogResponse }, (handler, decoded) =>
+          handler.fetchLog(decoded, info()),
         ),
       fetchSnapshot: (request) => this.snapshotStream(request, info),
       session: (listener): ClientSession => {

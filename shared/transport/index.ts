@@ -7,6 +7,8 @@ export * from './messages.js';
 export * from './wire-size.js';
 export type * from './transport.js';
 export type { RefusedTraffic } from './traffic-meter.js';
+export { ServiceHealth } from './health.js';
+export { getCodecs, type Codec, type Codecs } from './codecs.js';
 export { GrpcTransport, checkHealth, AGENT_ID_HEADER, TOKEN_HEADER, COORDINATOR_SERVICE, type GrpcTransportOptions } from './grpc-transport.js';
 export { InMemoryTransport, type InMemoryTransportOptions } from './in-memory-transport.js';
 export { loadProtocol, protoDir, LOADER_OPTIONS } from './proto.js';

@@ -2,9 +2,11 @@
  * The seam between the federation's logic and the wire. The coordinator's round loop serves a
  * CoordinatorHandler; an agent talks through a CoordinatorClient; a Transport makes one from the other. Both
  * sides see only typed, validated messages (messages.ts) and TransportErrors with gRPC status names, so the
- * same coordinator and agent code runs over gRPC (grpc-transport.ts) or in memory (in-memory-transport.ts).
+ * same coordinator and agent code runs over gRPC (grpc-transport.ts), NATS (nats/) or in memory
+ * (in-memory-transport.ts).
  */
 import type { TransportError } from './errors.js';
+import type { ServiceHealth } from './health.js';
 import type { RefusedTraffic } from './traffic-meter.js';
 import type {
   AgentMessage,
@@ -72,6 +74,11 @@ export interface CoordinatorHandler {
    * a restarted coordinator does not know).
    */
   signStatement?(kind: string, fields: readonly string[]): string | undefined;
+  /**
+   * The coordinator's health (health.ts), which the listener's health check answers from and its setHealth and
+   * close() write to; without one, the listener keeps its own (SERVING from listen() until close()).
+   */
+  readonly health?: ServiceHealth;
 }
 
 export type HealthStatus = 'SERVING' | 'NOT_SERVING';
@@ -94,6 +101,7 @@ export interface Listener {
   refused?(): RefusedTraffic;
   /** Session messages dropped because their MAC or sequence number did not hold (transports that check them: NATS). */
   forged?(): number;
+  /** Sets the health its checks answer (the handler's ServiceHealth when it gave one). */
   setHealth(status: HealthStatus): void;
   /** Stops accepting calls, ends open streams (UNAVAILABLE) and waits up to graceMs for calls in flight. */
   close(graceMs?: number): Promise<void>;

@@ -9,6 +9,7 @@
 import { Empty, headers as natsHeaders, nuid, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from 'nats';
 import { getCodecs } from '../codecs.js';
 import { TransportError } from '../errors.js';
+import { ServiceHealth } from '../health.js';
 import { MAX_SNAPSHOT_CHUNK_BYTES, checkAgentId, type CoordinatorMessage, type SnapshotChunk } from '../messages.js';
 import { TrafficMeter, type RefusedTraffic } from '../traffic-meter.js';
 import type { CallInfo, CoordinatorHandler, HealthStatus, Listener, Traffic } from '../transport.js';
@@ -65,7 +66,8 @@ export class NatsListener implements Listener {
   private readonly transfers = new Map<string, Transfer>();
   private readonly subscriptions: Subscription[] = [];
   private clock = 0;
-  private health: HealthStatus = 'SERVING';
+  /** The coordinator's health when it gave one (../health.ts), else this listener's own. */
+  private readonly health: ServiceHealth;
   private inFlight = 0;
   private idle: Array<() => void> = [];
   private closing: Promise<void> | undefined;
@@ -80,6 +82,7 @@ export class NatsListener implements Listener {
     private readonly callTimeoutMs: number,
   ) {
     this.address = `nats://${nc.getServer()}/${subjects.root}`;
+    this.health = handler.health ?? new ServiceHealth('SERVING');
     const subscribe = (subject: string, onMessage: (msg: Msg) => void): void => {
       this.subscriptions.push(
         nc.subscribe(subject, {
@@ -96,7 +99,7 @@ export class NatsListener implements Listener {
     };
     subscribe(subjects.rpcAll, (msg) => this.onRequest(msg));
     subscribe(subjects.upAll, (msg) => this.onUplink(msg));
-    subscribe(subjects.health, (msg) => msg.respond(Buffer.from(this.health)));
+    subscribe(subjects.health, (msg) => msg.respond(Buffer.from(this.health.status)));
     this.watchConnection();
   }
 
@@ -163,7 +166,7 @@ export class NatsListener implements Listener {
   }
 
   setHealth(status: HealthStatus): void {
-    this.health = status;
+    this.health.set(status);
   }
 
   forget(session: NatsServerSession): void {
@@ -507,7 +510,7 @@ export class NatsListener implements Listener {
 
   close(graceMs = 2000): Promise<void> {
     this.closing ??= (async () => {
-      this.health = 'NOT_SERVING';
+      this.health.set('NOT_SERVING');
       this.endAll(new TransportError('UNAVAILABLE', 'coordinator shutting down'));
       for (const sub of this.subscriptions) sub.unsubscribe();
       for (const id of [...this.transfers.keys()]) this.endTransfer(id);
