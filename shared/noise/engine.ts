@@ -203,8 +203,8 @@ export class NoiseEngine {
     this.kernel = kernel;
   }
 
-  /** 'native' or 'js'. */
-  get kind(): 'native' | 'js' {
+  /** 'native', 'js' or 'wasm'. */
+  get kind(): NoiseKernel['kind'] {
     return this.kernel.kind;
   }
 

@@ -19,7 +19,7 @@ export interface PackedLowRank {
 }
 
 export interface NoiseKernel {
-  readonly kind: 'native' | 'js';
+  readonly kind: 'native' | 'js' | 'wasm';
   /** Vector instruction set the kernel dispatched to ('avx2', 'generic'), or 'none' for TypeScript. */
   readonly simd: string;
   /** One Philox4x32-10 block: out = philox(counter[0..3], key[0..1]). */
