@@ -36,6 +36,7 @@ import {
   type JoinRequest,
   type Listener,
   type Result,
+  type SecureAggregationSpec,
   type ServerSession,
   type SnapshotChunk,
   type Traffic,
@@ -44,8 +45,18 @@ import {
 import { ServiceHealth } from '../shared/transport/health.js';
 import { AuthFailureLimiter } from './auth-failure-limiter.js';
 import { parseRoundOptions, type RoundOptions, type RoundOptionsInput } from './options.js';
-import { MezoStrategy, type AgentResult, type Assignment, type Strategy } from './strategy.js';
+import { MezoStrategy, type AgentResult, type AggregatedUpdate, type Assignment, type RoundContext, type Strategy } from './strategy.js';
 import { loadLatestSnapshot, pruneSnapshots, readSnapshotBytes, writeSnapshot, type SnapshotScan } from './snapshot.js';
+import { secureSpec } from '../shared/privacy/secure-sum.js';
+import {
+  SecureAggregationConfigError,
+  SecureRound,
+  secureAggregationOptionsSchema,
+  secureAggregationTarget,
+  type SecureAggregationOptions,
+  type SecureAggregationOptionsInput,
+  type SecureAggregationTarget,
+} from './secure-aggregation.js';
 
 /** Why results were rejected; each counts against the agent that sent it. */
 export type RejectionReason =
@@ -56,7 +67,9 @@ export type RejectionReason =
   | 'wrong-seeds'
   | 'bad-sample-count'
   | 'out-of-bounds'
-  | 'inconsistent-g';
+  | 'inconsistent-g'
+  /** A secure-aggregation message that breaks the protocol (or a plain Result in a secure job). */
+  | 'secure-aggregation';
 
 export interface AgentStats {
   /** Tasks sent. */
@@ -154,6 +167,12 @@ export interface CoordinatorInit {
    * always stays whole (it is the durable record and what a restart verifies).
    */
   snapshots?: { dir: string; every: number; keep?: number; keepVersions?: number; chunkBytes?: number };
+  /**
+   * Secure aggregation of the scalars (secure-aggregation.ts, docs/privacy.md): every round runs the masked,
+   * multi-phase protocol and the coordinator learns only the sum of the answers. A strategy that needs each
+   * agent's values (median, trimmed mean, distinct or pool seeds) is refused with SecureAggregationConfigError.
+   */
+  secureAggregation?: SecureAggregationOptionsInput;
 }
 
 interface AgentRecord {
@@ -255,6 +274,10 @@ export class Coordinator {
    */
   readonly health = new ServiceHealth('NOT_SERVING');
   private open: OpenRound | undefined;
+  /** With init.secureAggregation: its options and the strategy's sum side. */
+  private readonly secure: { options: SecureAggregationOptions; target: SecureAggregationTarget } | undefined;
+  /** The secure round in progress: its phases take the agents' secure-aggregation messages. */
+  private secureRound: SecureRound | undefined;
   private stopping = false;
   /** stop({ endJob: true }) asked for the job to end: agents hear it once the loop is out of its round. */
   private endRequested = false;
@@ -282,6 +305,14 @@ export class Coordinator {
     this.padding = init.padding ?? [];
     if (init.onRound) this.roundListeners.add(init.onRound);
     this.strategy = init.strategy ?? new MezoStrategy(this.options.strategy);
+    if (init.secureAggregation) {
+      const parsed = secureAggregationOptionsSchema.safeParse(init.secureAggregation);
+      if (!parsed.success) {
+        const issue = parsed.error.issues[0]!;
+        throw new SecureAggregationConfigError(`secureAggregation.${issue.path.join('.')}: ${issue.message}`);
+      }
+      this.secure = { options: parsed.data, target: secureAggregationTarget(this.strategy) };
+    }
     const header = init.log.header;
     const baseSha = slabSha256(init.baseSlab);
     if (header.baseSha256 !== baseSha) {
@@ -542,6 +573,7 @@ export class Coordinator {
       if (!this.running) this.announceEnd('stopped');
     }
     this.open?.settle();
+    this.secureRound?.abort();
     this.notify();
   }
 
@@ -648,6 +680,9 @@ export class Coordinator {
     }
     const open = new OpenRound(round, attempt, version, new Map(sendable.map((a) => [a.agentId, a.seeds])), quorum, this.options.deadlineMs);
     this.open = open;
+    const spec = this.secure
+      ? secureSpec({ participants: sendable.length, batchSize: this.options.batchSize, maxAbsG: this.options.maxAbsG, ...this.secure.target })
+      : undefined;
     for (const { agentId, seeds } of sendable) {
       const agent = this.agents.get(agentId)!;
       agent.stats.tasks++;
@@ -663,10 +698,12 @@ export class Coordinator {
           epsilon: this.options.epsilon,
           batchSize: this.options.batchSize,
           deadlineMs: this.options.deadlineMs,
+          ...(spec ? { secureAggregation: spec } : {}),
         },
       });
       if (!sent) open.gone.add(agentId);
     }
+    if (spec) return this.finishSecureRound(open, context, sendable, spec, started);
     open.check();
     await open.done;
     this.open = undefined;
@@ -679,9 +716,62 @@ export class Coordinator {
     const results = [...open.results.values()];
     const update = this.strategy.aggregate(context, results);
     if (!update || update.terms.length === 0) return 'failed';
+    const scalars = results.map(({ agentId, seeds, g }) => ({ agentId, seeds, g }));
+    return this.commitRound(context, update, { accepted: results.map((r) => r.agentId), asked: sendable.length, dropped: open.gone.size, scalars, started });
+  }
+
+  /**
+   * The rest of a secure round (secure-aggregation.ts): its four phases replace collecting Results, and only the
+   * unmasked sum reaches the strategy. A failure (too few survivors, fewer than t shares of a secret) fails the
+   * attempt, which is retried with fresh seeds like a round without quorum.
+   */
+  private async finishSecureRound(open: OpenRound, context: RoundContext, sendable: readonly Assignment[], spec: SecureAggregationSpec, started: number): Promise<'committed' | 'failed' | 'stopped'> {
+    const { round, attempt } = context;
+    const seeds = sendable[0]!.seeds;
+    const secure = new SecureRound({
+      jobId: this.options.jobId,
+      round,
+      attempt,
+      seeds,
+      assigned: sendable.map((a) => a.agentId),
+      quorum: open.quorum,
+      spec,
+      options: this.secure!.options,
+      graphSeed: this.options.strategy.seed,
+      phaseMs: this.options.deadlineMs,
+      send: (agentId, message) => this.agents.get(agentId)?.session?.send(message) ?? false,
+    });
+    this.secureRound = secure;
+    for (const agentId of [...open.gone, ...open.declined]) secure.drop(agentId);
+    const outcome = sendable.every((a) => a.seeds.length === seeds.length && a.seeds.every((s, i) => s === seeds[i]))
+      ? await secure.run()
+      : ({ ok: false, reason: 'the strategy gave the agents different seeds', stopped: false } as const);
+    this.secureRound = undefined;
+    open.settle();
+    this.open = undefined;
+    for (const agentId of open.gone) this.agents.get(agentId)!.stats.dropped++;
+    if (this.stopping) return 'stopped';
+    if (!outcome.ok) {
+      logger.warn({ round, attempt, reason: outcome.reason }, 'secure aggregation failed; retrying with fresh seeds');
+      return 'failed';
+    }
+    const update = this.secure!.target.aggregate(context, outcome.sums);
+    if (!update || update.terms.length === 0) return 'failed';
+    const dropped = sendable.length - outcome.survivors.length - open.declined.size;
+    return this.commitRound(context, update, { accepted: outcome.survivors, asked: sendable.length, dropped, scalars: [], started });
+  }
+
+  /** Appends a round's update (durable first), then broadcasts it and reports the round to its listeners. */
+  private async commitRound(
+    context: RoundContext,
+    update: AggregatedUpdate,
+    answers: { accepted: readonly string[]; asked: number; dropped: number; scalars: RoundReport['scalars']; started: number },
+  ): Promise<'committed'> {
+    const { round, attempt } = context;
+    const { started } = answers;
     // Durable first: the entry is on stable storage before any agent hears of it.
     const entry = await this.log.append({ round, lr: update.lr, decay: update.decay, terms: update.terms });
-    for (const r of results) this.agents.get(r.agentId)!.stats.accepted++;
+    for (const agentId of answers.accepted) this.agents.get(agentId)!.stats.accepted++;
     this.advanceMaterialised(entry);
     this.maybeSnapshot(entry.version);
     this.broadcast(entry);
@@ -691,14 +781,14 @@ export class Coordinator {
       attempt,
       version: entry.version,
       hash: entry.hash,
-      asked: sendable.length,
-      results: results.length,
-      dropped: open.gone.size,
+      asked: answers.asked,
+      results: answers.accepted.length,
+      dropped: answers.dropped,
       connected: this.connectedAgents().length,
       lr: update.lr,
       trainLoss: update.trainLoss,
       wallMs: performance.now() - started,
-      scalars: results.map(({ agentId, seeds, g }) => ({ agentId, seeds, g })),
+      scalars: answers.scalars,
       terms: entry.terms,
     };
     const { scalars: _scalars, terms: _terms, ...summary } = report;
@@ -820,6 +910,7 @@ export class Coordinator {
   }
 
   private onResult(agent: AgentRecord, result: Result): void {
+    if (this.secure) return this.reject(agent, 'secure-aggregation', 'a plain Result in a secure-aggregation job: only masked input is taken');
     const open = this.open;
     const current = open && !open.settled;
     if (!current || result.round !== open.round || result.attempt !== open.attempt) {
@@ -898,6 +989,7 @@ export class Coordinator {
 
   /** Takes one message from the agent's budget; false (and counted) when it is spent. */
   private solicited(agent: AgentRecord, message: AgentMessage): boolean {
+    if (this.secureRound?.expects(agent.id, message)) return true;
     const answer = message.kind === 'result' ? message.result : message.kind === 'decline' ? message.decline : undefined;
     if (answer === undefined) return false;
     const open = this.open;
@@ -918,6 +1010,8 @@ export class Coordinator {
    */
   private onDecline(agent: AgentRecord, decline: Decline): void {
     if (decline.reason === 'busy') agent.capabilities = { ...agent.capabilities, busy: true };
+    const secure = this.secureRound;
+    if (secure && decline.round === secure.round && decline.attempt === secure.attempt) secure.drop(agent.id);
     const open = this.open;
     if (!open || open.settled || decline.round !== open.round || decline.attempt !== open.attempt || !open.assigned.has(agent.id)) return;
     if (open.results.has(agent.id) || open.declined.has(agent.id)) return;
@@ -1065,6 +1159,15 @@ export class Coordinator {
               case 'decline':
                 this.onDecline(agent, message.decline);
                 break;
+              case 'secAggKeys':
+              case 'secAggShares':
+              case 'secAggMaskedInput':
+              case 'secAggReveal': {
+                const refused = this.secureRound ? this.secureRound.handle(agent.id, message) : 'late';
+                if (refused === 'late') agent.stats.late++;
+                else if (refused !== undefined) this.reject(agent, 'secure-aggregation', refused);
+                break;
+              }
               case 'heartbeat': {
                 if (message.heartbeat.busy !== undefined && message.heartbeat.busy !== (agent.capabilities.busy ?? false)) {
                   agent.capabilities = { ...agent.capabilities, busy: message.heartbeat.busy };
@@ -1093,6 +1196,7 @@ export class Coordinator {
           closed: (error) => {
             if (agent.session !== session) return;
             agent.session = undefined;
+            this.secureRound?.drop(agent.id);
             logger.info({ agent: agent.id, reason: error?.message }, 'agent session closed');
             const open = this.open;
             if (open && open.assigned.has(agent.id) && !open.results.has(agent.id) && !open.declined.has(agent.id)) {

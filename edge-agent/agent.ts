@@ -37,6 +37,7 @@ import {
 import type { BatchData } from './batch-feeds.js';
 import type { DeviceBudget } from './device-budget.js';
 import type { MezoBackend } from './mezo-backend.js';
+import { secureAggregationClient } from './secure-aggregation-client.js';
 
 export interface AgentInit {
   agentId: string;
@@ -673,6 +674,12 @@ export class Agent {
       case 'ping':
         session.send({ kind: 'pong', nonce: message.nonce });
         return;
+      case 'secAggRoster':
+      case 'secAggSharesIn':
+      case 'secAggUnmask':
+        // Not queued behind the model: the protocol's phases must not wait for a task in hand.
+        secureAggregationClient(session, this.id).handle(message);
+        return;
       case 'update':
         this.enqueue(async () => {
           const update = message.update;
@@ -711,6 +718,8 @@ export class Agent {
           session.send({ kind: 'decline', decline: { round: message.task.round, attempt: message.task.attempt, reason: declined } });
           return;
         }
+        // A secure round starts with fresh keys, sent at once: the coordinator's key phase need not wait for the model.
+        if (message.task.secureAggregation) secureAggregationClient(session, this.id).begin(message.task);
         const receivedAt = Date.now();
         this.enqueue(() => this.runTask(message.task, receivedAt, client, session)).catch((err: Error) =>
           err instanceof AgentStateError ? fail(err) : logger.warn({ agent: this.id, err: err.message }, 'task failed'),
@@ -760,6 +769,11 @@ export class Agent {
       return;
     }
     this.tasksDone++;
+    if (task.secureAggregation) {
+      // Secure aggregation: the values leave the device only masked, once the neighbours' shares are in.
+      secureAggregationClient(session, this.id).submit(task, evaluations.map((e) => e.g), evaluations.map((e) => e.lossPlus), evaluations.map((e) => e.lossMinus), batch.size);
+      return;
+    }
     session.send({
       kind: 'result',
       result: {

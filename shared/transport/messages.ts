@@ -139,6 +139,27 @@ export const joinAcceptedSchema = z.object({
   }
 });
 
+/** Largest number of participants one secure-aggregation message names. */
+export const MAX_SECAGG_PEERS = 100_000;
+
+const int32 = z.number().int().min(-0x80000000).max(0x7fffffff);
+const bytesOf = (min: number, max: number) =>
+  z.custom<Uint8Array>((v) => v instanceof Uint8Array, 'must be bytes').refine((d) => d.length >= min && d.length <= max, `must hold ${min === max ? min : `${min} to ${max}`} bytes`);
+const x25519Key = bytesOf(32, 32);
+/** 0 (absent) or a positive finite bound. */
+const optionalBound = finite.refine((x) => x >= 0, 'must be 0 or positive');
+
+/** How an agent encodes its scalars in a secure round (proto SecureAggregationSpec). */
+export const secureAggregationSpecSchema = z.object({
+  gScaleLog2: int32.refine((v) => Math.abs(v) <= 1000, 'must be within ±1000'),
+  lossScaleLog2: int32.refine((v) => Math.abs(v) <= 1000, 'must be within ±1000'),
+  weighted: z.boolean(),
+  clipAbs: optionalBound,
+  clipL2: optionalBound,
+  gBound: finite.refine((x) => x > 0, 'must be positive'),
+  lossBound: finite.refine((x) => x > 0, 'must be positive'),
+});
+
 export const taskSchema = z.object({
   jobId,
   round: counter,
@@ -148,6 +169,8 @@ export const taskSchema = z.object({
   epsilon: finite.refine((x) => x > 0, 'must be positive'),
   batchSize: uint32.min(1, 'must be at least 1'),
   deadlineMs: uint32.min(1, 'must be at least 1'),
+  /** Set in a secure-aggregation round (proto-loader gives an unset message field as null). */
+  secureAggregation: z.preprocess((v) => v ?? undefined, secureAggregationSpecSchema.optional()),
 });
 
 const termSchema = z.object({ seed, coeff: finite.refine((x) => Number.isFinite(Math.fround(x)), 'must be finite in float32') });
@@ -218,6 +241,42 @@ const declineReason = z
 export const declineSchema = z.object({ round: counter, attempt: uint32, reason: declineReason });
 const nonceSchema = z.object({ nonce: counter });
 
+// ---- secure aggregation (docs/privacy.md, "Secure aggregation") ----
+
+const secAggItem = (dataMax: number) => z.object({ agentId, data: bytesOf(1, dataMax) });
+const secAggItems = (dataMax: number) => z.array(secAggItem(dataMax)).max(MAX_SECAGG_PEERS, `must hold at most ${MAX_SECAGG_PEERS} items`);
+const word64 = z.union([decimal, z.bigint()]).transform((value, ctx) => {
+  const big = BigInt(value);
+  if (big < 0n || big >= SEED_LIMIT) {
+    ctx.addIssue({ code: 'custom', message: 'must be in [0, 2^64)' });
+    return z.NEVER;
+  }
+  return big;
+});
+export const secAggKeysSchema = z.object({ round: counter, attempt: uint32, encryptionKey: x25519Key, maskingKey: x25519Key });
+export const secAggRosterSchema = z.object({
+  round: counter,
+  attempt: uint32,
+  threshold: uint32.min(1, 'must be at least 1'),
+  peers: z
+    .array(z.object({ agentId, x: uint32.min(1, 'must be at least 1'), encryptionKey: x25519Key, maskingKey: x25519Key }))
+    .min(1, 'must name at least the agent itself')
+    .max(MAX_SECAGG_PEERS, `must hold at most ${MAX_SECAGG_PEERS} peers`),
+});
+/** A sealed share pair: nonce, two 32-byte field elements and a tag, plus room for framing. */
+export const secAggSharesSchema = z.object({ round: counter, attempt: uint32, shares: secAggItems(256) });
+export const secAggSharesInSchema = secAggSharesSchema;
+export const secAggMaskedInputSchema = z
+  .object({ round: counter, attempt: uint32, seeds, words: z.array(word64).max(MAX_SEEDS_PER_TASK + 2) })
+  .refine((m) => m.words.length === m.seeds.length + 2, { path: ['words'], message: 'must hold one word per seed plus the weight and the loss' });
+export const secAggUnmaskSchema = z.object({
+  round: counter,
+  attempt: uint32,
+  survivors: z.array(agentId).max(MAX_SECAGG_PEERS),
+  dropped: z.array(agentId).max(MAX_SECAGG_PEERS),
+});
+export const secAggRevealSchema = z.object({ round: counter, attempt: uint32, selfMaskShares: secAggItems(32), keyShares: secAggItems(32) });
+
 export const fetchLogRequestSchema = z
   .object({ fromVersion: counter, toVersion: counter })
   .refine((r) => r.toVersion === 0 || r.toVersion >= r.fromVersion, { path: ['toVersion'], message: 'must be 0 (the head) or >= fromVersion' });
@@ -268,6 +327,13 @@ export type Decline = z.output<typeof declineSchema>;
 export type FetchLogRequest = z.output<typeof fetchLogRequestSchema>;
 export type FetchSnapshotRequest = z.output<typeof fetchSnapshotRequestSchema>;
 export type SnapshotChunk = z.output<typeof snapshotChunkSchema>;
+export type SecureAggregationSpec = z.output<typeof secureAggregationSpecSchema>;
+export type SecAggKeys = z.output<typeof secAggKeysSchema>;
+export type SecAggRoster = z.output<typeof secAggRosterSchema>;
+export type SecAggShares = z.output<typeof secAggSharesSchema>;
+export type SecAggMaskedInput = z.output<typeof secAggMaskedInputSchema>;
+export type SecAggUnmask = z.output<typeof secAggUnmaskSchema>;
+export type SecAggReveal = z.output<typeof secAggRevealSchema>;
 export interface FetchLogResponse {
   entries: Update[];
   headVersion: number;
@@ -277,13 +343,20 @@ export type CoordinatorMessage =
   | { kind: 'task'; task: Task }
   | { kind: 'update'; update: Update }
   | { kind: 'ping'; nonce: number }
-  | { kind: 'jobEnd'; jobEnd: JobEnd };
+  | { kind: 'jobEnd'; jobEnd: JobEnd }
+  | { kind: 'secAggRoster'; secAggRoster: SecAggRoster }
+  | { kind: 'secAggSharesIn'; secAggSharesIn: SecAggShares }
+  | { kind: 'secAggUnmask'; secAggUnmask: SecAggUnmask };
 
 export type AgentMessage =
   | { kind: 'result'; result: Result }
   | { kind: 'heartbeat'; heartbeat: Heartbeat }
   | { kind: 'pong'; nonce: number }
-  | { kind: 'decline'; decline: Decline };
+  | { kind: 'decline'; decline: Decline }
+  | { kind: 'secAggKeys'; secAggKeys: SecAggKeys }
+  | { kind: 'secAggShares'; secAggShares: SecAggShares }
+  | { kind: 'secAggMaskedInput'; secAggMaskedInput: SecAggMaskedInput }
+  | { kind: 'secAggReveal'; secAggReveal: SecAggReveal };
 
 // ---- validation ----
 
@@ -323,13 +396,19 @@ function oneofMember(wire: Record<string, unknown>, members: readonly string[], 
 export function decodeCoordinatorMessage(wire: unknown): CoordinatorMessage {
   if (wire === null || typeof wire !== 'object') throw new MessageValidationError('message', 'must be a message object');
   const w = wire as Record<string, unknown>;
-  switch (oneofMember(w, ['task', 'update', 'ping', 'jobEnd'], 'message')) {
+  switch (oneofMember(w, ['task', 'update', 'ping', 'jobEnd', 'secAggRoster', 'secAggSharesIn', 'secAggUnmask'], 'message')) {
     case 'task':
       return { kind: 'task', task: parseWith(taskSchema, w.task, 'task') };
     case 'update':
       return { kind: 'update', update: parseWith(updateSchema, w.update, 'update') };
     case 'jobEnd':
       return { kind: 'jobEnd', jobEnd: parseWith(jobEndSchema, w.jobEnd, 'jobEnd') };
+    case 'secAggRoster':
+      return { kind: 'secAggRoster', secAggRoster: parseWith(secAggRosterSchema, w.secAggRoster, 'secAggRoster') };
+    case 'secAggSharesIn':
+      return { kind: 'secAggSharesIn', secAggSharesIn: parseWith(secAggSharesInSchema, w.secAggSharesIn, 'secAggSharesIn') };
+    case 'secAggUnmask':
+      return { kind: 'secAggUnmask', secAggUnmask: parseWith(secAggUnmaskSchema, w.secAggUnmask, 'secAggUnmask') };
     default:
       return { kind: 'ping', nonce: parseWith(nonceSchema, w.ping, 'ping').nonce };
   }
@@ -338,13 +417,21 @@ export function decodeCoordinatorMessage(wire: unknown): CoordinatorMessage {
 export function decodeAgentMessage(wire: unknown): AgentMessage {
   if (wire === null || typeof wire !== 'object') throw new MessageValidationError('message', 'must be a message object');
   const w = wire as Record<string, unknown>;
-  switch (oneofMember(w, ['result', 'heartbeat', 'pong', 'decline'], 'message')) {
+  switch (oneofMember(w, ['result', 'heartbeat', 'pong', 'decline', 'secAggKeys', 'secAggShares', 'secAggMaskedInput', 'secAggReveal'], 'message')) {
     case 'result':
       return { kind: 'result', result: parseWith(resultSchema, w.result, 'result') };
     case 'heartbeat':
       return { kind: 'heartbeat', heartbeat: parseWith(heartbeatSchema, w.heartbeat, 'heartbeat') };
     case 'decline':
       return { kind: 'decline', decline: parseWith(declineSchema, w.decline, 'decline') };
+    case 'secAggKeys':
+      return { kind: 'secAggKeys', secAggKeys: parseWith(secAggKeysSchema, w.secAggKeys, 'secAggKeys') };
+    case 'secAggShares':
+      return { kind: 'secAggShares', secAggShares: parseWith(secAggSharesSchema, w.secAggShares, 'secAggShares') };
+    case 'secAggMaskedInput':
+      return { kind: 'secAggMaskedInput', secAggMaskedInput: parseWith(secAggMaskedInputSchema, w.secAggMaskedInput, 'secAggMaskedInput') };
+    case 'secAggReveal':
+      return { kind: 'secAggReveal', secAggReveal: parseWith(secAggRevealSchema, w.secAggReveal, 'secAggReveal') };
     default:
       return { kind: 'pong', nonce: parseWith(nonceSchema, w.pong, 'pong').nonce };
   }
@@ -414,8 +501,23 @@ export function encodeTask(t: Task): Record<string, unknown> {
     epsilon: t.epsilon,
     batchSize: t.batchSize,
     deadlineMs: t.deadlineMs,
+    ...(t.secureAggregation ? { secureAggregation: { ...t.secureAggregation } } : {}),
   };
 }
+
+// Secure aggregation's messages: bytes pass as they are, 64-bit words as decimal strings.
+const encodeItems = (items: ReadonlyArray<{ agentId: string; data: Uint8Array }>) => items.map((i) => ({ agentId: i.agentId, data: i.data }));
+const encodeSecAggKeys = (m: SecAggKeys) => ({ round: u64(m.round), attempt: m.attempt, encryptionKey: m.encryptionKey, maskingKey: m.maskingKey });
+const encodeSecAggRoster = (m: SecAggRoster) => ({
+  round: u64(m.round),
+  attempt: m.attempt,
+  threshold: m.threshold,
+  peers: m.peers.map((p) => ({ agentId: p.agentId, x: p.x, encryptionKey: p.encryptionKey, maskingKey: p.maskingKey })),
+});
+const encodeSecAggShares = (m: SecAggShares) => ({ round: u64(m.round), attempt: m.attempt, shares: encodeItems(m.shares) });
+const encodeSecAggMaskedInput = (m: SecAggMaskedInput) => ({ round: u64(m.round), attempt: m.attempt, seeds: m.seeds.map(u64), words: m.words.map(u64) });
+const encodeSecAggUnmask = (m: SecAggUnmask) => ({ round: u64(m.round), attempt: m.attempt, survivors: [...m.survivors], dropped: [...m.dropped] });
+const encodeSecAggReveal = (m: SecAggReveal) => ({ round: u64(m.round), attempt: m.attempt, selfMaskShares: encodeItems(m.selfMaskShares), keyShares: encodeItems(m.keyShares) });
 
 export function encodeUpdate(u: Update): Record<string, unknown> {
   return {
@@ -476,6 +578,12 @@ export function encodeCoordinatorMessage(m: CoordinatorMessage): Record<string, 
       return { ping: { nonce: u64(m.nonce) } };
     case 'jobEnd':
       return { jobEnd: encodeJobEnd(m.jobEnd) };
+    case 'secAggRoster':
+      return { secAggRoster: encodeSecAggRoster(m.secAggRoster) };
+    case 'secAggSharesIn':
+      return { secAggSharesIn: encodeSecAggShares(m.secAggSharesIn) };
+    case 'secAggUnmask':
+      return { secAggUnmask: encodeSecAggUnmask(m.secAggUnmask) };
   }
 }
 
@@ -489,6 +597,14 @@ export function encodeAgentMessage(m: AgentMessage): Record<string, unknown> {
       return { pong: { nonce: u64(m.nonce) } };
     case 'decline':
       return { decline: { round: u64(m.decline.round), attempt: m.decline.attempt, reason: m.decline.reason === 'busy' ? 'DECLINE_REASON_BUSY' : 'DECLINE_REASON_MEMORY' } };
+    case 'secAggKeys':
+      return { secAggKeys: encodeSecAggKeys(m.secAggKeys) };
+    case 'secAggShares':
+      return { secAggShares: encodeSecAggShares(m.secAggShares) };
+    case 'secAggMaskedInput':
+      return { secAggMaskedInput: encodeSecAggMaskedInput(m.secAggMaskedInput) };
+    case 'secAggReveal':
+      return { secAggReveal: encodeSecAggReveal(m.secAggReveal) };
   }
 }
 
