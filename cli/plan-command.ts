@@ -15,6 +15,8 @@ export interface PlanCommandOptions {
   size?: number;
   loss?: 'cross-entropy' | 'mse' | 'none';
   dims?: Record<string, number>;
+  /** MeZO with low-rank noise of this rank (its scratch counted). */
+  rank?: number;
   json?: boolean;
 }
 
@@ -53,7 +55,7 @@ export async function runPlan(target: string, options: PlanCommandOptions): Prom
     const param = plan.checkFamilyParam(family, options.familyParam);
     const result: Record<string, unknown> = { target, family: family.name, param, batch: options.batch };
     if (options.budget !== undefined) {
-      const fits = plan.familyFits(family, param, { batch: options.batch, budgetBytes: options.budget });
+      const fits = plan.familyFits(family, param, { batch: options.batch, budgetBytes: options.budget, ...(options.rank === undefined ? {} : { rank: options.rank }) });
       const mezo = fits[0]!;
       result.budgetBytes = options.budget;
       result.fits = fits;
@@ -65,7 +67,7 @@ export async function runPlan(target: string, options: PlanCommandOptions): Prom
     }
     const size = options.size ?? family.defaultSize(param);
     const facts = plan.analyzeGraph(plan.familyGraph(family, param, size, options.loss), shape);
-    const estimates = plan.estimateAll(facts);
+    const estimates = plan.estimateAll(facts, options.rank === undefined ? {} : { rank: options.rank });
     return { ...result, size, model: family.describe(param, size), facts, estimates, mezoOverBackprop: ratios(estimates) };
   }
   if (options.size !== undefined || options.familyParam !== undefined) {
@@ -101,7 +103,7 @@ export async function runPlan(target: string, options: PlanCommandOptions): Prom
     graph = plan.planGraphFromModel(await readFile(path), { source: path, loss: options.loss ?? 'cross-entropy' });
   }
   const facts = plan.analyzeGraph(graph, shape);
-  const estimates = plan.estimateAll(facts);
+  const estimates = plan.estimateAll(facts, options.rank === undefined ? {} : { rank: options.rank });
   const result: Record<string, unknown> = { target: path, batch: options.batch, facts, estimates, mezoOverBackprop: ratios(estimates) };
   if (options.budget !== undefined) {
     result.budgetBytes = options.budget;
@@ -148,6 +150,7 @@ export async function formatPlan(result: Record<string, unknown>): Promise<strin
   const header = ['method', 'weights', 'gradients', 'optimizer', 'activations', 'runtime', 'peak', 'vs MeZO'];
   if (fitsBudget) header.push(`fits ${formatBytes(budget!)}`);
   const mezo = estimates[0]!.total;
+  if (estimates[0]!.noiseScratch !== undefined) lines.push(`MeZO's optimizer column: low-rank noise scratch (${formatBytes(estimates[0]!.noiseScratch)}); no optimizer state`);
   lines.push(
     table(
       header,
@@ -172,6 +175,7 @@ export function registerPlanCommand(program: Command): void {
     .option('--family-param <name>', 'zoo families: the size parameter to vary (mlp: width, layers; cnn: channels, hidden; transformer: dim, layers)')
     .option('--size <n>', 'zoo families without --budget: the member to plan (mlp width 1024, cnn channels 8, transformer dim 256 by default)', positiveInt)
     .option('--loss <kind>', 'plain .onnx models and zoo families: loss head to plan with (cross-entropy, mse, none)')
+    .option('--rank <r>', 'MeZO with low-rank noise (--distribution lowrank) of this rank: count its scratch', positiveInt)
     .option('--dims <list>', 'sizes of symbolic input dimensions other than the batch, e.g. seq=128', dimList)
     .option('--json', 'print JSON instead of a table')
     .action(async (target: string, raw: Omit<PlanCommandOptions, 'budget'> & { budget?: string }) => {

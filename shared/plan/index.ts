@@ -15,7 +15,7 @@ export { backwardStorage } from './backward-storage.js';
 export type { BackwardStorage } from './backward-storage.js';
 export { NODE_ORT_BASELINE, PYTORCH_BASELINE } from './runtime-baseline.js';
 export type { RuntimeBaseline } from './runtime-baseline.js';
-export { analyzeGraph, estimateMemory, estimateAll, checkpointedBytes, METHODS, OPTIMIZER_STATE } from './memory-model.js';
+export { analyzeGraph, estimateMemory, estimateAll, checkpointedBytes, lowRankScratchBytes, METHODS, OPTIMIZER_STATE } from './memory-model.js';
 export type { AnalyzeOptions, EstimateOptions, GraphMemoryFacts, MemoryEstimate, Method } from './memory-model.js';
 export { CNN_FAMILY, MLP_FAMILY, TRANSFORMER_FAMILY, ZOO_FAMILIES, zooFamily, checkFamilyParam, familyGraph } from './zoo-family.js';
 export type { ZooFamily } from './zoo-family.js';

@@ -43,6 +43,11 @@ export interface GraphMemoryFacts {
   largestGradientBytes: number;
   /** Weight layers (Gemm/MatMul/Conv on a trainable weight). */
   layers: number;
+  /**
+   * Columns of the widest trainable matrix (a tensor of ≥ 2 dimensions: rows = the first, cols = the rest),
+   * which low-rank noise's per-call scratch scales with. 0: none.
+   */
+  widestMatrixCols?: number;
 }
 
 export interface MemoryEstimate {
@@ -54,6 +59,8 @@ export interface MemoryEstimate {
   activations: number;
   baseline: number;
   total: number;
+  /** MeZO with low-rank noise: the noise kernel's per-call scratch (lowRankScratchBytes), counted in optimizerState. */
+  noiseScratch?: number;
 }
 
 export interface AnalyzeOptions extends ShapeOptions {
@@ -69,7 +76,9 @@ export function analyzeGraph(graph: PlanGraph, options: AnalyzeOptions): GraphMe
   const storage = backwardStorage(graph, inferred);
   let parameters = 0;
   let largestWeightBytes = 0;
+  let widestMatrixCols = 0;
   for (const t of graph.trainable.values()) {
+    if (t.shape.length >= 2) widestMatrixCols = Math.max(widestMatrixCols, t.shape.slice(1).reduce((a, b) => a * b, 1));
     const bytes = tensorBytes(t);
     parameters += bytes / 4;
     largestWeightBytes = Math.max(largestWeightBytes, bytes);
@@ -96,12 +105,25 @@ export function analyzeGraph(graph: PlanGraph, options: AnalyzeOptions): GraphMe
     storedActivationBytes: storage.storedBytes,
     largestGradientBytes: storage.largestGradientBytes,
     layers: storage.layers,
+    widestMatrixCols,
   };
 }
 
 export interface EstimateOptions {
   checkpointing?: boolean;
+  /** MeZO with low-rank (LOZO) noise of this rank: its per-call scratch is counted. */
+  rank?: number;
   baseline?: RuntimeBaseline;
+}
+
+/**
+ * Low-rank noise's scratch per noise call: V for the columns of the widest matrix plus U for a row, float32,
+ * r·(cols + 2) values (docs/noise.md); counted 4 times over for up to 4 native noise threads, each with its own,
+ * or the TypeScript kernel's buffer that grows by doubling. O((m + n)·r), nothing per parameter.
+ */
+export function lowRankScratchBytes(widestMatrixCols: number, rank: number): number {
+  if (!Number.isInteger(rank) || rank < 1 || rank > 64) throw new PlanError(`rank must be an integer in [1, 64], got ${rank}`);
+  return 4 * 4 * rank * (widestMatrixCols + 2);
 }
 
 /** Saved activations under √-checkpointing: about 2·√L of L layers' worth, never more than all of them. */
@@ -117,7 +139,18 @@ export function estimateMemory(facts: GraphMemoryFacts, method: Method, options:
   const weights = facts.weightBytes + facts.staticBytes;
   if (method === 'mezo') {
     const activations = facts.forwardPeakBytes;
-    return { method, checkpointing: false, weights, gradients: 0, optimizerState: 0, activations, baseline, total: weights + activations + baseline };
+    const noiseScratch = options.rank === undefined ? 0 : lowRankScratchBytes(facts.widestMatrixCols ?? 0, options.rank);
+    return {
+      method,
+      checkpointing: false,
+      weights,
+      gradients: 0,
+      optimizerState: noiseScratch,
+      activations,
+      baseline,
+      total: weights + noiseScratch + activations + baseline,
+      ...(options.rank === undefined ? {} : { noiseScratch }),
+    };
   }
   const gradients = facts.weightBytes;
   const optimizerState = OPTIMIZER_STATE[method] * facts.weightBytes;
