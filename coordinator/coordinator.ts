@@ -44,6 +44,7 @@ import {
 } from '../shared/transport/index.js';
 import { ServiceHealth } from '../shared/transport/health.js';
 import { AuthFailureLimiter } from './auth-failure-limiter.js';
+import { maxAbsRecordDpG } from '../shared/privacy/record-dp.js';
 import { parseRoundOptions, type RoundOptions, type RoundOptionsInput } from './options.js';
 import { MezoStrategy, type AgentResult, type AggregatedUpdate, type Assignment, type RoundContext, type Strategy } from './strategy.js';
 import { loadLatestSnapshot, pruneSnapshots, readSnapshotBytes, writeSnapshot, type SnapshotScan } from './snapshot.js';
@@ -69,7 +70,10 @@ export type RejectionReason =
   | 'out-of-bounds'
   | 'inconsistent-g'
   /** A secure-aggregation message that breaks the protocol (or a plain Result in a secure job). */
-  | 'secure-aggregation';
+  | 'secure-aggregation'
+  /** A private-mode job's result carried losses, or another job's lacked them. */
+  | 'losses-in-private-mode'
+  | 'missing-losses';
 
 export interface AgentStats {
   /** Tasks sent. */
@@ -680,6 +684,7 @@ export class Coordinator {
     }
     const open = new OpenRound(round, attempt, version, new Map(sendable.map((a) => [a.agentId, a.seeds])), quorum, this.options.deadlineMs);
     this.open = open;
+    const recordDp = this.options.recordDp;
     const spec = this.secure
       ? secureSpec({ participants: sendable.length, batchSize: this.options.batchSize, maxAbsG: this.options.maxAbsG, ...this.secure.target })
       : undefined;
@@ -698,6 +703,7 @@ export class Coordinator {
           epsilon: this.options.epsilon,
           batchSize: this.options.batchSize,
           deadlineMs: this.options.deadlineMs,
+          ...(recordDp ? { recordPrivacy: { clip: recordDp.clip, noiseMultiplier: recordDp.noiseMultiplier, privateMode: recordDp.private } } : {}),
           ...(spec ? { secureAggregation: spec } : {}),
         },
       });
@@ -929,10 +935,23 @@ export class Coordinator {
     if (result.sampleCount > this.options.batchSize) {
       return this.reject(agent, 'bad-sample-count', `result.sampleCount ${result.sampleCount} exceeds the batch size ${this.options.batchSize}`);
     }
+    const recordDp = this.options.recordDp;
+    if (recordDp?.private) {
+      // Private mode: the agent releases g alone, with the sample count the accountant assumes.
+      if (result.lossPlus !== undefined) return this.reject(agent, 'losses-in-private-mode', 'result.lossPlus: a private-mode result must carry no losses');
+      if (result.sampleCount !== this.options.batchSize) {
+        return this.reject(agent, 'bad-sample-count', `result.sampleCount ${result.sampleCount}: a private-mode result gives the batch size ${this.options.batchSize}`);
+      }
+    } else if (result.lossPlus === undefined || result.lossMinus === undefined) {
+      return this.reject(agent, 'missing-losses', 'result.lossPlus: the job is not in private mode, so results carry both losses');
+    }
+    // Under record-level DP g is clipped and noised, so it cannot match the losses: only its range is checked.
+    const bound = recordDp ? Math.min(this.options.maxAbsG, maxAbsRecordDpG(recordDp, seeds.length, this.options.batchSize)) : this.options.maxAbsG;
     const eps = this.options.epsilon;
     for (let k = 0; k < seeds.length; k++) {
       const g = result.g[k]!;
-      if (Math.abs(g) > this.options.maxAbsG) return this.reject(agent, 'out-of-bounds', `result.g[${k}] = ${g} exceeds ${this.options.maxAbsG}`);
+      if (Math.abs(g) > bound) return this.reject(agent, 'out-of-bounds', `result.g[${k}] = ${g} exceeds ${bound}`);
+      if (recordDp || !result.lossPlus || !result.lossMinus) continue;
       const expected = (result.lossPlus[k]! - result.lossMinus[k]!) / (2 * eps);
       if (Math.abs(g - expected) > 1e-6 * (1 + Math.abs(expected))) {
         return this.reject(agent, 'inconsistent-g', `result.g[${k}] = ${g}, but the losses give ${expected}`);

@@ -182,8 +182,10 @@ export class CentralDpStrategy implements Strategy {
       r.seeds.forEach((seed, k) => {
         if (!sums.has(seed)) return; // not assigned this round: the coordinator already rejects such results
         sums.set(seed, sums.get(seed)! + scale * r.g[k]!);
-        lossSum += (r.lossPlus[k]! + r.lossMinus[k]!) / 2;
-        lossCount++;
+        if (r.lossPlus && r.lossMinus) {
+          lossSum += (r.lossPlus[k]! + r.lossMinus[k]!) / 2;
+          lossCount++;
+        }
       });
     }
     // The rate and decay are the inner strategy's (its schedule at this round), read from an aggregate of a

@@ -1,6 +1,7 @@
 /** The coordinator's round-loop settings (the CLI layers file, MEZO_COORDINATOR_* env and flags onto these). */
 import { z } from 'zod';
 import { strategyConfigSchema } from './strategy.js';
+import { recordDpSchema } from '../shared/privacy/record-dp.js';
 import { distributionSchema, rankSchema, refinePerturbation } from '../shared/optim/perturbation.js';
 
 export const roundOptionsSchema = z
@@ -68,6 +69,15 @@ export const roundOptionsSchema = z
      * replica at base + the pool's K coefficient sums (docs/protocol.md, "Compaction"). Unset: never.
      */
     compactEvery: z.number().int().min(1).optional(),
+    /**
+     * Record-level DP (docs/privacy.md): every task tells its agent to clip per example and add noise; in private
+     * mode agents send no losses, and the coordinator checks g's range instead of its consistency with them.
+     */
+    recordDp: recordDpSchema.optional(),
+  })
+  .refine((o) => !o.recordDp?.private || (o.strategy.lossGuard === undefined && o.strategy.plateau === undefined), {
+    path: ['recordDp', 'private'],
+    message: 'private mode sends no losses, which strategy.lossGuard and strategy.plateau read',
   })
   .refine((o) => o.quorum === undefined || o.quorum <= o.strategy.agentsPerRound, {
     path: ['quorum'],

@@ -35,8 +35,9 @@ export interface AgentResult {
   agentId: string;
   seeds: readonly bigint[];
   g: readonly number[];
-  lossPlus: readonly number[];
-  lossMinus: readonly number[];
+  /** Absent in private mode (record-level DP): the agent released only g. */
+  lossPlus?: readonly number[];
+  lossMinus?: readonly number[];
   sampleCount: number;
 }
 
@@ -346,8 +347,10 @@ export class MezoStrategy implements Strategy {
         slot.values.push(clipValue(result.g[k]!, this.config.clip));
         slot.weights.push(result.sampleCount);
         perSeed.set(seed, slot);
-        lossSum += (result.lossPlus[k]! + result.lossMinus[k]!) / 2;
-        lossCount++;
+        if (result.lossPlus && result.lossMinus) {
+          lossSum += (result.lossPlus[k]! + result.lossMinus[k]!) / 2;
+          lossCount++;
+        }
       });
     }
     if (perSeed.size === 0) return null;

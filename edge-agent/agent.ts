@@ -763,12 +763,16 @@ export class Agent {
     if (job.version < task.version) await this.catchUp(client, task.version);
     if (job.version !== task.version) return; // a stale task: the weights moved on
     const batch = this.nextBatch(task.batchSize);
-    const evaluations = await backend.evaluate(task.seeds, task.epsilon, batch);
+    // Record-level DP (shared/privacy/record-dp.ts): clipped per example, noised, divided by the task's batch size.
+    const dp = task.recordPrivacy;
+    const evaluations = await backend.evaluate(task.seeds, task.epsilon, batch, undefined, dp ? { clip: dp.clip, noiseMultiplier: dp.noiseMultiplier, batchSize: task.batchSize } : undefined);
     if (evaluations.some((e) => !e.valid)) {
       logger.warn({ agent: this.id, round: task.round }, 'a loss was not finite; not answering the task');
       return;
     }
     this.tasksDone++;
+    // Private mode releases g alone: no losses, and the batch size the accountant assumes as the sample count.
+    const privateMode = dp?.privateMode === true;
     if (task.secureAggregation) {
       // Secure aggregation: the values leave the device only masked, once the neighbours' shares are in.
       secureAggregationClient(session, this.id).submit(task, evaluations.map((e) => e.g), evaluations.map((e) => e.lossPlus), evaluations.map((e) => e.lossMinus), batch.size);
@@ -781,9 +785,8 @@ export class Agent {
         attempt: task.attempt,
         seeds: evaluations.map((e) => e.seed),
         g: evaluations.map((e) => e.g),
-        lossPlus: evaluations.map((e) => e.lossPlus),
-        lossMinus: evaluations.map((e) => e.lossMinus),
-        sampleCount: batch.size,
+        ...(privateMode ? {} : { lossPlus: evaluations.map((e) => e.lossPlus), lossMinus: evaluations.map((e) => e.lossMinus) }),
+        sampleCount: privateMode ? task.batchSize : batch.size,
       },
     });
   }

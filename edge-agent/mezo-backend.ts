@@ -12,6 +12,13 @@ import { MezoEvaluator, type SeedEvaluation, type UpdateRule } from './mezo-eval
 import { FileSlabCheckpoint, MemorySlabCheckpoint, type SlabCheckpoint } from './slab-checkpoint.js';
 import { checkPerturbation, noiseModeFor } from '../shared/optim/perturbation.js';
 
+/** Record-level DP for one evaluation: clip and noise per example, g divided by the task's batch size. */
+export interface RecordDpEvaluation {
+  clip: number;
+  noiseMultiplier: number;
+  batchSize: number;
+}
+
 export interface DecayUpdate {
   factor: number;
   ranges: ReadonlyArray<readonly [number, number]>;
@@ -35,8 +42,11 @@ export interface MezoBackend {
    * it must hold manifest.slabLength values, all finite.
    */
   load(slab: Float32Array): Promise<void>;
-  /** Two perturbed losses per seed on one batch; with `fuse`, each restore also applies the seed's update. */
-  evaluate(seeds: readonly Seed[], epsilon: number, batch: BatchData, fuse?: UpdateRule): Promise<SeedEvaluation[]>;
+  /**
+   * Two perturbed losses per seed on one batch; with `fuse`, each restore also applies the seed's update. With
+   * `recordDp`, g is clipped per example and noised (shared/privacy/record-dp.ts).
+   */
+  evaluate(seeds: readonly Seed[], epsilon: number, batch: BatchData, fuse?: UpdateRule, recordDp?: RecordDpEvaluation): Promise<SeedEvaluation[]>;
   /** Weight decay (optional), then θ += Σ coeff·z(seed) in order, in one pass. */
   apply(terms: ReadonlyArray<{ seed: Seed; coeff: number }>, decay?: DecayUpdate): Promise<void>;
   /** Loss (and correct count) of the current weights on a batch. */
@@ -113,8 +123,9 @@ export class InProcessBackend implements MezoBackend {
     return new InProcessBackend(session, engine, options.distribution ?? 'gaussian', checkpoint, options.rank);
   }
 
-  async evaluate(seeds: readonly Seed[], epsilon: number, batch: BatchData, fuse?: UpdateRule): Promise<SeedEvaluation[]> {
+  async evaluate(seeds: readonly Seed[], epsilon: number, batch: BatchData, fuse?: UpdateRule, recordDp?: RecordDpEvaluation): Promise<SeedEvaluation[]> {
     const feeds = feedsForBatch(this.manifest, batch);
+    if (recordDp) return this.evaluator.evaluateRecordDp(seeds, epsilon, () => this.session.runPerExample(feeds), recordDp, recordDp.batchSize, fuse);
     return this.evaluator.evaluate(seeds, epsilon, async () => (await this.session.run(feeds)).loss, fuse);
   }
 

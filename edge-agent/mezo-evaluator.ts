@@ -18,6 +18,8 @@ import { applyDecay } from '../shared/log/index.js';
 import { clipValue } from '../shared/optim/clip.js';
 import { clearPadding } from '../shared/model/slab-layout.js';
 import type { SlabCheckpoint } from './slab-checkpoint.js';
+import type { PerExampleRunResult } from '../shared/model/index.js';
+import { noisedProjectedGradient, type RecordDp } from '../shared/privacy/record-dp.js';
 
 export interface SeedEvaluation {
   seed: bigint;
@@ -94,6 +96,38 @@ export class MezoEvaluator {
    * propagates. With `fuse`, the restore pass also applies each valid seed's update (local training).
    */
   async evaluate(seeds: readonly Seed[], epsilon: number, loss: () => Promise<number>, fuse?: UpdateRule): Promise<SeedEvaluation[]> {
+    return this.evaluateWith(seeds, epsilon, loss, (lossPlus, lossMinus) => ({ lossPlus, lossMinus, g: (lossPlus - lossMinus) / (2 * epsilon) }), fuse);
+  }
+
+  /**
+   * Record-level DP (shared/privacy/record-dp.ts): `loss` returns the batch's mean and per-example losses; each
+   * seed's g is the clipped, noised sum over the examples divided by `batchSize`. L₊ and L₋ stay the batch means
+   * (what leaves the agent is the caller's choice: private mode sends none).
+   */
+  async evaluateRecordDp(
+    seeds: readonly Seed[],
+    epsilon: number,
+    loss: () => Promise<PerExampleRunResult>,
+    dp: Pick<RecordDp, 'clip' | 'noiseMultiplier'>,
+    batchSize: number,
+    fuse?: UpdateRule,
+  ): Promise<SeedEvaluation[]> {
+    return this.evaluateWith(
+      seeds,
+      epsilon,
+      loss,
+      (plus, minus) => ({ lossPlus: plus.loss, lossMinus: minus.loss, g: noisedProjectedGradient(plus.perExample, minus.perExample, epsilon, dp, seeds.length, batchSize) }),
+      fuse,
+    );
+  }
+
+  private async evaluateWith<T>(
+    seeds: readonly Seed[],
+    epsilon: number,
+    loss: () => Promise<T>,
+    combine: (plus: T, minus: T) => { lossPlus: number; lossMinus: number; g: number },
+    fuse?: UpdateRule,
+  ): Promise<SeedEvaluation[]> {
     if (!Number.isFinite(epsilon) || epsilon <= 0) {
       throw new RangeError(`evaluate: epsilon must be a positive finite number, got ${epsilon}`);
     }
@@ -107,18 +141,13 @@ export class MezoEvaluator {
         this.engine.perturb(this.slab, seed, epsilon, options);
         let position = epsilon;
         try {
-          const lossPlus = await loss();
+          const plus = await loss();
           this.engine.perturb(this.slab, seed, -2 * epsilon, options);
           position = -epsilon;
-          const lossMinus = await loss();
-          const valid = Number.isFinite(lossPlus) && Number.isFinite(lossMinus);
-          const evaluation: SeedEvaluation = {
-            seed,
-            lossPlus,
-            lossMinus,
-            g: valid ? (lossPlus - lossMinus) / (2 * epsilon) : Number.NaN,
-            valid,
-          };
+          const minus = await loss();
+          const { lossPlus, lossMinus, g } = combine(plus, minus);
+          const valid = Number.isFinite(lossPlus) && Number.isFinite(lossMinus) && Number.isFinite(g);
+          const evaluation: SeedEvaluation = { seed, lossPlus, lossMinus, g: valid ? g : Number.NaN, valid };
           const coeff = valid && fuse ? coefficientFor(evaluation.g, fuse) : 0;
           if (!Number.isFinite(coeff)) throw new RangeError(`evaluate: fused coefficient must be finite, got ${coeff}`);
           if (this.checkpoint) {

@@ -8,7 +8,7 @@ import type { Manifest, PreparedModel, RunResult } from '../shared/model/index.j
 import type { Distribution, Seed } from '../shared/noise/index.js';
 import { compiledSibling } from '../shared/compiled-path.js';
 import type { BatchData } from './batch-feeds.js';
-import { checkLoadable, type DecayUpdate, type MezoBackend, type RestoreMode } from './mezo-backend.js';
+import { checkLoadable, type DecayUpdate, type MezoBackend, type RecordDpEvaluation, type RestoreMode } from './mezo-backend.js';
 import type { SeedEvaluation, UpdateRule } from './mezo-evaluator.js';
 import type { WorkerCall, WorkerInit, WorkerResponse } from './worker-protocol.js';
 import { checkPerturbation } from '../shared/optim/perturbation.js';
@@ -122,8 +122,8 @@ export class WorkerBackend implements MezoBackend {
     return this.request<T>(this.nextId++, body);
   }
 
-  evaluate(seeds: readonly Seed[], epsilon: number, batch: BatchData, fuse?: UpdateRule): Promise<SeedEvaluation[]> {
-    return this.call({ kind: 'evaluate', seeds, epsilon, batch: portable(batch), ...(fuse ? { fuse } : {}) });
+  evaluate(seeds: readonly Seed[], epsilon: number, batch: BatchData, fuse?: UpdateRule, recordDp?: RecordDpEvaluation): Promise<SeedEvaluation[]> {
+    return this.call({ kind: 'evaluate', seeds, epsilon, batch: portable(batch), ...(fuse ? { fuse } : {}), ...(recordDp ? { recordDp } : {}) });
   }
 
   apply(terms: ReadonlyArray<{ seed: Seed; coeff: number }>, decay?: DecayUpdate): Promise<void> {

@@ -2,7 +2,7 @@
 import type { Manifest } from '../shared/model/index.js';
 import type { Distribution, Seed } from '../shared/noise/index.js';
 import type { BatchData } from './batch-feeds.js';
-import type { DecayUpdate, RestoreMode } from './mezo-backend.js';
+import type { DecayUpdate, RecordDpEvaluation, RestoreMode } from './mezo-backend.js';
 import type { UpdateRule } from './mezo-evaluator.js';
 
 export interface WorkerInit {
@@ -21,7 +21,7 @@ export interface WorkerInit {
 }
 
 export type WorkerCall =
-  | { kind: 'evaluate'; seeds: readonly Seed[]; epsilon: number; batch: BatchData; fuse?: UpdateRule }
+  | { kind: 'evaluate'; seeds: readonly Seed[]; epsilon: number; batch: BatchData; fuse?: UpdateRule; recordDp?: RecordDpEvaluation }
   | { kind: 'apply'; terms: ReadonlyArray<{ seed: Seed; coeff: number }>; decay?: DecayUpdate }
   | { kind: 'run'; batch: BatchData }
   | { kind: 'snapshot' }

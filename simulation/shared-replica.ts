@@ -12,7 +12,7 @@ import type { Manifest, RunResult } from '../shared/model/index.js';
 import type { Distribution, Seed } from '../shared/noise/index.js';
 import type { BatchData } from '../edge-agent/batch-feeds.js';
 import type { SeedEvaluation, UpdateRule } from '../edge-agent/mezo-evaluator.js';
-import type { DecayUpdate, MezoBackend, RestoreMode } from '../edge-agent/mezo-backend.js';
+import type { DecayUpdate, MezoBackend, RecordDpEvaluation, RestoreMode } from '../edge-agent/mezo-backend.js';
 
 export class StaleReplicaError extends Error {
   override name = 'StaleReplicaError';
@@ -125,10 +125,10 @@ class ReplicaView implements MezoBackend {
     });
   }
 
-  evaluate(seeds: readonly Seed[], epsilon: number, batch: BatchData, fuse?: UpdateRule): Promise<SeedEvaluation[]> {
+  evaluate(seeds: readonly Seed[], epsilon: number, batch: BatchData, fuse?: UpdateRule, recordDp?: RecordDpEvaluation): Promise<SeedEvaluation[]> {
     // A fused update would move the shared weights for one agent alone.
     if (fuse) return Promise.reject(new RangeError('evaluate: a shared replica cannot fuse updates into evaluation'));
-    return this.atHead('evaluate', (backend) => backend.evaluate(seeds, epsilon, batch));
+    return this.atHead('evaluate', (backend) => backend.evaluate(seeds, epsilon, batch, undefined, recordDp));
   }
 
   apply(terms: ReadonlyArray<{ seed: Seed; coeff: number }>, decay?: DecayUpdate): Promise<void> {

@@ -14,6 +14,8 @@ import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { Coordinator, RoundFailedError, type RoundReport, type RunReport } from '../coordinator/index.js';
 import { CentralDpStrategy, centralDpOptionsSchema, stopAtPrivacyBudget } from '../coordinator/dp-strategy.js';
+import { trackRecordPrivacy } from '../coordinator/record-dp.js';
+import { recordDpOptionsSchema, resolveRecordDp, type RecordPrivacySpent } from '../shared/privacy/record-dp.js';
 import { serveDashboard, type DashboardServer } from '../coordinator/dashboard/server.js';
 import { HeldOutEvaluation } from '../coordinator/held-out-evaluation.js';
 import { CoordinatorMetrics } from '../coordinator/metrics.js';
@@ -105,6 +107,13 @@ export const simulateOptionsSchema = z
      * run at agentsPerRound / agents) on the released coefficients; with `epsilon`, the run ends at the budget.
      */
     dp: centralDpOptionsSchema(false).optional(),
+    /**
+     * Record-level DP on the agents (shared/privacy/record-dp.ts, docs/privacy.md): each example's projected
+     * gradient clipped, noise of multiplier `noiseMultiplier` (or the one `epsilon` at `delta` needs over the run
+     * for the smallest shard) on each agent's g; `private`: agents send no losses. With `epsilon`, the run ends at
+     * the budget.
+     */
+    recordDp: recordDpOptionsSchema(false).optional(),
     /** Fraction of the agents asked whose answers close a round (default: all, or 0.5 with dropout or crashes). */
     quorum: z.number().gt(0).max(1).optional(),
     deadlineMs: z.number().int().min(1).max(3_600_000).default(1000),
@@ -248,6 +257,8 @@ export interface SimulationReport {
   runRecord?: string;
   /** With central DP: the noise multiplier used, ε spent at δ, the rounds released, and whether the budget holds no further round. */
   privacy?: { noiseMultiplier: number; epsilon: number; delta: number; roundsReleased: number; budgetSpent: boolean };
+  /** With record-level DP: ε per agent's data (the smallest shard) at δ, σ, clip, rounds accounted, private mode. */
+  recordPrivacy?: RecordPrivacySpent;
 }
 
 interface NatsLink {
@@ -355,6 +366,16 @@ export async function runSimulation(input: SimulateOptionsInput = {}, hooks: Sim
   const dp = options.dp
     ? new CentralDpStrategy(new MezoStrategy(strategy), { ...options.dp, rounds: options.rounds, fleetSize: options.agents })
     : undefined;
+  // The accountant covers the agent with the fewest examples: its records are the most often in a batch.
+  const recordDp = options.recordDp
+    ? resolveRecordDp(options.recordDp, {
+        agentsPerRound: asked,
+        fleetSize: options.agents,
+        batchSize: options.batchSize,
+        shardSize: Math.max(1, data.summary.examplesPerAgent.min),
+        rounds: options.rounds,
+      })
+    : undefined;
   const coordinator = new Coordinator({
     ...(dp ? { strategy: dp } : {}),
     log,
@@ -374,6 +395,7 @@ export async function runSimulation(input: SimulateOptionsInput = {}, hooks: Sim
       batchSize: options.batchSize,
       distribution: options.distribution,
       rank: options.rank,
+      ...(recordDp ? { recordDp: recordDp.dp } : {}),
       strategy,
       heartbeatMs: 5000,
       // Virtual agents share one process: a budget per agent would only throttle the simulation itself.
@@ -521,6 +543,7 @@ export async function runSimulation(input: SimulateOptionsInput = {}, hooks: Sim
     });
     const before = await heldOut.evaluateHead();
     if (dp) stopAtPrivacyBudget(coordinator, dp);
+    if (recordDp) trackRecordPrivacy(coordinator, recordDp.accountant);
     let roundsDone = 0;
     const unsubscribe = coordinator.onRound((report: RoundReport) => {
       roundsDone++;
@@ -612,6 +635,7 @@ export async function runSimulation(input: SimulateOptionsInput = {}, hooks: Sim
       ...(dp
         ? { privacy: dp.spent() }
         : {}),
+      ...(recordDp ? { recordPrivacy: recordDp.accountant.spent() } : {}),
       sharesBuilt: data.sharesBuilt,
     };
   } finally {

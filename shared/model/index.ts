@@ -13,7 +13,7 @@ export type { Manifest, ManifestInput, ManifestTensor } from './manifest.js';
 export { writePrepared, loadPrepared, MODEL_FILE, SLAB_FILE, MANIFEST_FILE } from './prepared-store.js';
 export type { WriteOptions } from './prepared-store.js';
 export { createTrainableSession } from './trainable-session.js';
-export type { TrainableSession, TrainableSessionOptions, RunResult, Feeds } from './trainable-session.js';
+export type { TrainableSession, TrainableSessionOptions, RunResult, PerExampleRunResult, Feeds } from './trainable-session.js';
 export { SLAB_ALIGNMENT, slabViews, paddingRanges, clearPadding } from './slab-layout.js';
 export type { SlabTensor } from './slab-layout.js';
 export { compilePattern, nameMatcher } from './name-pattern.js';

@@ -10,7 +10,16 @@ import * as ort from 'onnxruntime-node';
 import { ModelPreparationError, reasonOf } from './errors.js';
 import type { Manifest, ManifestInput } from './manifest.js';
 import type { PreparedModel } from './prepare-model.js';
-import { CORRECT_OUTPUT, LOSS_OUTPUT } from './loss-head.js';
+import { CORRECT_OUTPUT, HEAD_PREFIX, LOSS_OUTPUT } from './loss-head.js';
+import { decodeModel, encodeModel } from './onnx-codec.js';
+import { tensorValueInfo } from './onnx-builders.js';
+import { DataType } from './onnx-types.js';
+
+/**
+ * The cross-entropy head's log-probability of each example's label ([batch, 1]), exposed as an extra graph
+ * output so record-level DP can clip per example from the same forward pass (fetched only when asked for).
+ */
+export const PER_EXAMPLE_LOG_PROB = `${HEAD_PREFIX}picked`;
 
 export interface TrainableSessionOptions {
   /** Threads onnxruntime uses inside an operator (default: onnxruntime's choice, one per core). */
@@ -29,6 +38,12 @@ export interface RunResult {
   correct?: number;
 }
 
+/** A run's mean loss and each example's loss (record-level DP clips these). */
+export interface PerExampleRunResult {
+  loss: number;
+  perExample: Float32Array;
+}
+
 export type Feeds = Record<string, ort.Tensor>;
 
 export interface TrainableSession {
@@ -42,6 +57,8 @@ export interface TrainableSession {
   run(feeds: Feeds): Promise<RunResult>;
   /** Runs one batch and returns every output tensor (for loss 'none'). */
   runOutputs(feeds: Feeds): Promise<Record<string, ort.Tensor>>;
+  /** Runs one batch and returns the mean loss and each example's loss (cross-entropy models only). */
+  runPerExample(feeds: Feeds): Promise<PerExampleRunResult>;
   release(): Promise<void>;
 }
 
@@ -122,9 +139,20 @@ export async function createTrainableSession(prepared: PreparedModel, options: T
   };
   if (options.intraOpThreads !== undefined) sessionOptions.intraOpNumThreads = options.intraOpThreads;
   if (options.interOpThreads !== undefined) sessionOptions.interOpNumThreads = options.interOpThreads;
+  // Cross-entropy heads compute each example's log-probability on the way to the mean; declaring it an output
+  // costs nothing until it is fetched.
+  let modelBytes = prepared.model;
+  if (manifest.loss === 'cross-entropy') {
+    const decoded = decodeModel(prepared.model, 'prepared model');
+    const graph = decoded.graph!;
+    if (!(graph.output ?? []).some((o) => o.name === PER_EXAMPLE_LOG_PROB)) {
+      graph.output = [...(graph.output ?? []), tensorValueInfo(PER_EXAMPLE_LOG_PROB, DataType.FLOAT, undefined)];
+      modelBytes = encodeModel(decoded);
+    }
+  }
   let session: ort.InferenceSession;
   try {
-    session = await ort.InferenceSession.create(prepared.model, sessionOptions);
+    session = await ort.InferenceSession.create(modelBytes, sessionOptions);
   } catch (err) {
     throw new ModelPreparationError(`onnxruntime could not load the prepared model: ${reasonOf(err)}`, { cause: err });
   }
@@ -134,6 +162,8 @@ export async function createTrainableSession(prepared: PreparedModel, options: T
     manifest.tensors.map((t) => [t.name, new ort.Tensor('float32', slab.subarray(t.offset, t.offset + t.length), t.shape)]),
   );
   const parameterFeeds = Object.fromEntries(parameters);
+  // run() fetches the head's scalars only, not the per-example output.
+  const fetched = manifest.loss === 'cross-entropy' ? [LOSS_OUTPUT, CORRECT_OUTPUT] : [LOSS_OUTPUT];
 
   const runOutputs = async (feeds: Feeds): Promise<Record<string, ort.Tensor>> => {
     checkFeeds(manifest, feeds);
@@ -148,10 +178,22 @@ export async function createTrainableSession(prepared: PreparedModel, options: T
     runOutputs,
     async run(feeds) {
       if (manifest.loss === 'none') throw new ModelPreparationError("run() needs a loss head; this model was prepared with loss 'none' (use runOutputs)");
-      const out = await runOutputs(feeds);
+      checkFeeds(manifest, feeds);
+      const out = (await session.run({ ...feeds, ...parameterFeeds }, fetched)) as Record<string, ort.Tensor>;
       const result: RunResult = { loss: Number(out[LOSS_OUTPUT]!.data[0]) };
       if (out[CORRECT_OUTPUT] !== undefined) result.correct = Number(out[CORRECT_OUTPUT].data[0]);
       return result;
+    },
+    async runPerExample(feeds) {
+      if (manifest.loss !== 'cross-entropy') {
+        throw new ModelPreparationError(`per-example losses need a cross-entropy head; this model was prepared with loss '${manifest.loss}'`);
+      }
+      checkFeeds(manifest, feeds);
+      const out = (await session.run({ ...feeds, ...parameterFeeds }, [LOSS_OUTPUT, PER_EXAMPLE_LOG_PROB])) as Record<string, ort.Tensor>;
+      const logProb = out[PER_EXAMPLE_LOG_PROB]!.data as Float32Array;
+      const perExample = new Float32Array(logProb.length);
+      for (let i = 0; i < logProb.length; i++) perExample[i] = -logProb[i]!;
+      return { loss: Number(out[LOSS_OUTPUT]!.data[0]), perExample };
     },
     async release() {
       await session.release();

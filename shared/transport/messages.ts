@@ -160,6 +160,10 @@ export const secureAggregationSpecSchema = z.object({
   lossBound: finite.refine((x) => x > 0, 'must be positive'),
 });
 
+const positiveScalar = finite.refine((x) => x > 0 && x <= MAX_ABS_SCALAR, `must be positive, at most ${MAX_ABS_SCALAR}`);
+/** Record-level DP the agent applies to a task (shared/privacy/record-dp.ts). */
+const recordPrivacySchema = z.object({ clip: positiveScalar, noiseMultiplier: positiveScalar, privateMode: z.boolean().default(false) });
+
 export const taskSchema = z.object({
   jobId,
   round: counter,
@@ -169,6 +173,8 @@ export const taskSchema = z.object({
   epsilon: finite.refine((x) => x > 0, 'must be positive'),
   batchSize: uint32.min(1, 'must be at least 1'),
   deadlineMs: uint32.min(1, 'must be at least 1'),
+  /** Set when the job runs record-level DP (proto-loader gives an unset message field as null). */
+  recordPrivacy: z.preprocess((v) => v ?? undefined, recordPrivacySchema.optional()),
   /** Set in a secure-aggregation round (proto-loader gives an unset message field as null). */
   secureAggregation: z.preprocess((v) => v ?? undefined, secureAggregationSpecSchema.optional()),
 });
@@ -218,17 +224,25 @@ export const resultSchema = z
     attempt: uint32,
     seeds,
     g: z.array(scalar),
-    lossPlus: z.array(scalar),
-    lossMinus: z.array(scalar),
+    /** Absent (empty on the wire) in private mode: the agent releases only g. */
+    lossPlus: z.array(scalar).optional(),
+    lossMinus: z.array(scalar).optional(),
     sampleCount: uint32.min(1, 'must be at least 1'),
   })
   .superRefine((r, ctx) => {
+    // Protobuf cannot tell an empty repeated field from an unset one: no losses at all means none were sent.
+    const sent = (r.lossPlus?.length ?? 0) > 0 || (r.lossMinus?.length ?? 0) > 0;
     for (const key of ['g', 'lossPlus', 'lossMinus'] as const) {
-      if (r[key].length !== r.seeds.length) {
-        ctx.addIssue({ code: 'custom', path: [key], message: `must hold one value per seed (${r.seeds.length}), got ${r[key].length}` });
+      const length = r[key]?.length ?? 0;
+      if ((key === 'g' || sent) && length !== r.seeds.length) {
+        const none = key === 'g' ? '' : ' (or no losses at all, in private mode)';
+        ctx.addIssue({ code: 'custom', path: [key], message: `must hold one value per seed (${r.seeds.length}), got ${length}${none}` });
       }
     }
-  });
+  })
+  .transform(({ lossPlus, lossMinus, ...r }): typeof r & { lossPlus?: number[]; lossMinus?: number[] } =>
+    (lossPlus?.length ?? 0) > 0 ? { ...r, lossPlus: lossPlus!, lossMinus: lossMinus! } : r,
+  );
 
 export const heartbeatSchema = z.object({ version: counter, weightsSha256: hex64, busy: z.boolean().optional() });
 
@@ -501,6 +515,7 @@ export function encodeTask(t: Task): Record<string, unknown> {
     epsilon: t.epsilon,
     batchSize: t.batchSize,
     deadlineMs: t.deadlineMs,
+    ...(t.recordPrivacy ? { recordPrivacy: { ...t.recordPrivacy } } : {}),
     ...(t.secureAggregation ? { secureAggregation: { ...t.secureAggregation } } : {}),
   };
 }
@@ -540,8 +555,9 @@ export function encodeResult(r: Result): Record<string, unknown> {
     attempt: r.attempt,
     seeds: r.seeds.map(u64),
     g: [...r.g],
-    lossPlus: [...r.lossPlus],
-    lossMinus: [...r.lossMinus],
+    // Left out in private mode, so nothing but g and the sample count is on the wire.
+    ...(r.lossPlus !== undefined ? { lossPlus: [...r.lossPlus] } : {}),
+    ...(r.lossMinus !== undefined ? { lossMinus: [...r.lossMinus] } : {}),
     sampleCount: r.sampleCount,
   };
 }

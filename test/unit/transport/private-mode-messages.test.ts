@@ -1,0 +1,72 @@
+/**
+ * Record-level DP on the wire, through the service's own protobuf codecs: a Task's record_privacy, and a
+ * private-mode Result that carries g and the sample count only (losses optional, both or none).
+ */
+import { describe, expect, it } from 'vitest';
+import {
+  MessageValidationError,
+  decodeAgentMessage,
+  decodeCoordinatorMessage,
+  encodeAgentMessage,
+  encodeCoordinatorMessage,
+  loadProtocol,
+  type Result,
+  type Task,
+} from '../../../shared/transport/index.js';
+
+const service = () => loadProtocol().coordinator.service;
+const upBytes = (wire: Record<string, unknown>) => service().Session!.requestSerialize(wire);
+const up = (wire: Record<string, unknown>) => service().Session!.requestDeserialize(upBytes(wire));
+const down = (wire: Record<string, unknown>) => service().Session!.responseDeserialize(service().Session!.responseSerialize(wire));
+
+function fieldOf(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(MessageValidationError);
+    return (err as MessageValidationError).field;
+  }
+  throw new Error('expected a validation error');
+}
+
+const task: Task = { jobId: 'job', round: 3, attempt: 0, version: 3, seeds: [5n, 6n], epsilon: 1e-3, batchSize: 32, deadlineMs: 1000 };
+const result: Result = { round: 3, attempt: 0, seeds: [5n, 6n], g: [0.25, -1.5], lossPlus: [2.3, 2.4], lossMinus: [2.2, 2.5], sampleCount: 32 };
+
+describe('record-level DP messages', () => {
+  it("carries a task's record privacy, and none when the job has no record DP", () => {
+    const withDp = { ...task, recordPrivacy: { clip: 4, noiseMultiplier: 1.25, privateMode: true } };
+    const decoded = decodeCoordinatorMessage(down(encodeCoordinatorMessage({ kind: 'task', task: withDp })));
+    expect(decoded).toEqual({ kind: 'task', task: withDp });
+    const plain = decodeCoordinatorMessage(down(encodeCoordinatorMessage({ kind: 'task', task })));
+    expect(plain.kind === 'task' && plain.task.recordPrivacy).toBeUndefined();
+    const bad = encodeCoordinatorMessage({ kind: 'task', task: { ...withDp, recordPrivacy: { clip: 0, noiseMultiplier: 1, privateMode: false } } });
+    expect(fieldOf(() => decodeCoordinatorMessage(down(bad)))).toBe('task.recordPrivacy.clip');
+  });
+
+  it('sends a private-mode result without losses: nothing on the wire, none decoded', () => {
+    const { lossPlus: _p, lossMinus: _m, ...bare } = result;
+    const wire = encodeAgentMessage({ kind: 'result', result: bare });
+    expect(Object.keys(wire.result as object).sort()).toEqual(['attempt', 'g', 'round', 'sampleCount', 'seeds']);
+    const decoded = decodeAgentMessage(up(wire));
+    expect(decoded.kind).toBe('result');
+    const r = (decoded as { result: Result }).result;
+    expect(r.lossPlus).toBeUndefined();
+    expect(r.lossMinus).toBeUndefined();
+    expect(r).toEqual(bare);
+    // Two seeds' losses are 32 bytes of doubles and their framing: the private result is that much smaller.
+    expect(upBytes(encodeAgentMessage({ kind: 'result', result })).length - upBytes(wire).length).toBeGreaterThanOrEqual(32);
+  });
+
+  it('keeps both losses of an ordinary result', () => {
+    expect(decodeAgentMessage(up(encodeAgentMessage({ kind: 'result', result })))).toEqual({ kind: 'result', result });
+  });
+
+  it('refuses a result with one loss list, or losses for some seeds only, naming the field', () => {
+    const onlyPlus = encodeAgentMessage({ kind: 'result', result: { ...result, lossMinus: undefined } });
+    expect(fieldOf(() => decodeAgentMessage(up(onlyPlus)))).toBe('result.lossMinus');
+    const short = encodeAgentMessage({ kind: 'result', result: { ...result, lossPlus: [2.3] } });
+    expect(fieldOf(() => decodeAgentMessage(up(short)))).toBe('result.lossPlus');
+    const noG = encodeAgentMessage({ kind: 'result', result: { ...result, g: [] } });
+    expect(fieldOf(() => decodeAgentMessage(up(noG)))).toBe('result.g');
+  });
+});
