@@ -309,6 +309,10 @@ export class Coordinator {
     this.padding = init.padding ?? [];
     if (init.onRound) this.roundListeners.add(init.onRound);
     this.strategy = init.strategy ?? new MezoStrategy(this.options.strategy);
+    const size = this.strategy.agentsPerRound;
+    if (size !== undefined && (!Number.isSafeInteger(size) || size < 1)) {
+      throw new RangeError(`coordinator: strategy.agentsPerRound must be a positive integer, got ${String(size)}`);
+    }
     if (init.secureAggregation) {
       const parsed = secureAggregationOptionsSchema.safeParse(init.secureAggregation);
       if (!parsed.success) {
@@ -657,13 +661,18 @@ export class Coordinator {
     return { roundsRun, version: this.log.version, headHash: this.log.headHash, failedAttempts, stopped: this.stopping };
   }
 
+  /** Agents a round asks for: the Strategy object's own size when it states one (not options.strategy's). */
+  private get agentsPerRound(): number {
+    return this.strategy.agentsPerRound ?? this.options.strategy.agentsPerRound;
+  }
+
   private quorumFor(asked: number): number {
-    return Math.min(this.options.quorum ?? this.options.strategy.agentsPerRound, asked);
+    return Math.min(this.options.quorum ?? this.agentsPerRound, asked);
   }
 
   private async attemptRound(round: number, attempt: number): Promise<'committed' | 'failed' | 'stopped'> {
     const started = performance.now();
-    const needed = this.options.quorum ?? this.options.strategy.agentsPerRound;
+    const needed = this.options.quorum ?? this.agentsPerRound;
     const connected = await this.waitForAgents(needed, this.options.waitForAgentsMs);
     if (this.stopping) return 'stopped';
     if (connected.length < needed) {

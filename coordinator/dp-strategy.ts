@@ -78,6 +78,11 @@ export function cryptoGaussian(): number {
 
 export class CentralDpStrategy implements Strategy {
   readonly config: CentralDpConfig;
+  /** The wrapped strategy's round size: the wrapper asks the same agents. */
+  get agentsPerRound(): number {
+    return this.inner.agentsPerRound;
+  }
+
   readonly noiseMultiplier: number;
   private readonly accountant = new RdpAccountant();
   private readonly assigned = new Map<string, { rate: number; seeds: Map<bigint, number> }>();

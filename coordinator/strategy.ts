@@ -51,6 +51,11 @@ export interface AggregatedUpdate {
 }
 
 export interface Strategy {
+  /**
+   * Agents a round asks for: the round loop waits for this many and, without options.quorum, needs all of their
+   * answers. Unset: options.strategy.agentsPerRound (which also builds the default MezoStrategy).
+   */
+  readonly agentsPerRound?: number;
   /** Which of the connected agents evaluate which seeds. Returns [] when the round cannot be configured. */
   configureRound(context: RoundContext, agents: readonly AgentView[]): Assignment[];
   /** The update the results add up to; null when nothing usable came back. */
@@ -247,6 +252,10 @@ export class MezoStrategy implements Strategy {
     }
     this.config = parsed.data;
     this.schedule = parsed.data.schedule;
+  }
+
+  get agentsPerRound(): number {
+    return this.config.agentsPerRound;
   }
 
   /** The job's K-seed pool: distinct seeds, a pure function of the strategy seed alone (the same every round). */
