@@ -9,6 +9,7 @@ import { loadNativeFloor } from '../../shared/noise/native-binding.js';
 import { fileURLToPath } from 'node:url';
 import { forkBenchChild, hostInfo, time, type SuiteResult, type Timing } from './harness.js';
 import { checkArm64Bits } from './noise-arm64.js';
+import { benchLowRank } from './noise-lowrank.js';
 import type { GenericChildConfig, GenericChildReport } from './noise-generic-child.js';
 
 interface Row {
@@ -69,6 +70,10 @@ export async function benchNoise(options: { elements?: number; repetitions?: num
   add('perturb gaussian', 'js', 1, () => js.perturb(slab, 42n, 1e-3), elements, jsReps);
   add('perturb rademacher', 'js', 1, () => js.perturb(slab, 42n, 1e-3, { distribution: 'rademacher' }), elements, jsReps);
   add('accumulate 8 gaussian', 'js', 1, () => js.accumulate(slab, entries8), elements * 8, 3);
+
+  // Low-rank noise (lowrank v1) on the default model's layout and on one large matrix (noise-lowrank.ts).
+  const lowRankEngines = [...(native ? [{ implementation: 'native', engine: native }] : []), { implementation: 'js', engine: js }];
+  rows.push(...benchLowRank(lowRankEngines, repetitions));
 
   // The floor is the fastest read+write loop measured: a ratio is floor time / operation time per element.
   const floorNs = Math.min(
