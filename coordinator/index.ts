@@ -6,3 +6,5 @@ export * from './export-model.js';
 export * from './snapshot.js';
 export * from './run-monitor.js';
 export * from './run-record.js';
+export { createCoordinator, type CreateCoordinatorOptions, type CoordinatorHandle } from './create-coordinator.js';
+export { CoordinatorMetrics } from './metrics.js';

@@ -1,6 +1,8 @@
 // A coordinator and three agents embedded in one Node program (docs/embedding.md): they talk over the in-memory
 // transport (or gRPC on loopback with --grpc), fine-tune the embedded default model for a few rounds with a custom Strategy, and the program checks
-// that the coordinator's weights and every agent's weights equal base + replay of the update log.
+// that the coordinator's weights and every agent's weights equal base + replay of the update log. The coordinator
+// and the agents are started with the library entry points createCoordinator and startAgent, which install no
+// signal handlers and write nothing of their own.
 //
 //   node examples/embed.mjs [--grpc] [log-file]   (default log: a file in a fresh temporary folder)
 //
@@ -8,8 +10,8 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Coordinator } from 'mezo-fleet/coordinator';
-import { Agent, createAgentBackend } from 'mezo-fleet/agent';
+import { createCoordinator } from 'mezo-fleet/coordinator';
+import { createAgentBackend, startAgent } from 'mezo-fleet/agent';
 import { GrpcTransport, InMemoryTransport } from 'mezo-fleet/transport';
 import { MezoStrategy } from 'mezo-fleet/strategy';
 import { LogSigner, UpdateLog, replay } from 'mezo-fleet/log';
@@ -50,52 +52,55 @@ const header = { jobId: 'embedded', baseSha256: prepared.manifest.slabSha256, di
 const signer = LogSigner.generate();
 const log = await UpdateLog.open(logPath, header, { signer });
 const transport = grpc ? new GrpcTransport({ address: '127.0.0.1:0' }) : new InMemoryTransport();
-// The round loop sizes its rounds (quorum, waiting for agents) from options.strategy, so the custom strategy is
-// built from the same configuration.
-const strategyConfig = { agentsPerRound: AGENTS, seedsPerAgent: 2, schedule: { lr: 1e-3 }, seed: 11 };
-const strategy = new DampedStrategy(strategyConfig, 0.5);
-const coordinator = new Coordinator({
+// The round loop sizes its rounds (how many agents it waits for, the quorum) from the strategy object: a
+// MezoStrategy's agentsPerRound.
+const strategy = new DampedStrategy({ agentsPerRound: AGENTS, seedsPerAgent: 2, schedule: { lr: 1e-3 }, seed: 11 }, 0.5);
+const coordinator = createCoordinator({
   log,
   baseSlab: prepared.slab,
   padding,
   engine: noise,
   transport,
   strategy,
-  options: { jobId: 'embedded', rounds: ROUNDS, batchSize: 32, deadlineMs: 60_000, strategy: strategyConfig },
+  options: { jobId: 'embedded', rounds: ROUNDS, batchSize: 32, deadlineMs: 60_000 },
 });
-await coordinator.listen();
+// Listens, then runs the rounds in the background; the first round starts once AGENTS agents are connected.
+const address = await coordinator.start();
+const healthWhileServing = coordinator.health.status;
 
 // The agents: each with its own share of the default task's device data, its model run in process.
-const agents = Array.from({ length: AGENTS }, (_, k) => new Agent({
+const agents = Array.from({ length: AGENTS }, (_, k) => startAgent({
   agentId: `agent-${k}`,
-  transport: grpc ? new GrpcTransport({ address: coordinator.address }) : transport,
+  transport: grpc ? new GrpcTransport({ address }) : transport,
   prepared,
   createBackend: (distribution) => createAgentBackend(prepared, distribution, { worker: false, engine: noise, intraOpThreads: 1 }),
   data: task.agents[k],
   dataSeed: k,
   logPublicKey: signer.publicKey,
-  onJobEnd: 'leave', // run() resolves once the job's last round is applied
+  onJobEnd: 'leave', // waitForEnd() resolves once the job's last round is applied
 }));
-const running = agents.map((agent) => agent.run());
 
-// The first round starts when all three agents are connected (agentsPerRound), and the job ends after ROUNDS.
-const report = await coordinator.run();
-await Promise.all(running);
+// The job ends after ROUNDS rounds; then every agent has applied the last update and left.
+const report = await coordinator.waitForEnd();
+await Promise.all(agents.map((agent) => agent.waitForEnd()));
+// The handle's Prometheus metrics saw every round (serving them over HTTP is the program's choice).
+const metricsText = await coordinator.metrics.registry.metrics();
+const roundsMetric = Number(/^mezo_rounds_total (\d+)$/m.exec(metricsText)?.[1]);
 
 // Base + log, replayed from the file the coordinator wrote, must be the weights everyone holds, bit for bit.
 const replica = prepared.slab.slice();
 replay(noise, replica, log.entries(), log.distribution, { decayRanges: header.decayRanges, padding });
 const replayed = slabSha256(replica);
-const coordinatorSha = coordinator.weightsSha256();
+const coordinatorSha = coordinator.coordinator.weightsSha256();
 const agentShas = await Promise.all(agents.map((agent) => agent.backend.sha256()));
 
 await Promise.all(agents.map((agent) => agent.close()));
-await coordinator.close();
-await log.close();
+await coordinator.close(); // closes the listener and the log
+const health = { serving: healthWhileServing, closed: coordinator.health.status };
 
-const result = { logPath, publicKey: signer.publicKey, roundsRun: report.roundsRun, version: report.version, headHash: report.headHash, replayed, coordinator: coordinatorSha, agents: agentShas };
+const result = { logPath, publicKey: signer.publicKey, roundsRun: report.roundsRun, version: report.version, headHash: report.headHash, roundsMetric, health, replayed, coordinator: coordinatorSha, agents: agentShas };
 console.log(JSON.stringify(result));
-if (report.roundsRun !== ROUNDS || coordinatorSha !== replayed || agentShas.some((sha) => sha !== replayed)) {
+if (report.roundsRun !== ROUNDS || roundsMetric !== ROUNDS || coordinatorSha !== replayed || agentShas.some((sha) => sha !== replayed)) {
   console.error('embedded run: weights differ from base + log replay');
   process.exitCode = 1;
 }

@@ -1,7 +1,9 @@
 /**
  * The embedding example (docs/embedding.md) runs as a user's program would: `node examples/embed.mjs`, importing
- * the built package through its own export names (mezo-fleet/coordinator, /agent, ...). It must complete its
- * rounds, and the weights it reports for the coordinator and every agent must equal base + replay of the log
+ * the built package through its own export names (mezo-fleet/coordinator, /agent, ...) and starting the
+ * coordinator and agents with the library entry points createCoordinator and startAgent. It must complete its
+ * rounds, its handle's metrics must count them, its health must be SERVING while it runs and NOT_SERVING once
+ * closed, and the weights it reports for the coordinator and every agent must equal base + replay of the log
  * file it wrote, replayed here independently of the example.
  */
 import { execFile } from 'node:child_process';
@@ -25,8 +27,17 @@ it.each([['in memory', []], ['over gRPC on loopback', ['--grpc']]])('the embeddi
   const lines = stdout.trim().split('\n');
   // One line per round from the custom strategy, then the result.
   expect(lines.filter((l) => /^round \d+: 3 results, .* damped ×0\.5$/.test(l))).toHaveLength(5);
-  const result = JSON.parse(lines.at(-1)!) as { publicKey: string; roundsRun: number; version: number; headHash: string; coordinator: string; agents: string[] };
-  expect(result).toMatchObject({ roundsRun: 5, version: 5 });
+  const result = JSON.parse(lines.at(-1)!) as {
+    publicKey: string;
+    roundsRun: number;
+    version: number;
+    headHash: string;
+    roundsMetric: number;
+    health: { serving: string; closed: string };
+    coordinator: string;
+    agents: string[];
+  };
+  expect(result).toMatchObject({ roundsRun: 5, version: 5, roundsMetric: 5, health: { serving: 'SERVING', closed: 'NOT_SERVING' } });
   expect(result.agents).toHaveLength(3);
 
   const prepared = await loadDefaultModel();
