@@ -5,6 +5,9 @@
 //   npm run build && node scripts/experiment/learning-sweep.mjs --configs sweep.json --seeds 0,1,2 --out runs.jsonl
 // sweep.json: [{ "name": "defaults", "options": { } }, { "name": "m=50", "options": { "agentsPerRound": 50 } }, ...];
 // an entry with "command": "train" runs `mezo train` instead, its options being the train config's flags.
+// A train entry's "data" may contain SEED (replaced by each run's seed); with "model" (a prepared subset from
+// prepare-subset.mjs) the clean-test score uses that model. A simulate run's line also says what the optimiser
+// options did (undo entries, terms per entry, the logged rate at every tenth of the run).
 import { appendFileSync, readFileSync, rmSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 
@@ -37,11 +40,21 @@ const cleanBefore = (await scoreDataset(scorer, clean, 500)).accuracy;
 async function trainRun(name, options, seed) {
   rmSync(`${args.out}.train`, { recursive: true, force: true });
   const started = performance.now();
-  const config = resolveTrainConfig({ ...options, seed: String(seed), out: `${args.out}.train` }, {});
+  const opts = { ...options, ...(options.data ? { data: options.data.replace('SEED', String(seed)) } : {}) };
+  const config = resolveTrainConfig({ ...opts, seed: String(seed), out: `${args.out}.train` }, {});
   const { report } = await runTrain(config, { quiet: true });
   const trained = new Float32Array(readFileSync(`${args.out}.train/trained.slab`).buffer.slice(0));
-  await scorer.load(trained);
-  const cleanAfter = (await scoreDataset(scorer, clean, 500)).accuracy;
+  let cleanAfter;
+  if (options.model) {
+    const { loadPrepared } = await import(new URL('shared/model/index.js', root).href);
+    const own = await InProcessBackend.create(await loadPrepared(options.model), noise, { restore: 'subtract', intraOpThreads: 1 });
+    await own.load(trained);
+    cleanAfter = (await scoreDataset(own, clean, 500)).accuracy;
+    await own.close();
+  } else {
+    await scorer.load(trained);
+    cleanAfter = (await scoreDataset(scorer, clean, 500)).accuracy;
+  }
   const curve = report.curve.filter((p) => p.eval).map((p) => [p.step, p.eval.accuracy]);
   // runTrain reports no time per step: its steps cost the same, so an evaluation's time is placed at
   // step / steps of the training wall time (marked as derived, unlike the simulation's measured curveSeconds).
@@ -71,6 +84,7 @@ for (const { name, options, command } of configs) {
       continue;
     }
     let cleanAfter = Number.NaN;
+    const optimiser = { undos: 0, termsPerEntry: 0, lrByRound: [] };
     // Wall seconds from the fleet being ready (just before the base evaluation and round 0) to the end of each
     // round, so the curve can be drawn against time as well as rounds.
     let readyAt = Number.NaN;
@@ -87,6 +101,16 @@ for (const { name, options, command } of configs) {
         onFinished: async ({ coordinator }) => {
           await scorer.load(coordinator.materialise().slice());
           cleanAfter = (await scoreDataset(scorer, clean, 500)).accuracy;
+          // What the optimiser options did, read back from the log: entries that undo the one before (the loss
+          // guard), the mean terms per entry (momentum), and the logged rate at every tenth of the run (plateau).
+          const entries = coordinator.log.entries();
+          entries.forEach((e, i) => {
+            const prev = entries[i - 1];
+            if (prev && e.terms.length === prev.terms.length && e.terms.every((t, k) => t.seed === prev.terms[k].seed && t.coeff === -prev.terms[k].coeff)) optimiser.undos++;
+          });
+          optimiser.termsPerEntry = entries.reduce((n, e) => n + e.terms.length, 0) / Math.max(1, entries.length);
+          const step = Math.max(1, Math.floor(entries.length / 10));
+          optimiser.lrByRound = entries.filter((_, i) => (i + 1) % step === 0).map((e) => [e.round, e.lr]);
         },
       },
     );
@@ -114,10 +138,11 @@ for (const { name, options, command } of configs) {
       rounds: report.rounds,
       bytesUpPerAgentRound: report.traffic.bytesUpPerAgentRound,
       bytesDownPerAgentRound: report.traffic.bytesDownPerAgentRound,
+      optimiser,
     };
     appendFileSync(args.out, `${JSON.stringify(line)}\n`);
     process.stdout.write(
-      `${name} seed ${seed}: shifted ${(report.accuracyAfter * 100).toFixed(2)}% (best ${(best * 100).toFixed(2)}%, worst drop ${(worstDrop * 100).toFixed(2)}), clean ${(cleanAfter * 100).toFixed(2)}%, ${report.wallSeconds.toFixed(1)} s\n`,
+      `${name} seed ${seed}: shifted ${(report.accuracyAfter * 100).toFixed(2)}% (best ${(best * 100).toFixed(2)}%, worst drop ${(worstDrop * 100).toFixed(2)}), clean ${(cleanAfter * 100).toFixed(2)}%, ${report.wallSeconds.toFixed(1)} s, ${optimiser.undos} undone, ${optimiser.termsPerEntry.toFixed(0)} terms/entry, final lr ${optimiser.lrByRound.at(-1)?.[1].toExponential(2)}\n`,
     );
   }
 }
