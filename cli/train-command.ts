@@ -11,6 +11,7 @@ import { z } from 'zod';
 import { resolveConfig, type EnvBinding } from '../shared/config/index.js';
 import { localTrainOptionsSchema, type LocalTrainReport } from '../edge-agent/local-trainer.js';
 import { lrScheduleWithDefault } from '../shared/optim/lr-schedule.js';
+import { refinePerturbation } from '../shared/optim/perturbation.js';
 import { layeredFlags, number } from './option-parsing.js';
 import type { Manifest } from '../shared/model/index.js';
 
@@ -68,7 +69,7 @@ export const trainConfigSchema = z.strictObject({
         schedule: lrScheduleWithDefault(DEFAULT_LR),
         perturbations: z.number().int().min(1).max(256).default(DEFAULT_PERTURBATIONS),
         evalEvery: z.number().int().nonnegative().default(250),
-      }),
+      }).superRefine(refinePerturbation),
     )
     .prefault({}),
 });

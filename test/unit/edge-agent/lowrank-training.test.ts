@@ -10,6 +10,8 @@ import { stepSeeds, trainLocal, type LocalTrainOptionsInput } from '../../../edg
 import { InProcessBackend } from '../../../edge-agent/mezo-backend.js';
 import { WorkerBackend } from '../../../edge-agent/worker-backend.js';
 import { materialiseAt, readLog } from '../../../coordinator/export-model.js';
+import { resolveTrainConfig } from '../../../cli/train-command.js';
+import { parseSimulateOptions } from '../../../simulation/simulate.js';
 import { LocalDataset, loadMnist } from '../../../shared/data/index.js';
 import { UpdateLog, replay } from '../../../shared/log/index.js';
 import { paddingRanges, prepareModel, slabSha256, type PreparedModel } from '../../../shared/model/index.js';
@@ -112,5 +114,14 @@ describe(`local training with low-rank noise (${noise.kind})`, () => {
     } finally {
       await backend.close();
     }
+  });
+
+  it('names --rank in the train and simulate configurations when it is missing or not allowed', () => {
+    expect(() => resolveTrainConfig({ distribution: 'lowrank' }, {})).toThrow(/train\.rank.*required with distribution 'lowrank'/);
+    expect(() => resolveTrainConfig({ distribution: 'gaussian', rank: 3 }, {})).toThrow(/train\.rank.*only allowed/);
+    expect(() => resolveTrainConfig({ distribution: 'lowrank', rank: 99 }, {})).toThrow(/train\.rank/);
+    expect(resolveTrainConfig({ distribution: 'lowrank', rank: 4, vPeriod: 20 }, {}).train).toMatchObject({ distribution: 'lowrank', rank: 4, vPeriod: 20 });
+    expect(() => parseSimulateOptions({ distribution: 'lowrank' })).toThrow(/simulate: rank: is required/);
+    expect(() => parseSimulateOptions({ distribution: 'lowrank', rank: 2, vPeriod: 3, seedMode: 'pool' })).toThrow(/simulate: vPeriod/);
   });
 });
