@@ -14,6 +14,7 @@ import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { Coordinator, RoundFailedError, type RoundReport, type RunReport } from '../coordinator/index.js';
 import { CentralDpStrategy, centralDpOptionsSchema, stopAtPrivacyBudget } from '../coordinator/dp-strategy.js';
+import { secureAggregationOptionsSchema } from '../coordinator/secure-aggregation.js';
 import { trackRecordPrivacy } from '../coordinator/record-dp.js';
 import { recordDpOptionsSchema, resolveRecordDp, type RecordPrivacySpent } from '../shared/privacy/record-dp.js';
 import { serveDashboard, type DashboardServer } from '../coordinator/dashboard/server.js';
@@ -114,6 +115,12 @@ export const simulateOptionsSchema = z
      * the budget.
      */
     recordDp: recordDpOptionsSchema(false).optional(),
+    /**
+     * Secure aggregation (coordinator/secure-aggregation.ts, docs/privacy.md): the coordinator learns only the sum
+     * of each round's answers; `threshold` θ and `neighbours` k (0: every other agent of the round). Needs shared
+     * seeds and the mean.
+     */
+    secureAggregation: secureAggregationOptionsSchema.optional(),
     /** Fraction of the agents asked whose answers close a round (default: all, or 0.5 with dropout or crashes). */
     quorum: z.number().gt(0).max(1).optional(),
     deadlineMs: z.number().int().min(1).max(3_600_000).default(1000),
@@ -378,6 +385,7 @@ export async function runSimulation(input: SimulateOptionsInput = {}, hooks: Sim
     : undefined;
   const coordinator = new Coordinator({
     ...(dp ? { strategy: dp } : {}),
+    ...(options.secureAggregation ? { secureAggregation: options.secureAggregation } : {}),
     log,
     baseSlab: prepared.slab,
     padding: paddingRanges(prepared.manifest.tensors, prepared.slab.length),

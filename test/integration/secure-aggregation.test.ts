@@ -1,0 +1,187 @@
+/**
+ * Secure aggregation end to end: the real coordinator and real agents (onnxruntime sessions on the default task)
+ * over the in-memory transport, with every message that reaches the coordinator's handler recorded, and the
+ * simulation over memory (with dropouts), gRPC and NATS.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Agent } from '../../edge-agent/agent.js';
+import type { MezoBackend } from '../../edge-agent/mezo-backend.js';
+import type { Coordinator } from '../../coordinator/index.js';
+import { SecureAggregationConfigError } from '../../coordinator/secure-aggregation.js';
+import { InMemoryTransport, type AgentMessage, type CoordinatorHandler, type ServerSession, type Transport } from '../../shared/transport/index.js';
+import { runSimulation } from '../../simulation/simulate.js';
+import { delegatingBackend } from '../helpers/delegating-backend.js';
+import { natsServerPath } from '../helpers/nats-server.js';
+import { fixture, logHeader, makeAgent, paddingOf } from './fleet-fixture.js';
+
+/** A transport whose listener hands the coordinator's handler sessions that record every agent message. */
+function recording(inner: Transport, seen: Array<{ agentId: string; message: AgentMessage }>): Transport {
+  return Object.assign(Object.create(inner) as Transport, {
+    listen: (handler: CoordinatorHandler) =>
+      inner.listen({
+        ...handler,
+        secretOf: handler.secretOf?.bind(handler),
+        signStatement: handler.signStatement?.bind(handler),
+        session: (session: ServerSession) =>
+          handler.session({
+            get info() {
+              return session.info;
+            },
+            send: (m) => session.send(m),
+            end: (e) => session.end(e),
+            listen: (listener) =>
+              session.listen({
+                ...listener,
+                message: (message) => {
+                  seen.push({ agentId: session.info.agentId, message });
+                  listener.message(message);
+                },
+              }),
+          }),
+      }),
+  });
+}
+
+let coordinator: Coordinator | undefined;
+let agents: Agent[] = [];
+
+afterEach(async () => {
+  await Promise.all(agents.map((a) => a.close()));
+  agents = [];
+  await coordinator?.close();
+  coordinator = undefined;
+});
+
+describe('secure aggregation over the in-memory transport', () => {
+  it("commits rounds from masked input alone: no message reaching the coordinator holds an agent's g or losses", async () => {
+    const f = await fixture();
+    const seen: Array<{ agentId: string; message: AgentMessage }> = [];
+    const transport = recording(new InMemoryTransport(), seen);
+    const { Coordinator: CoordinatorClass } = await import('../../coordinator/index.js');
+    const { UpdateLog } = await import('../../shared/log/index.js');
+    const { noise } = await import('../../shared/noise/index.js');
+    coordinator = new CoordinatorClass({
+      log: UpdateLog.inMemory(logHeader(f.prepared)),
+      baseSlab: f.prepared.slab,
+      padding: paddingOf(f.prepared),
+      engine: noise,
+      transport,
+      options: { jobId: 'fleet-test', rounds: 3, deadlineMs: 30_000, batchSize: 16, strategy: { agentsPerRound: 5, seedMode: 'shared', seedsPerAgent: 2, schedule: { kind: 'constant', lr: 1e-3 } } },
+      secureAggregation: { threshold: 0.75 },
+    });
+    await coordinator.listen();
+    // What each agent really computed, recorded below the agent.
+    const computed: Array<{ agentId: string; g: number[]; losses: number[] }> = [];
+    agents = Array.from({ length: 5 }, (_, i) =>
+      makeAgent(f, transport, i, (backend: MezoBackend) =>
+        delegatingBackend(backend, {
+          evaluate: async (...args: Parameters<MezoBackend['evaluate']>) => {
+            const evaluations = await backend.evaluate(...args);
+            computed.push({ agentId: `agent-${i}`, g: evaluations.map((e) => e.g), losses: evaluations.flatMap((e) => [e.lossPlus, e.lossMinus]) });
+            return evaluations;
+          },
+        }),
+      ),
+    );
+    agents.forEach((a) => void a.run().catch(() => undefined));
+    const reports: Array<{ results: number; scalars: number }> = [];
+    coordinator.onRound((r) => reports.push({ results: r.results, scalars: r.scalars.length }));
+    const run = await coordinator.run();
+    expect(run.roundsRun).toBe(3);
+    expect(coordinator.log.version).toBe(3);
+    // The round reports carry no individual scalars; every agent contributed to every round.
+    expect(reports).toEqual([
+      { results: 5, scalars: 0 },
+      { results: 5, scalars: 0 },
+      { results: 5, scalars: 0 },
+    ]);
+    expect(computed.length).toBeGreaterThanOrEqual(15);
+    const kinds = new Set(seen.map((s) => s.message.kind));
+    expect(kinds.has('result')).toBe(false);
+    expect(kinds.has('secAggMaskedInput')).toBe(true);
+    expect(kinds.has('secAggReveal')).toBe(true);
+    // No plain g or loss appears in any message the handler received, in any form it could take.
+    const text = JSON.stringify(seen.map((s) => s.message), (_, v: unknown) =>
+      typeof v === 'bigint' ? v.toString() : v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v,
+    );
+    for (const { g, losses } of computed) {
+      for (const value of [...g, ...losses]) {
+        expect(text).not.toContain(String(value));
+        expect(text).not.toContain(value.toPrecision(8));
+      }
+    }
+    for (const { agentId, message } of seen) {
+      if (message.kind !== 'secAggMaskedInput') continue;
+      // The words are uniformly masked: none is a small fixed-point number (a plain encoding would be).
+      for (const w of message.secAggMaskedInput.words) expect(w > 1n << 40n && w < (1n << 64n) - (1n << 40n), `${agentId}: ${w}`).toBe(true);
+    }
+    // Every agent's replica follows the log the coordinator built from the sums.
+    const head = coordinator.weightsSha256();
+    for (const agent of agents) {
+      while (agent.state.version < 3) await new Promise((r) => setTimeout(r, 20));
+      expect(await agent.backend!.sha256()).toBe(head);
+    }
+  }, 240_000);
+
+  it('refuses strategies that need individual values, naming the option', async () => {
+    const f = await fixture();
+    const { Coordinator: CoordinatorClass } = await import('../../coordinator/index.js');
+    const { UpdateLog } = await import('../../shared/log/index.js');
+    const { noise } = await import('../../shared/noise/index.js');
+    const make = (strategy: Record<string, unknown>) => () =>
+      new CoordinatorClass({
+        log: UpdateLog.inMemory(logHeader(f.prepared)),
+        baseSlab: f.prepared.slab,
+        engine: noise,
+        transport: new InMemoryTransport(),
+        options: { jobId: 'fleet-test', strategy },
+        secureAggregation: {},
+      });
+    expect(make({ seedMode: 'shared', aggregation: 'median' })).toThrow(SecureAggregationConfigError);
+    expect(make({ seedMode: 'shared', aggregation: 'median' })).toThrow(/strategy.aggregation 'median'/);
+    expect(make({ seedMode: 'shared', aggregation: 'trimmed-mean' })).toThrow(/strategy.aggregation 'trimmed-mean'/);
+    expect(make({ seedMode: 'distinct' })).toThrow(/strategy.seedMode 'distinct'/);
+    expect(make({ seedMode: 'pool' })).toThrow(/strategy.seedMode 'pool'/);
+    expect(() =>
+      new CoordinatorClass({
+        log: UpdateLog.inMemory(logHeader(f.prepared)),
+        baseSlab: f.prepared.slab,
+        engine: noise,
+        transport: new InMemoryTransport(),
+        options: { jobId: 'fleet-test', strategy: { seedMode: 'shared' } },
+        secureAggregation: { threshold: 0.4 },
+      }),
+    ).toThrow(/secureAggregation.threshold/);
+  });
+});
+
+describe('mezo simulate with secure aggregation', () => {
+  const small = { agents: 10, agentsPerRound: 6, seedMode: 'shared' as const, seedsPerAgent: 2, rounds: 3, batchSize: 16, deadlineMs: 20_000, seed: 3, secureAggregation: {} };
+
+  it('closes every round with answers lost after the keys were shared (dropout faults)', async () => {
+    const report = await runSimulation({ ...small, rounds: 4, deadlineMs: 3000, faults: { dropout: 0.2 }, quorum: 0.5, secureAggregation: { threshold: 0.6 } });
+    expect(report.failure).toBeUndefined();
+    expect(report.logVersion).toBe(4);
+    expect(report.audit.replicasMatching).toBe(report.audit.replicas);
+    expect(report.results.rejected).toBe(0);
+  }, 240_000);
+
+  it('gives the same update log over memory, gRPC and NATS', async () => {
+    const memory = await runSimulation({ ...small, transport: 'memory' });
+    const grpc = await runSimulation({ ...small, transport: 'grpc' });
+    expect(memory.failure).toBeUndefined();
+    expect(grpc.failure).toBeUndefined();
+    expect(memory.logVersion).toBe(3);
+    expect(grpc.logHeadHash).toBe(memory.logHeadHash);
+    expect(grpc.weightsSha256).toBe(memory.weightsSha256);
+    if (natsServerPath()) {
+      const nats = await runSimulation({ ...small, transport: 'nats' });
+      expect(nats.failure).toBeUndefined();
+      expect(nats.logHeadHash).toBe(memory.logHeadHash);
+    }
+  }, 300_000);
+
+  it('refuses median, naming the option', async () => {
+    await expect(runSimulation({ ...small, aggregation: 'median' })).rejects.toThrow(/secureAggregation: strategy.aggregation 'median'/);
+  });
+});
