@@ -43,7 +43,9 @@ async function trainRun(name, options, seed) {
   const opts = { ...options, ...(options.data ? { data: options.data.replace('SEED', String(seed)) } : {}) };
   const config = resolveTrainConfig({ ...opts, seed: String(seed), out: `${args.out}.train` }, {});
   const { report } = await runTrain(config, { quiet: true });
-  const trained = new Float32Array(readFileSync(`${args.out}.train/trained.slab`).buffer.slice(0));
+  // A copy of exactly the file's bytes: a small file's Buffer is a view into a shared pool.
+  const bytes = readFileSync(`${args.out}.train/trained.slab`);
+  const trained = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
   let cleanAfter;
   if (options.model) {
     const { loadPrepared } = await import(new URL('shared/model/index.js', root).href);
