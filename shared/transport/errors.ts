@@ -31,6 +31,11 @@ export function statusName(code: number): StatusName {
   return NAMES.get(code) ?? 'UNKNOWN';
 }
 
+/** A status name read off the wire (a NATS header, a text field); UNKNOWN for anything that is not one. */
+export function statusFromName(name: string): StatusName {
+  return Object.hasOwn(STATUS_CODES, name) ? (name as StatusName) : 'UNKNOWN';
+}
+
 export class TransportError extends Error {
   override name = 'TransportError';
   readonly code: StatusName;
@@ -43,6 +48,17 @@ export class TransportError extends Error {
   get numericCode(): number {
     return STATUS_CODES[this.code];
   }
+}
+
+/**
+ * Any thrown value as a TransportError: itself when it already is one, else `code` with its message (prefixed
+ * with `what` when given). Each transport maps its own library's errors first (gRPC status codes, nats.js error
+ * codes) and leaves the rest to this.
+ */
+export function toTransportError(err: unknown, code: StatusName = 'INTERNAL', what?: string): TransportError {
+  if (err instanceof TransportError) return err;
+  const text = err instanceof Error ? err.message : String(err);
+  return new TransportError(code, what === undefined ? text : `${what}: ${text}`, { cause: err });
 }
 
 /** A decoded message failed validation; `field` is the dotted path of the first offending field. */

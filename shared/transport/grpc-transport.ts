@@ -7,7 +7,7 @@
 import type { Socket } from 'node:net';
 import type { PeerCertificate } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
-import { STATUS_CODES, TransportError, statusName } from './errors.js';
+import { STATUS_CODES, TransportError, statusName, toTransportError } from './errors.js';
 import { getCodecs, wireCodecs } from './codecs.js';
 import { DEFAULT_MAX_MESSAGE_BYTES, checkAgentId, type AgentMessage, type CoordinatorMessage, type SnapshotChunk } from './messages.js';
 import { loadProtocol, receivedBytes } from './proto.js';
@@ -48,15 +48,17 @@ export interface GrpcTransportOptions {
 
 type WireObject = Record<string, unknown>;
 
-function toTransportError(err: unknown): TransportError {
-  if (err instanceof TransportError) return err;
+/** gRPC's own statuses by their number; anything else through errors.ts. */
+function toGrpcTransportError(err: unknown): TransportError {
   const service = err as Partial<grpc.ServiceError>;
-  if (typeof service?.code === 'number') return new TransportError(statusName(service.code), service.details ?? service.message ?? 'call failed');
-  return new TransportError('INTERNAL', err instanceof Error ? err.message : String(err), { cause: err });
+  if (!(err instanceof TransportError) && typeof service?.code === 'number') {
+    return new TransportError(statusName(service.code), service.details ?? service.message ?? 'call failed');
+  }
+  return toTransportError(err);
 }
 
 function toServiceError(err: unknown): Partial<grpc.StatusObject> {
-  const error = toTransportError(err);
+  const error = toGrpcTransportError(err);
   return { code: STATUS_CODES[error.code] as grpc.status, details: error.message };
 }
 
@@ -137,7 +139,7 @@ class GrpcServerSession implements ServerSession {
     });
     call.on('end', () => this.finished());
     call.on('cancelled', () => this.finished(new TransportError('CANCELLED', 'the agent cancelled the session')));
-    call.on('error', (err) => this.finished(toTransportError(err)));
+    call.on('error', (err) => this.finished(toGrpcTransportError(err)));
   }
 
   private deliver(wire: unknown): void {
@@ -146,7 +148,7 @@ class GrpcServerSession implements ServerSession {
     try {
       message = wireCodecs.agentMessage.decode(wire);
     } catch (err) {
-      this.listener!.invalid(toTransportError(err));
+      this.listener!.invalid(toGrpcTransportError(err));
       return;
     }
     this.listener!.message(message);
@@ -399,12 +401,12 @@ export class GrpcTransport implements Transport {
     const call = <Res>(method: string, request: WireObject, decode: (wire: unknown) => Res): Promise<Res> =>
       new Promise<Res>((resolve, reject) => {
         client[method]!(request, metadata(), { deadline: Date.now() + timeout }, (err: grpc.ServiceError | null, response: unknown) => {
-          if (err) reject(toTransportError(err));
+          if (err) reject(toGrpcTransportError(err));
           else {
             try {
               resolve(decode(response));
             } catch (decodeErr) {
-              reject(toTransportError(decodeErr));
+              reject(toGrpcTransportError(decodeErr));
             }
           }
         });
@@ -417,7 +419,7 @@ export class GrpcTransport implements Transport {
         for await (const wire of stream) yield wireCodecs.snapshotChunk.decode(wire);
         complete = true;
       } catch (err) {
-        throw toTransportError(err);
+        throw toGrpcTransportError(err);
       } finally {
         if (!complete) stream.cancel();
       }
@@ -443,12 +445,12 @@ export class GrpcTransport implements Transport {
           try {
             message = wireCodecs.coordinatorMessage.decode(wire);
           } catch (err) {
-            listener.invalid(toTransportError(err));
+            listener.invalid(toGrpcTransportError(err));
             return;
           }
           listener.message(message);
         });
-        stream.on('error', (err) => close(toTransportError(err)));
+        stream.on('error', (err) => close(toGrpcTransportError(err)));
         stream.on('status', (status: grpc.StatusObject) =>
           close(status.code === grpc.status.OK ? undefined : new TransportError(statusName(status.code), status.details)),
         );
@@ -483,7 +485,7 @@ export function checkHealth(
   return new Promise<string>((resolve, reject) => {
     client.Check!({ service }, new grpc.Metadata(), { deadline: Date.now() + timeoutMs }, (err: grpc.ServiceError | null, response: { status: string }) => {
       client.close();
-      if (err) reject(toTransportError(err));
+      if (err) reject(toGrpcTransportError(err));
       else resolve(response.status);
     });
   });

@@ -4,7 +4,7 @@
  * far side, so it moves and counts the bytes gRPC would (less gRPC's 5-byte frame); delivery is asynchronous
  * and in order per stream; errors carry the same status names. For tests and simulations that need no sockets.
  */
-import { TransportError } from './errors.js';
+import { TransportError, toTransportError } from './errors.js';
 import { ServiceHealth } from './health.js';
 import { getCodecs, type Codec } from './codecs.js';
 import { TrafficMeter } from './traffic-meter.js';
@@ -33,10 +33,7 @@ let instances = 0;
 
 const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
-function asTransportError(err: unknown): TransportError {
-  if (err instanceof TransportError) return err;
-  return new TransportError('INTERNAL', err instanceof Error ? err.message : String(err), { cause: err });
-}
+const asTransportError = (err: unknown): TransportError => toTransportError(err);
 
 interface WireCopy<T> {
   bytes: Buffer;

@@ -4,7 +4,7 @@
  * and snapshot pieces cut to fit one NATS message.
  */
 import { headers as natsHeaders, type Msg, type MsgHdrs } from 'nats';
-import { STATUS_CODES, TransportError, type StatusName } from '../errors.js';
+import { TransportError, statusFromName, toTransportError } from '../errors.js';
 import type { SnapshotChunk } from '../messages.js';
 import { NATS_HEADERS } from './subjects.js';
 
@@ -25,7 +25,7 @@ export function asTransportError(err: unknown, what = 'NATS call'): TransportErr
     case 'MAX_PAYLOAD_EXCEEDED':
       return new TransportError('RESOURCE_EXHAUSTED', message, { cause: err });
     default:
-      return new TransportError('UNAVAILABLE', message, { cause: err });
+      return toTransportError(err, 'UNAVAILABLE', what);
   }
 }
 
@@ -44,8 +44,7 @@ export function statusHeaders(error: TransportError | undefined, extra?: Record<
 export function statusOf(msg: Msg): TransportError | undefined {
   const code = msg.headers?.get(NATS_HEADERS.status) ?? '';
   if (code === '' || code === 'OK') return undefined;
-  const name: StatusName = Object.hasOwn(STATUS_CODES, code) ? (code as StatusName) : 'UNKNOWN';
-  return new TransportError(name, msg.headers?.get(NATS_HEADERS.message) || `coordinator replied ${code}`);
+  return new TransportError(statusFromName(code), msg.headers?.get(NATS_HEADERS.message) || `coordinator replied ${code}`);
 }
 
 export function endHeaders(error: TransportError | undefined): MsgHdrs {
