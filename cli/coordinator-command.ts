@@ -17,6 +17,8 @@ import type { CoordinatorOutcome } from './coordinator-summary.js';
 import { resolveConfig, type EnvBinding } from '../shared/config/index.js';
 import { roundOptionsSchema } from '../coordinator/options.js';
 import { centralDpOptionsSchema } from '../coordinator/dp-strategy.js';
+import { secureAggregationOptionsSchema } from '../coordinator/secure-aggregation.js';
+import { SECURE_AGGREGATION_FLAGS, addSecureAggregationOptions } from './secure-aggregation-options.js';
 import { DP_FLAGS, addDpOptions, dpEnv, type PrivacySpent } from './dp-options.js';
 import { layeredFlags, number, size } from './option-parsing.js';
 import { NATS_FLAGS, addNatsOptions, natsConfigSchema, natsEnv, openCoordinatorNats } from './nats-options.js';
@@ -68,6 +70,11 @@ export const coordinatorConfigSchema = z.strictObject({
    * rounds at agentsPerRound / fleetSize) on the released coefficients; with `epsilon`, the job ends at the budget.
    */
   dp: centralDpOptionsSchema(true).optional(),
+  /**
+   * Secure aggregation (coordinator/secure-aggregation.ts, docs/privacy.md): the coordinator learns only the sum of
+   * each round's answers. Needs shared seeds and the mean; combines with `dp` (noise on the unmasked sum).
+   */
+  secureAggregation: secureAggregationOptionsSchema.optional(),
   job: z.preprocess((value) => {
     // A linear or cosine schedule decays over the job's rounds unless totalSteps says otherwise.
     if (value === null || typeof value !== 'object') return value;
@@ -172,6 +179,7 @@ const FLAGS: Record<string, string> = {
   ...NATS_FLAGS,
   ...DP_FLAGS,
   dpFleetSize: 'dp.fleetSize',
+  ...SECURE_AGGREGATION_FLAGS,
 };
 
 
@@ -215,6 +223,11 @@ export async function runCoordinator(
 
   // Before anything opens: a DP configuration the strategy refuses (median, pool seeds, double clipping) throws here.
   const dp = config.dp ? new CentralDpStrategy(new MezoStrategy(config.job.strategy), { ...config.dp, rounds: config.job.rounds }) : undefined;
+  // Likewise a strategy secure aggregation cannot serve (median, trimmed mean, distinct or pool seeds).
+  if (config.secureAggregation?.enabled) {
+    const { secureAggregationTarget } = await import('../coordinator/secure-aggregation.js');
+    secureAggregationTarget(dp ?? new MezoStrategy(config.job.strategy));
+  }
   const prepared = config.model ? await loadPrepared(config.model) : await loadDefaultModel();
   const heldOutSet = await loadHeldOut(config, prepared.manifest);
   const header = { jobId: config.job.jobId, baseSha256: prepared.manifest.slabSha256, distribution: config.job.distribution, rank: config.job.rank, decayRanges: [] };
@@ -231,6 +244,7 @@ export async function runCoordinator(
   }));
   const coordinator = new Coordinator({
     ...(dp ? { strategy: dp } : {}),
+    ...(config.secureAggregation ? { secureAggregation: config.secureAggregation } : {}),
     log,
     baseSlab: prepared.slab,
     padding: paddingRanges(prepared.manifest.tensors, prepared.slab.length),
@@ -418,7 +432,7 @@ function showProgress(bar: ProgressReporter, coordinator: Coordinator, monitor: 
 }
 
 export function registerCoordinatorCommand(program: Command): void {
-  addDpOptions(addNatsOptions(program.command('coordinator')))
+  addSecureAggregationOptions(addDpOptions(addNatsOptions(program.command('coordinator'))))
     .description('coordinate a federated MeZO job over gRPC or NATS (durable, seed-replayable update log)')
     .option('--config <file>', 'JSON config file (defaults < file < MEZO_COORDINATOR_* env < flags)')
     .option('--listen <host:port>', 'address to serve on (default 0.0.0.0:7070)')

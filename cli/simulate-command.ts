@@ -10,6 +10,7 @@ import { resolveConfig, type EnvBinding } from '../shared/config/index.js';
 import { simulateOptionsSchema, type SimulateOptions, type SimulationReport } from '../simulation/simulate.js';
 import { DP_FLAGS, addDpOptions, formatPrivacy } from './dp-options.js';
 import { layeredFlags, number } from './option-parsing.js';
+import { SECURE_AGGREGATION_FLAGS, addSecureAggregationOptions } from './secure-aggregation-options.js';
 
 export const DEFAULT_SIMULATE_OUT = 'mezo-simulate';
 
@@ -57,6 +58,7 @@ const FLAGS: Record<string, string> = {
   plateauPatience: 'plateau.patience',
   plateauFactor: 'plateau.factor',
   ...DP_FLAGS,
+  ...SECURE_AGGREGATION_FLAGS,
   quorum: 'quorum',
   deadlineMs: 'deadlineMs',
   maxAttempts: 'maxAttempts',
@@ -134,7 +136,7 @@ export function formatSimulationReport(report: SimulationReport, files: { log: s
 }
 
 export function registerSimulateCommand(program: Command): void {
-  addDpOptions(program.command('simulate'))
+  addSecureAggregationOptions(addDpOptions(program.command('simulate')))
     .description('simulate a federated fine-tune on this machine: the default model, N virtual agents, the coordinator')
     .option('--config <file>', 'JSON config file (defaults < file < MEZO_SIMULATE_* env < flags)')
     .option('--agents <n>', 'virtual agents (default 100)', number)

@@ -319,7 +319,7 @@ export class Coordinator {
         const issue = parsed.error.issues[0]!;
         throw new SecureAggregationConfigError(`secureAggregation.${issue.path.join('.')}: ${issue.message}`);
       }
-      this.secure = { options: parsed.data, target: secureAggregationTarget(this.strategy) };
+      if (parsed.data.enabled) this.secure = { options: parsed.data, target: secureAggregationTarget(this.strategy) };
     }
     const header = init.log.header;
     const baseSha = slabSha256(init.baseSlab);

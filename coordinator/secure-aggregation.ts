@@ -32,6 +32,8 @@ import { CentralDpStrategy } from './dp-strategy.js';
 import { MezoStrategy, type AggregatedUpdate, type RoundContext, type Strategy } from './strategy.js';
 
 export const secureAggregationOptionsSchema = z.strictObject({
+  /** The object's presence turns secure aggregation on; false keeps a configured one off (--secure-aggregation sets true). */
+  enabled: z.boolean().default(true),
   /**
    * θ: a secret is rebuilt from ⌈θ · holders⌉ shares, holders being the agent's neighbours. Above 1/2, so two
    * disjoint groups can never rebuild both secrets of one agent; the round survives up to (1 − θ) of each

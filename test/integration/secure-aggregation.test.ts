@@ -10,6 +10,8 @@ import type { Coordinator } from '../../coordinator/index.js';
 import { SecureAggregationConfigError } from '../../coordinator/secure-aggregation.js';
 import { InMemoryTransport, type AgentMessage, type CoordinatorHandler, type ServerSession, type Transport } from '../../shared/transport/index.js';
 import { runSimulation } from '../../simulation/simulate.js';
+import { resolveSimulateConfig } from '../../cli/simulate-command.js';
+import { resolveCoordinatorConfig } from '../../cli/coordinator-command.js';
 import { delegatingBackend } from '../helpers/delegating-backend.js';
 import { natsServerPath } from '../helpers/nats-server.js';
 import { fixture, logHeader, makeAgent, paddingOf } from './fleet-fixture.js';
@@ -180,6 +182,14 @@ describe('mezo simulate with secure aggregation', () => {
       expect(nats.logHeadHash).toBe(memory.logHeadHash);
     }
   }, 300_000);
+
+  it('takes --secure-aggregation and its threshold and neighbours flags, on mezo simulate and mezo coordinator', () => {
+    expect(resolveSimulateConfig({ secureAggregation: true, seedMode: 'shared' }, {}).secureAggregation).toEqual({ enabled: true, threshold: 2 / 3, neighbours: 0 });
+    expect(resolveSimulateConfig({ secureAggregation: true, secureAggregationNeighbours: 8, secureAggregationThreshold: 0.8 }, {}).secureAggregation).toEqual({ enabled: true, threshold: 0.8, neighbours: 8 });
+    expect(resolveSimulateConfig({}, {}).secureAggregation).toBeUndefined();
+    expect(resolveCoordinatorConfig({ secureAggregation: true }, {}).secureAggregation).toEqual({ enabled: true, threshold: 2 / 3, neighbours: 0 });
+    expect(() => resolveCoordinatorConfig({ secureAggregation: true, secureAggregationThreshold: 0.4 }, {})).toThrow(/secureAggregation.threshold.*--secure-aggregation-threshold/);
+  });
 
   it('refuses median, naming the option', async () => {
     await expect(runSimulation({ ...small, aggregation: 'median' })).rejects.toThrow(/secureAggregation: strategy.aggregation 'median'/);
