@@ -71,7 +71,8 @@ function sweepPoints(run, file) {
     if (!finite(at) || !finite(acc)) throw new Error(`${where}: curve point ${i} is not [number, number]`);
     return { x: train ? at : at + 1, seconds: finite(seconds[i]) ? seconds[i] : null, shifted: acc };
   });
-  if (!train || points[0]?.x !== 0) points.unshift({ x: 0, seconds: 0, shifted: run.accuracyBefore });
+  // Runs swept before the sweep recorded curveSeconds have no time axis: the seconds chart says "no data".
+  if (!train || points[0]?.x !== 0) points.unshift({ x: 0, seconds: seconds.length > 0 ? 0 : null, shifted: run.accuracyBefore });
   return points;
 }
 
