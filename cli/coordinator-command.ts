@@ -19,7 +19,8 @@ import { roundOptionsSchema } from '../coordinator/options.js';
 import { centralDpOptionsSchema } from '../coordinator/dp-strategy.js';
 import { secureAggregationOptionsSchema } from '../coordinator/secure-aggregation.js';
 import { SECURE_AGGREGATION_FLAGS, addSecureAggregationOptions } from './secure-aggregation-options.js';
-import { DP_FLAGS, addDpOptions, dpEnv, type PrivacySpent } from './dp-options.js';
+import { DP_FLAGS, RECORD_DP_FLAGS, addDpOptions, addRecordDpOptions, dpEnv, recordDpEnv, type PrivacySpent } from './dp-options.js';
+import { recordDpOptionsSchema, type RecordPrivacySpent } from '../shared/privacy/record-dp.js';
 import { layeredFlags, number, size } from './option-parsing.js';
 import { NATS_FLAGS, addNatsOptions, natsConfigSchema, natsEnv, openCoordinatorNats } from './nats-options.js';
 
@@ -75,6 +76,13 @@ export const coordinatorConfigSchema = z.strictObject({
    * each round's answers. Needs shared seeds and the mean; combines with `dp` (noise on the unmasked sum).
    */
   secureAggregation: secureAggregationOptionsSchema.optional(),
+  /**
+   * Record-level DP on the agents (shared/privacy/record-dp.ts, docs/privacy.md): every task asks its agent to clip
+   * each example and add noise of multiplier `noiseMultiplier` (or the one `epsilon` at `delta` needs over the
+   * job's rounds, agent rate agentsPerRound / fleetSize, record rate batchSize / shardSize); `private`: agents
+   * send no losses. `shardSize`, the fewest examples an agent holds, is what ε is accounted for.
+   */
+  recordDp: recordDpOptionsSchema(true).optional(),
   job: z.preprocess((value) => {
     // A linear or cosine schedule decays over the job's rounds unless totalSteps says otherwise.
     if (value === null || typeof value !== 'object') return value;
@@ -121,6 +129,7 @@ const ENV: Record<string, EnvBinding> = {
   MEZO_COORDINATOR_LOG_STORE: { path: 'logStore', type: 'string' },
   ...natsEnv('MEZO_COORDINATOR'),
   ...dpEnv('MEZO_COORDINATOR'),
+  ...recordDpEnv('MEZO_COORDINATOR'),
 };
 
 const FLAGS: Record<string, string> = {
@@ -180,6 +189,9 @@ const FLAGS: Record<string, string> = {
   ...DP_FLAGS,
   dpFleetSize: 'dp.fleetSize',
   ...SECURE_AGGREGATION_FLAGS,
+  ...RECORD_DP_FLAGS,
+  dpRecordShardSize: 'recordDp.shardSize',
+  dpRecordFleetSize: 'recordDp.fleetSize',
 };
 
 
@@ -198,7 +210,7 @@ export interface CoordinatorOutput {
 }
 
 /** The JSON report: the coordinator's, with the first and last held-out evaluations when there were any. */
-export type CoordinatorReport = RunReport & { heldOut?: { before: HeldOutScore; after: HeldOutScore }; privacy?: PrivacySpent };
+export type CoordinatorReport = RunReport & { heldOut?: { before: HeldOutScore; after: HeldOutScore }; privacy?: PrivacySpent; recordPrivacy?: RecordPrivacySpent };
 
 /** Runs the job until its rounds are logged or a signal stops it. */
 export async function runCoordinator(
@@ -228,6 +240,18 @@ export async function runCoordinator(
     const { secureAggregationTarget } = await import('../coordinator/secure-aggregation.js');
     secureAggregationTarget(dp ?? new MezoStrategy(config.job.strategy));
   }
+  const { resolveRecordDp } = await import('../shared/privacy/record-dp.js');
+  const { trackRecordPrivacy } = await import('../coordinator/record-dp.js');
+  if (config.recordDp && config.job.recordDp) throw new RangeError('coordinator config: give recordDp or job.recordDp, not both');
+  const recordDp = config.recordDp
+    ? resolveRecordDp(config.recordDp, {
+        agentsPerRound: config.job.strategy.agentsPerRound,
+        fleetSize: config.recordDp.fleetSize,
+        batchSize: config.job.batchSize,
+        shardSize: config.recordDp.shardSize!,
+        rounds: config.job.rounds,
+      })
+    : undefined;
   const prepared = config.model ? await loadPrepared(config.model) : await loadDefaultModel();
   const heldOutSet = await loadHeldOut(config, prepared.manifest);
   const header = { jobId: config.job.jobId, baseSha256: prepared.manifest.slabSha256, distribution: config.job.distribution, rank: config.job.rank, decayRanges: [] };
@@ -257,7 +281,7 @@ export async function runCoordinator(
         ? { serverCredentials: serverTlsCredentials({ cert: config.tlsCert, key: config.tlsKey, clientCa: config.tlsClientCa }) }
         : {}),
     }),
-    options: config.job,
+    options: recordDp ? { ...config.job, recordDp: recordDp.dp } : config.job,
     ...(config.snapshotEvery > 0
       ? {
           snapshots: {
@@ -334,6 +358,7 @@ export async function runCoordinator(
     const before = await heldOut?.evaluateHead();
     if (output.progress) progress = showProgress(output.progress(options.rounds), coordinator, monitor, log.version === 0 ? 0 : log.entries(log.version - 1)[0]!.round + 1);
     if (dp) stopAtPrivacyBudget(coordinator, dp);
+    if (recordDp) trackRecordPrivacy(coordinator, recordDp.accountant);
     const report = await coordinator.run();
     // The weights after the last round, unless that round was just evaluated; the bar ends on this figure.
     const after = await heldOut?.finish().catch((err: Error) => {
@@ -344,6 +369,7 @@ export async function runCoordinator(
       ...report,
       ...(before && after ? { heldOut: { before, after } } : {}),
       ...(dp ? { privacy: dp.spent() } : {}),
+      ...(recordDp ? { recordPrivacy: recordDp.accountant.spent() } : {}),
     };
     return ended;
   } finally {
@@ -432,7 +458,7 @@ function showProgress(bar: ProgressReporter, coordinator: Coordinator, monitor: 
 }
 
 export function registerCoordinatorCommand(program: Command): void {
-  addSecureAggregationOptions(addDpOptions(addNatsOptions(program.command('coordinator'))))
+  addSecureAggregationOptions(addRecordDpOptions(addDpOptions(addNatsOptions(program.command('coordinator')))))
     .description('coordinate a federated MeZO job over gRPC or NATS (durable, seed-replayable update log)')
     .option('--config <file>', 'JSON config file (defaults < file < MEZO_COORDINATOR_* env < flags)')
     .option('--listen <host:port>', 'address to serve on (default 0.0.0.0:7070)')
@@ -489,6 +515,8 @@ export function registerCoordinatorCommand(program: Command): void {
     .option('--log-store <kind>', 'file (the --log file) | jetstream (a JetStream stream on the NATS server; needs --transport nats)')
     .option('--nats-replicas <n>', 'JetStream log: servers that store the stream (default 1)', number)
     .option('--dp-fleet-size <n>', 'central DP: agents that may be sampled, to derive the noise multiplier from --dp-epsilon', number)
+    .option('--dp-record-shard-size <n>', "record-level DP: the fewest examples an agent holds (ε is accounted for that agent's data)", number)
+    .option('--dp-record-fleet-size <n>', 'record-level DP: agents that may be sampled, to derive the noise multiplier from --dp-record-epsilon', number)
     .action(async (flags: Record<string, unknown>) => {
       const config = resolveCoordinatorConfig(flags);
       // A terminal gets a progress bar and a summary; a pipe (or --json) the JSON report, with JSON log lines.

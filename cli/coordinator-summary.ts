@@ -6,9 +6,10 @@
 import type { RunReport } from '../coordinator/coordinator.js';
 import type { RunRecord } from '../coordinator/run-record.js';
 import { formatPrivacy } from './dp-options.js';
+import { formatRecordPrivacy, type RecordPrivacySpent } from '../shared/privacy/record-dp.js';
 
 export interface CoordinatorOutcome {
-  report: RunReport;
+  report: RunReport & { recordPrivacy?: RecordPrivacySpent };
   /** The run record as the run ended (written to `files.runRecord` when one was asked for). */
   record: RunRecord;
   files: { log: string; runRecord?: string; dashboard?: string };
@@ -65,6 +66,7 @@ export function formatCoordinatorSummary(outcome: CoordinatorOutcome): string {
     const dp = record.config.dp as { clip?: number } | undefined;
     table.splice(table.length - 1, 0, ['privacy', formatPrivacy(s.privacy, dp?.clip ?? Number.NaN)]);
   }
+  if (report.recordPrivacy) table.splice(table.length - 1, 0, ['record privacy', formatRecordPrivacy(report.recordPrivacy)]);
   if (files.runRecord) table.push(['run record', `${files.runRecord} (mezo report renders it)`]);
   if (files.dashboard) table.push(['dashboard', `${files.dashboard}/ (closed with the run)`]);
   return table.map(([key, value]) => `${key.padEnd(16)} ${value}\n`).join('');

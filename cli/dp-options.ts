@@ -48,3 +48,33 @@ export function formatPrivacy(p: PrivacySpent, clip: number): string {
     (p.budgetSpent ? ' (budget spent)' : '')
   );
 }
+
+/** Record-level DP flags (docs/privacy.md) → config path under `recordDp`. */
+export const RECORD_DP_FLAGS: Record<string, string> = {
+  dpRecordClip: 'recordDp.clip',
+  dpRecordNoiseMultiplier: 'recordDp.noiseMultiplier',
+  dpRecordEpsilon: 'recordDp.epsilon',
+  dpRecordDelta: 'recordDp.delta',
+  dpPrivate: 'recordDp.private',
+};
+
+export function recordDpEnv(prefix: 'MEZO_COORDINATOR'): Record<string, EnvBinding> {
+  return {
+    [`${prefix}_DP_RECORD_CLIP`]: { path: 'recordDp.clip', type: 'number' },
+    [`${prefix}_DP_RECORD_NOISE_MULTIPLIER`]: { path: 'recordDp.noiseMultiplier', type: 'number' },
+    [`${prefix}_DP_RECORD_EPSILON`]: { path: 'recordDp.epsilon', type: 'number' },
+    [`${prefix}_DP_RECORD_DELTA`]: { path: 'recordDp.delta', type: 'number' },
+    [`${prefix}_DP_PRIVATE`]: { path: 'recordDp.private', type: 'boolean' },
+    [`${prefix}_DP_RECORD_SHARD_SIZE`]: { path: 'recordDp.shardSize', type: 'number' },
+    [`${prefix}_DP_RECORD_FLEET_SIZE`]: { path: 'recordDp.fleetSize', type: 'number' },
+  };
+}
+
+export function addRecordDpOptions(command: Command): Command {
+  return command
+    .option('--dp-record-clip <x>', "record-level DP: clip each example's projected gradient (over a task's seeds, L2) to this (docs/privacy.md)", number)
+    .option('--dp-record-noise-multiplier <x>', 'record-level DP: noise standard deviation on each agent\'s sum, in units of the clip', number)
+    .option('--dp-record-epsilon <x>', "record-level DP: the ε budget per agent's data (derives the noise multiplier when none is given; the job ends at it)", number)
+    .option('--dp-record-delta <x>', 'record-level DP: δ (default 1e-5)', number)
+    .option('--dp-private', 'private mode (with record-level DP): agents release only the noised g, no losses');
+}

@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { resolveConfig, type EnvBinding } from '../shared/config/index.js';
 import { simulateOptionsSchema, type SimulateOptions, type SimulationReport } from '../simulation/simulate.js';
-import { DP_FLAGS, addDpOptions, formatPrivacy } from './dp-options.js';
+import { DP_FLAGS, RECORD_DP_FLAGS, addDpOptions, addRecordDpOptions, formatPrivacy } from './dp-options.js';
+import { formatRecordPrivacy } from '../shared/privacy/record-dp.js';
 import { layeredFlags, number } from './option-parsing.js';
 import { SECURE_AGGREGATION_FLAGS, addSecureAggregationOptions } from './secure-aggregation-options.js';
 
@@ -59,6 +60,7 @@ const FLAGS: Record<string, string> = {
   plateauFactor: 'plateau.factor',
   ...DP_FLAGS,
   ...SECURE_AGGREGATION_FLAGS,
+  ...RECORD_DP_FLAGS,
   quorum: 'quorum',
   deadlineMs: 'deadlineMs',
   maxAttempts: 'maxAttempts',
@@ -128,6 +130,7 @@ export function formatSimulationReport(report: SimulationReport, files: { log: s
           ] as [string, string],
         ]
       : []),
+    ...(report.recordPrivacy ? [['record privacy', formatRecordPrivacy(report.recordPrivacy)] as [string, string]] : []),
     ['update log', `${files.log} (${report.logVersion} entries, head ${report.logHeadHash.slice(0, 16)}…)`],
     ['weights', `sha256 ${report.weightsSha256.slice(0, 16)}…`],
     ['report', files.runRecord ? `${files.report}, ${files.runRecord} (mezo report renders it)` : files.report],
@@ -136,7 +139,7 @@ export function formatSimulationReport(report: SimulationReport, files: { log: s
 }
 
 export function registerSimulateCommand(program: Command): void {
-  addSecureAggregationOptions(addDpOptions(program.command('simulate')))
+  addSecureAggregationOptions(addRecordDpOptions(addDpOptions(program.command('simulate'))))
     .description('simulate a federated fine-tune on this machine: the default model, N virtual agents, the coordinator')
     .option('--config <file>', 'JSON config file (defaults < file < MEZO_SIMULATE_* env < flags)')
     .option('--agents <n>', 'virtual agents (default 100)', number)

@@ -13,6 +13,7 @@ import { localTrainOptionsSchema, type LocalTrainReport } from '../edge-agent/lo
 import { lrScheduleWithDefault } from '../shared/optim/lr-schedule.js';
 import { refinePerturbation } from '../shared/optim/perturbation.js';
 import { layeredFlags, number } from './option-parsing.js';
+import { formatRecordPrivacy } from '../shared/privacy/record-dp.js';
 import type { Manifest } from '../shared/model/index.js';
 
 // Measured on the default task (docs/learning.md): q = 16 perturbations per step average out the noise of single
@@ -111,6 +112,10 @@ const FLAGS: Record<string, string> = {
   rank: 'train.rank',
   vPeriod: 'train.vPeriod',
   clip: 'train.clip',
+  dpRecordClip: 'train.recordDp.clip',
+  dpRecordNoiseMultiplier: 'train.recordDp.noiseMultiplier',
+  dpRecordEpsilon: 'train.recordDp.epsilon',
+  dpRecordDelta: 'train.recordDp.delta',
   weightDecay: 'train.weightDecay',
   evalEvery: 'train.evalEvery',
   patience: 'train.earlyStop.patience',
@@ -225,6 +230,10 @@ export function registerTrainCommand(program: Command): void {
     .option('--rank <r>', 'lowrank: the rank r of each matrix perturbation, 1–64', number)
     .option('--v-period <n>', 'lowrank: steps that share V (the seeds\' high word); 1 draws every seed afresh', number)
     .option('--clip <x>', 'clip |g| to this bound', number)
+    .option('--dp-record-clip <x>', "record-level DP: clip each example's projected gradient (over a step's perturbations, L2) to this (docs/privacy.md)", number)
+    .option('--dp-record-noise-multiplier <x>', 'record-level DP: noise standard deviation on each step\'s sum, in units of the clip', number)
+    .option('--dp-record-epsilon <x>', 'record-level DP: the ε budget for the training data (derives the noise multiplier when none is given)', number)
+    .option('--dp-record-delta <x>', 'record-level DP: δ (default 1e-5)', number)
     .option('--weight-decay <x>', 'decoupled weight decay on weight matrices', number)
     .option('--eval-every <n>', 'evaluate on held-out data every n steps (0: only at the end)', number)
     .option('--patience <n>', 'early stop after n evaluations without improvement', number)
@@ -249,6 +258,7 @@ export function registerTrainCommand(program: Command): void {
         ['wall time', `${(report.wallMs / 1000).toFixed(1)} s`],
         ['held-out accuracy', `${pct(report.initialEval?.accuracy)} → ${pct(report.finalEval?.accuracy)}`],
         ['held-out loss', `${report.initialEval?.loss.toFixed(4) ?? 'n/a'} → ${report.finalEval?.loss.toFixed(4) ?? 'n/a'}`],
+        ...(report.recordPrivacy ? [['record privacy', formatRecordPrivacy(report.recordPrivacy).replace(/ per agent's data \(\d+ examples\)/, ` for the ${report.recordPrivacy.shardSize} training examples`).replace(/rounds/, 'steps')]] : []),
         ['update log', `${files.log} (${report.logVersion} entries, head ${report.logHeadHash.slice(0, 16)}…)`],
         ['trained slab', `${files.slab} (sha256 ${report.slabSha256.slice(0, 16)}…)`],
         ['report', files.report],

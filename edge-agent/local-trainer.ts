@@ -14,6 +14,7 @@ import { learningRateAt, lrScheduleSchema } from '../shared/optim/lr-schedule.js
 import type { MezoBackend } from './mezo-backend.js';
 import { coefficientFor, type UpdateRule } from './mezo-evaluator.js';
 import { checkPerturbation, distributionSchema, rankSchema, seedsWithHighWord, vPeriodSchema } from '../shared/optim/perturbation.js';
+import { RecordDpAccountant, parseRecordDp, recordNoiseMultiplierFor, type RecordPrivacySpent } from '../shared/privacy/record-dp.js';
 
 const seedSchema = z.union([
   z.bigint().nonnegative().lt(1n << 64n),
@@ -39,6 +40,20 @@ export const localTrainOptionsSchema = z.strictObject({
   vPeriod: vPeriodSchema.default(1),
   /** Clip |g| to this value before it becomes a coefficient. */
   clip: z.number().positive().finite().optional(),
+  /**
+   * Record-level DP (shared/privacy/record-dp.ts, docs/privacy.md): each example's projected gradient clipped,
+   * noise of multiplier `noiseMultiplier` (or the one `epsilon` at `delta` needs over the steps at rate
+   * batchSize / examples) on every step's g; ε over the run is in the report.
+   */
+  recordDp: z
+    .strictObject({
+      clip: z.number().positive().finite(),
+      noiseMultiplier: z.number().positive().finite().optional(),
+      epsilon: z.number().positive().finite().optional(),
+      delta: z.number().gt(0).lt(1).default(1e-5),
+    })
+    .refine((d) => d.noiseMultiplier !== undefined || d.epsilon !== undefined, { path: ['noiseMultiplier'], message: 'give noiseMultiplier or epsilon' })
+    .optional(),
   /** Decoupled weight decay on weight matrices (biases and norm parameters — rank-1 tensors — are skipped). */
   weightDecay: z.number().nonnegative().finite().default(0),
   /** Evaluate on the held-out set every N steps (0: only before and after training). */
@@ -76,6 +91,8 @@ export interface LocalTrainReport {
   /** CPU time the process spent over the run (user + system, every thread), ms: the steps' cost whatever else runs. */
   cpuMs: number;
   logVersion: number;
+  /** With record-level DP: ε at δ for the training data after the steps taken (every step samples B of n examples). */
+  recordPrivacy?: RecordPrivacySpent;
   logHeadHash: string;
   slabSha256: string;
 }
@@ -153,6 +170,18 @@ export async function trainLocal(input: LocalTrainInput): Promise<LocalTrainRepo
   const initialEval = heldOut ? await scoreDataset(backend, heldOut) : undefined;
   if (initialEval) curve.push({ step: 0, trainLoss: Number.NaN, eval: initialEval });
 
+  // Record-level DP: every step is one subsampled Gaussian release at q = B/n of the training examples.
+  const recordDp = options.recordDp
+    ? parseRecordDp({
+        clip: options.recordDp.clip,
+        noiseMultiplier:
+          options.recordDp.noiseMultiplier ??
+          recordNoiseMultiplierFor({ epsilon: options.recordDp.epsilon!, delta: options.recordDp.delta }, 1, options.batchSize, train.size, options.steps),
+      })
+    : undefined;
+  const accountant = recordDp ? new RecordDpAccountant(recordDp, options.batchSize, train.size, options.recordDp!.delta, options.recordDp!.epsilon) : undefined;
+  const recordEvaluation = recordDp ? { clip: recordDp.clip, noiseMultiplier: recordDp.noiseMultiplier, batchSize: options.batchSize } : undefined;
+
   let epoch = 0;
   let batches = train.batches(options.batchSize, { seed: options.seed, epoch, dropLast: train.size >= options.batchSize });
   let step = 0;
@@ -170,7 +199,8 @@ export async function trainLocal(input: LocalTrainInput): Promise<LocalTrainRepo
       const decay = Math.fround(1 - lr * options.weightDecay);
       // One perturbation and no decay: fold the update into the restore pass (three passes per step).
       const fuse = options.perturbations === 1 && decay === 1;
-      const results = await backend.evaluate(seeds, options.epsilon, next.value!, fuse ? rule : undefined);
+      const results = await backend.evaluate(seeds, options.epsilon, next.value!, fuse ? rule : undefined, recordEvaluation);
+      accountant?.step(1);
       const valid = results.filter((r) => r.valid);
       if (valid.length < results.length) skippedSteps++;
       const terms = valid.map((r) => ({ seed: r.seed, coeff: coefficientFor(r.g, rule) }));
@@ -204,7 +234,8 @@ export async function trainLocal(input: LocalTrainInput): Promise<LocalTrainRepo
         trainLoss: valid.length > 0 ? valid.reduce((a, r) => a + (r.lossPlus + r.lossMinus) / 2, 0) / valid.length : Number.NaN,
         ...(score ? { eval: score } : {}),
       });
-      if (options.earlyStop && evalsWithoutImprovement >= options.earlyStop.patience) {
+      // A budget with a given σ: stop before the step that would take ε past it.
+      if (accountant?.nextRoundExceedsBudget() || (options.earlyStop && evalsWithoutImprovement >= options.earlyStop.patience)) {
         stoppedEarly = true;
         step++;
         break;
@@ -228,6 +259,7 @@ export async function trainLocal(input: LocalTrainInput): Promise<LocalTrainRepo
     wallMs: performance.now() - started,
     cpuMs: (({ user, system }) => (user + system) / 1000)(process.cpuUsage(cpuStarted)),
     logVersion: log.version,
+    ...(accountant ? { recordPrivacy: accountant.spent() } : {}),
     logHeadHash: log.headHash,
     slabSha256: await backend.sha256(),
   };
