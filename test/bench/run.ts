@@ -9,6 +9,7 @@ import { benchFleet } from './fleet-bench.js';
 import { benchModelForward } from './model-forward.js';
 import { benchNoise } from './noise-bench.js';
 import { benchPlanValidation } from './plan-validation.js';
+import { benchPrivacy } from './privacy-bench.js';
 import { benchSimulate } from './simulate-bench.js';
 import { benchTrainer } from './trainer-bench.js';
 
@@ -21,6 +22,7 @@ const suites: Record<string, () => Promise<SuiteResult>> = {
   compaction: () => benchCompaction(),
   simulate: () => benchSimulate(),
   attack: () => benchAttack(),
+  privacy: () => benchPrivacy(),
 };
 
 const requested = process.argv.slice(2).filter((a) => !a.startsWith('-'));
