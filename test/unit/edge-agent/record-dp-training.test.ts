@@ -22,7 +22,7 @@ beforeAll(() => {
   train = loadMnist().subset(Array.from({ length: 128 }, (_, i) => i), 'train');
 });
 
-async function trainWith(recordDp: Record<string, number>, steps: number) {
+async function trainWith(recordDp: { clip: number; noiseMultiplier?: number; epsilon?: number }, steps: number) {
   const backend = await InProcessBackend.create(prepared, noise, { intraOpThreads: 1 });
   try {
     return await trainLocal({ backend, train, options: { steps, batchSize: 32, perturbations: 2, schedule: { kind: 'constant', lr: 1e-3 }, seed: 1, recordDp } });

@@ -101,3 +101,30 @@ describe('record-level DP accountant', () => {
     expect(recordDpOptionsSchema(false).safeParse({ clip: 1 }).error?.issues[0]?.path).toEqual(['noiseMultiplier']);
   });
 });
+
+describe("the coordinator's record-level accounting", () => {
+  it('counts every attempt of a committed round at its agent rate, and stops the job before the budget is exceeded', async () => {
+    const { trackRecordPrivacy } = await import('../../../coordinator/record-dp.js');
+    let listener: ((report: never) => void) | undefined;
+    const stops: unknown[] = [];
+    const coordinator = {
+      options: { rounds: 100 },
+      onRound: (l: (report: never) => void) => {
+        listener = l;
+        return () => {};
+      },
+      stop: (o: unknown) => stops.push(o),
+    };
+    const dp = parseRecordDp({ clip: 1, noiseMultiplier: 1 });
+    const budget = epsilonFor((5 / 10) * (32 / 64), 1, 4, 1e-5) * 1.0001;
+    const accountant = new RecordDpAccountant(dp, 32, 64, 1e-5, budget);
+    trackRecordPrivacy(coordinator as never, accountant);
+    listener!({ round: 0, attempt: 2, asked: 5, connected: 10 } as never);
+    expect(accountant.rounds).toBe(3);
+    expect(accountant.epsilon).toBeCloseTo(epsilonFor(0.25, 1, 3, 1e-5), 12);
+    expect(stops).toEqual([]);
+    listener!({ round: 1, attempt: 0, asked: 5, connected: 10 } as never);
+    expect(accountant.rounds).toBe(4);
+    expect(stops).toEqual([{ endJob: true }]);
+  });
+});
