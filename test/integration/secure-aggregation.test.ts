@@ -168,6 +168,14 @@ describe('mezo simulate with secure aggregation', () => {
     expect(report.results.rejected).toBe(0);
   }, 240_000);
 
+  it('combines with central DP: the noise goes on the unmasked sum, and ε is accounted per round', async () => {
+    const report = await runSimulation({ ...small, dp: { clip: 1, noiseMultiplier: 1 } });
+    expect(report.failure).toBeUndefined();
+    expect(report.logVersion).toBe(3);
+    expect(report.privacy?.roundsReleased).toBe(3);
+    expect(report.audit.replicasMatching).toBe(report.audit.replicas);
+  }, 240_000);
+
   it('gives the same update log over memory, gRPC and NATS', async () => {
     const memory = await runSimulation({ ...small, transport: 'memory' });
     const grpc = await runSimulation({ ...small, transport: 'grpc' });

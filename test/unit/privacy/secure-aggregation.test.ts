@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { SecureRound, secureAggregationOptionsSchema, type SecureRoundOutcome } from '../../../coordinator/secure-aggregation.js';
+import { SecureRound, secureAggregationOptionsSchema, secureAggregationTarget, type SecureRoundOutcome } from '../../../coordinator/secure-aggregation.js';
+import { CentralDpStrategy } from '../../../coordinator/dp-strategy.js';
+import { MezoStrategy } from '../../../coordinator/strategy.js';
 import { SecureAggregationClient } from '../../../edge-agent/secure-aggregation-client.js';
 import { addWords, decodeFixed, encodeFixed, open, seal } from '../../../shared/privacy/masking.js';
 import { FIELD_PRIME, ShamirError, randomFieldElement, reconstruct, split } from '../../../shared/privacy/shamir.js';
@@ -214,5 +216,44 @@ describe('a secure round (Bonawitz et al. 2017)', () => {
     expect(outcome.ok).toBe(false);
     if (outcome.ok) return;
     expect(outcome.reason).toMatch(/masked input, 4 needed/);
+  });
+});
+
+describe('the strategies over secure sums', () => {
+  const agents = Array.from({ length: 4 }, (_, i) => ({ id: `a${i}`, capabilities: { memoryBytes: 0, cores: 1, noiseImpl: '' } }));
+
+  it('the weighted mean of the sums is the mean of the answers', () => {
+    const strategy = new MezoStrategy({ agentsPerRound: 4, seedMode: 'shared', seedsPerAgent: 2, schedule: { kind: 'constant', lr: 0.1 } });
+    const target = secureAggregationTarget(strategy);
+    expect(target).toMatchObject({ weighted: true });
+    const context = { round: 0, attempt: 0, version: 0 };
+    const seeds = strategy.configureRound(context, agents)[0]!.seeds;
+    const answers = [
+      { g: [1, -2], w: 10, loss: 3 },
+      { g: [3, 4], w: 30, loss: 5 },
+    ];
+    const plain = strategy.aggregate(context, answers.map((a, i) => ({ agentId: `a${i}`, seeds, g: a.g, lossPlus: [a.loss, a.loss], lossMinus: [a.loss, a.loss], sampleCount: a.w })))!;
+    const sums = { seeds, gSums: [10 * 1 + 30 * 3, 10 * -2 + 30 * 4], weightSum: 40, lossSum: 8, contributors: 2 };
+    const secure = target.aggregate(context, sums)!;
+    secure.terms.forEach((t, k) => expect(t.coeff).toBeCloseTo(plain.terms[k]!.coeff, 12));
+    expect(secure.trainLoss).toBeCloseTo(plain.trainLoss, 12);
+  });
+
+  it('central DP releases the unmasked sum of clipped values plus its noise, and accounts the round', () => {
+    const dp = new CentralDpStrategy(new MezoStrategy({ agentsPerRound: 4, seedMode: 'shared', seedsPerAgent: 2, schedule: { kind: 'constant', lr: 0.1 } }), { clip: 1, noiseMultiplier: 1e-9 });
+    const target = secureAggregationTarget(dp);
+    expect(target).toMatchObject({ weighted: false, clipL2: 1 });
+    const context = { round: 0, attempt: 0, version: 0 };
+    const seeds = dp.configureRound(context, agents)[0]!.seeds;
+    // Four agents' clipped vectors sum to (2.5, −1.5): a norm above C, so the wrapper must not clip the sum.
+    const update = target.aggregate(context, { seeds, gSums: [2.5, -1.5], weightSum: 4, lossSum: 8, contributors: 4 })!;
+    expect(update.terms.map((t) => t.coeff / (-0.1 / 2))).toEqual([expect.closeTo(2.5 / 4, 6), expect.closeTo(-1.5 / 4, 6)]);
+    expect(update.trainLoss).toBeCloseTo(2, 12);
+    expect(dp.roundsReleased).toBe(1);
+  });
+
+  it('refuses what needs individual values', () => {
+    expect(() => secureAggregationTarget(new MezoStrategy({ seedMode: 'shared', aggregation: 'median' }))).toThrow(/strategy.aggregation 'median'/);
+    expect(() => secureAggregationTarget(new CentralDpStrategy(new MezoStrategy({ seedMode: 'distinct' }), { clip: 1, noiseMultiplier: 1 }))).toThrow(/strategy.seedMode 'distinct'/);
   });
 });
