@@ -5,7 +5,8 @@
       "sources": [
         "shared/noise/native/addon.cc",
         "shared/noise/native/noise-kernel-generic.cc",
-        "shared/noise/native/noise-kernel-avx2.cc"
+        "shared/noise/native/noise-kernel-avx2.cc",
+        "shared/noise/native/noise-kernel-neon.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")"

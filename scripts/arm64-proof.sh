@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The portable-noise promise on a second architecture: an arm64 Node.js under qemu-user loads the arm64 prebuilt
-# addon, passes the noise known-answer and golden-vector checks with the same digests as x64, runs a short
-# `mezo train`, and replays the x64 run's update log to the same weights (and x64 replays the arm64 log).
+# addon, passes the noise known-answer and golden-vector checks with the same digests as x64 on both its NEON and
+# its portable kernel, runs a short `mezo train`, and replays the x64 run's update log to the same weights (and x64 replays the arm64 log).
 #
 #   scripts/arm64-proof.sh [--fetch] [--steps N] [--noise-only]
 #
@@ -72,18 +72,26 @@ json() { node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const 
 echo "arm64 Node.js $("$qemu" "$node_arm64" -p 'process.arch + " " + process.version') under $("$qemu" --version | head -1)"
 
 echo "== noise: known answers, golden vectors, digests"
+# arm64 twice: the kernel the addon picks there (NEON), and the portable one that MEZO_NOISE_SIMD=generic forces.
 x64=$(node scripts/noise-check.mjs prebuilds/linux-x64/mezo_noise.napi.glibc.node) || fail "x64 noise check: $x64"
 a64=$("$qemu" "$node_arm64" scripts/noise-check.mjs prebuilds/linux-arm64/mezo_noise.napi.glibc.node) || fail "arm64 noise check: $a64"
-echo "x64:   $x64"
-echo "arm64: $a64"
-[[ $(json 'JSON.stringify(v.digests)' <<<"$x64") == $(json 'JSON.stringify(v.digests)' <<<"$a64") ]] || fail "arm64 digests differ from x64"
-echo "same digests on x64 ($(json v.simd <<<"$x64")) and arm64 ($(json v.simd <<<"$a64"))"
+a64_generic=$(MEZO_NOISE_SIMD=generic "$qemu" "$node_arm64" scripts/noise-check.mjs prebuilds/linux-arm64/mezo_noise.napi.glibc.node) ||
+  fail "arm64 generic noise check: $a64_generic"
+echo "x64:           $x64"
+echo "arm64:         $a64"
+echo "arm64 generic: $a64_generic"
+[[ $(json v.simd <<<"$a64") == neon ]] || fail "arm64 runs the $(json v.simd <<<"$a64") kernel, not neon"
+[[ $(json v.simd <<<"$a64_generic") == generic ]] || fail "MEZO_NOISE_SIMD=generic runs $(json v.simd <<<"$a64_generic") on arm64"
+digests_x64=$(json 'JSON.stringify(v.digests)' <<<"$x64")
+[[ $digests_x64 == $(json 'JSON.stringify(v.digests)' <<<"$a64") ]] || fail "arm64 neon digests differ from x64"
+[[ $digests_x64 == $(json 'JSON.stringify(v.digests)' <<<"$a64_generic") ]] || fail "arm64 generic digests differ from x64"
+echo "same digests on x64 ($(json v.simd <<<"$x64")), arm64 (neon) and arm64 (generic)"
 
 echo "== mezo info on arm64"
 info=$(MEZO_LOG_LEVEL=silent arm64 bin/mezo.js info --json) || fail "mezo info: $info"
 echo "$info"
-[[ $(json '`${v.noise} ${v.addon}`' <<<"$info") == "native prebuilt prebuilds/linux-arm64/mezo_noise.napi.glibc.node" ]] ||
-  fail "arm64 does not run the native arm64 prebuilt"
+[[ $(json '`${v.noise} ${v.simd} ${v.addon}`' <<<"$info") == "native neon prebuilt prebuilds/linux-arm64/mezo_noise.napi.glibc.node" ]] ||
+  fail "arm64 does not run the native arm64 prebuilt's neon kernel"
 if ((noise_only)); then
   echo "arm64 proof passed (noise only)"
   exit 0

@@ -73,6 +73,24 @@ for (const [name, dist] of Object.entries(DIST)) {
   }
 }
 
+// Edges of the vector paths: ragged heads and tails, every lane offset, runs shorter and longer than one bulk step,
+// and the counter's low word wrapping inside a vector of blocks (Gaussian near block 2^32, Rademacher likewise).
+{
+  const edges = createHash('sha256');
+  const starts = [0, 1, 3, 5, 17, 2 ** 34 - 37, 2 ** 34 - 3, 2 ** 39 - 300, 2 ** 39 - 1];
+  const lengths = [1, 2, 7, 15, 16, 17, 63, 64, 65, 129, 511, 513, 1029, 2100];
+  for (const [name, dist] of Object.entries(DIST)) {
+    for (const offset of starts) {
+      for (const length of lengths) {
+        const slab = slabOf(length + 6, offset % 1000 + length);
+        addon.perturb(slab, 0x9e3779b9, 0x7f4a7c15, 0.25, offset, 3, length + 3, dist);
+        edges.update(`${name} ${offset} ${length}\0`).update(new Uint8Array(slab.buffer));
+      }
+    }
+  }
+  digests.edges = edges.digest('hex');
+}
+
 // Low-rank extension v1: its golden vectors, and digests over a layout with odd shapes (cols not a multiple of 4,
 // a range starting mid-row, a thread split inside a matrix).
 const lowRank = addon.lowRankVersion === 1;

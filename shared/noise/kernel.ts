@@ -20,7 +20,7 @@ export interface PackedLowRank {
 
 export interface NoiseKernel {
   readonly kind: 'native' | 'js' | 'wasm';
-  /** Vector instruction set the kernel dispatched to ('avx2', 'generic'), or 'none' for TypeScript. */
+  /** Vector instruction set the kernel dispatched to ('avx2', 'neon', 'generic'), or 'none' for TypeScript. */
   readonly simd: string;
   /** One Philox4x32-10 block: out = philox(counter[0..3], key[0..1]). */
   philox(out: Uint32Array, counter: Uint32Array, key: Uint32Array): void;

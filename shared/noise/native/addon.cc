@@ -30,7 +30,16 @@ constexpr uint64_t kPartAlign = kRademacherPerBlock;
 
 std::atomic<int> g_threads{1};
 
-// Chosen once, when the module is first loaded: MEZO_NOISE_SIMD=generic forces the portable kernel.
+}  // namespace
+
+// The NEON kernel (noise-kernel-neon.cc); null where it is not compiled in (non-AArch64 targets). Declared here
+// rather than in noise-kernel.h, which the WebAssembly build also compiles and hashes.
+const KernelImpl* neon_kernel();
+
+namespace {
+
+// Chosen once, when the module is first loaded: MEZO_NOISE_SIMD=generic forces the portable kernel. AArch64 has
+// NEON on every CPU, so there the build target alone selects it.
 const KernelImpl& select_kernel() {
   const char* forced = std::getenv("MEZO_NOISE_SIMD");
   if (forced != nullptr && std::strcmp(forced, "generic") == 0) return generic_kernel();
@@ -39,6 +48,7 @@ const KernelImpl& select_kernel() {
   __builtin_cpu_init();
   if (avx2 != nullptr && __builtin_cpu_supports("avx2")) return *avx2;
 #endif
+  if (const KernelImpl* neon = neon_kernel()) return *neon;
   return generic_kernel();
 }
 
