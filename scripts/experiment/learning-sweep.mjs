@@ -138,6 +138,10 @@ for (const { name, options, command } of configs) {
       curveSeconds: curve.map(([round]) => roundEnds.get(round) ?? null),
       wallSeconds: report.wallSeconds,
       rounds: report.rounds,
+      // Round time (coordinator.run() alone) and what DP spent, for the privacy table (docs/privacy.md).
+      roundsPerSecond: report.roundsPerSecond,
+      ...(report.privacy ? { privacy: report.privacy } : {}),
+      ...(report.recordPrivacy ? { recordPrivacy: report.recordPrivacy } : {}),
       bytesUpPerAgentRound: report.traffic.bytesUpPerAgentRound,
       bytesDownPerAgentRound: report.traffic.bytesDownPerAgentRound,
       optimiser,
