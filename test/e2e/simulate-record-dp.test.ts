@@ -1,0 +1,50 @@
+/**
+ * `mezo simulate` with record-level DP in private mode: the real coordinator and virtual agents on the default
+ * task, each agent clipping per example and noising its g, no losses sent, and the run ending at the ε budget
+ * per agent's data, with ε as the accountant gives it and the replicas matching the log.
+ */
+import { describe, expect, it } from 'vitest';
+import { formatSimulationReport } from '../../cli/simulate-command.js';
+import { epsilonFor } from '../../shared/privacy/rdp-accountant.js';
+import { runSimulation } from '../../simulation/simulate.js';
+import { FleetData } from '../../simulation/fleet-data.js';
+
+describe('mezo simulate with record-level DP in private mode', () => {
+  it('ends the run at the budget per agent\'s data, with no losses reaching the coordinator', async () => {
+    const sigma = 0.8;
+    const delta = 1e-5;
+    const batchSize = 16;
+    // The fleet's smallest shard, as the simulation partitions it (same options, same seed).
+    const n = new FleetData({ agents: 20, partitioner: 'iid', alpha: 0.5, shardsPerAgent: 2, minPerAgent: 16, seed: 0, cacheShares: 16 }).summary.examplesPerAgent.min;
+    const q = (5 / 20) * Math.min(1, batchSize / n);
+    // Room for 5 rounds at q.
+    const budget = (epsilonFor(q, sigma, 5, delta) + epsilonFor(q, sigma, 6, delta)) / 2;
+    const run = await runSimulation({
+      agents: 20,
+      agentsPerRound: 5,
+      seedMode: 'shared',
+      seedsPerAgent: 2,
+      rounds: 30,
+      batchSize,
+      deadlineMs: 30_000,
+      partitioner: 'iid',
+      seed: 0,
+      recordDp: { clip: 64, noiseMultiplier: sigma, epsilon: budget, delta, private: true },
+    });
+    expect(run.failure).toBeUndefined();
+    const privacy = run.recordPrivacy!;
+    expect(privacy).toMatchObject({ clip: 64, noiseMultiplier: sigma, private: true, delta, shardSize: n, budgetSpent: true });
+    // Every agent stays connected and no attempt fails: one accounted release per logged round, all at rate q.
+    expect(run.failedAttempts).toBe(0);
+    expect(run.logVersion).toBe(5);
+    expect(privacy.rounds).toBe(5);
+    expect(privacy.epsilon).toBeCloseTo(epsilonFor(q, sigma, 5, delta), 12);
+    expect(privacy.epsilon).toBeLessThanOrEqual(budget);
+    // Private mode: every answer accepted without losses (a result with them would be rejected).
+    expect(run.results.rejected).toBe(0);
+    expect(run.results.accepted).toBe(5 * 5);
+    expect(run.audit.replicasMatching).toBe(run.audit.replicas);
+    const printed = formatSimulationReport(run, { log: 'update.log', report: 'report.json' });
+    expect(printed).toMatch(new RegExp(`record privacy +record DP \\(private mode\\): ε = ${privacy.epsilon.toFixed(3)} at δ = 1e-5 per agent's data \\(${n} examples\\) after 5 rounds.*\\(budget spent\\)`));
+  });
+});
