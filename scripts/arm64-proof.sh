@@ -5,7 +5,7 @@
 #
 #   scripts/arm64-proof.sh [--fetch] [--steps N] [--noise-only]
 #
-# --noise-only stops after the noise checks and `mezo info` (about half a minute; the model steps take minutes
+# --noise-only stops after the noise checks and `mezo info` (one to two minutes; the model steps take minutes
 # under emulation).
 # Needs: qemu-aarch64 (Debian: qemu-user), an arm64 glibc and libstdc++ for it (Debian: g++-aarch64-linux-gnu
 # brings both; QEMU_LD_PREFIX overrides /usr/aarch64-linux-gnu), an arm64 Node.js (MEZO_ARM64_NODE, or --fetch
