@@ -16,12 +16,19 @@ export interface NatsServerOptions {
   storeDir?: string;
   /** Reuse this port (a restart); default: a free one. */
   port?: number;
+  /**
+   * Also listen for NATS over WebSocket (plain ws://, loopback) on this port, or on a free one with `true`:
+   * the listener browser agents reach with nats.ws.
+   */
+  websocket?: boolean | number;
 }
 
 export interface NatsServer {
   readonly port: number;
   /** nats://127.0.0.1:port */
   readonly url: string;
+  /** ws://127.0.0.1:port of the WebSocket listener, when one was asked for. */
+  readonly wsUrl: string | undefined;
   readonly storeDir: string;
   /** Everything the server wrote to stderr, for diagnosing a failed start. */
   output(): string;
@@ -68,6 +75,10 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   const binary = natsServerPath();
   if (!binary) throw new Error('nats-server is not installed (apt-get install -y nats-server)');
   const port = options.port ?? (await freePort());
+  const wsPort = options.websocket === true ? await freePort() : options.websocket || undefined;
+  if (wsPort !== undefined && (!Number.isInteger(wsPort) || wsPort < 1 || wsPort > 65535)) {
+    throw new RangeError(`startNatsServer: websocket must be true or a port in [1, 65535], got ${String(options.websocket)}`);
+  }
   const storeDir = options.storeDir ?? mkdtempSync(join(tmpdir(), 'mezo-nats-'));
   const configPath = join(storeDir, 'server.conf');
   writeFileSync(
@@ -76,6 +87,8 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
       `listen: "127.0.0.1:${port}"`,
       `jetstream { store_dir: ${JSON.stringify(join(storeDir, 'js'))}, max_memory_store: 256MB, max_file_store: 2GB }`,
       'max_payload: 8MB',
+      // TLS off is for loopback only: a deployment puts TLS on the listener (docs/deploy.md).
+      wsPort !== undefined ? `websocket { listen: "127.0.0.1:${wsPort}", no_tls: true }` : '',
       options.config ?? '',
     ].join('\n'),
   );
@@ -99,6 +112,7 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   return {
     port,
     url: `nats://127.0.0.1:${port}`,
+    wsUrl: wsPort !== undefined ? `ws://127.0.0.1:${wsPort}` : undefined,
     storeDir,
     output: () => stderr,
     stop: async (removeStore = false) => {

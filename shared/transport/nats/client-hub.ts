@@ -67,7 +67,8 @@ export class ClientHub {
       if (this.sweeper) clearInterval(this.sweeper);
       this.lastSweep = Date.now();
       this.sweeper = setInterval(() => this.sweep(), sweepMs);
-      this.sweeper.unref();
+      // Optional: a browser's interval handle is a number, with nothing to unref.
+      this.sweeper.unref?.();
     }
   }
 
