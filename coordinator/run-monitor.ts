@@ -165,6 +165,8 @@ export function coordinatorRunConfig(options: Coordinator['options']): Record<st
     epsilon: options.epsilon,
     batchSize: options.batchSize,
     distribution: options.distribution,
+    // A low-rank job's rank and V period (absent for other distributions, as in records before them).
+    ...(options.rank !== undefined ? { rank: options.rank, vPeriod: options.strategy.vPeriod } : {}),
   };
 }
 

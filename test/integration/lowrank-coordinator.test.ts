@@ -82,6 +82,7 @@ describe('mezo coordinator with low-rank noise', () => {
       expect(ranks).toEqual([2, 2]);
       await until(async () => (await Promise.all(backends.map((b) => b.sha256()))).every((sha) => sha === expected), 20_000, 'the agents to reach the head');
       const record = await readRunRecord(join(dir, 'run.json'));
+      expect(record.config).toMatchObject({ distribution: 'lowrank', rank: 2, vPeriod: 2 });
       expect(record.evaluations.at(-1)!.accuracy).toBe(await accuracyOf(f, slab));
     } finally {
       spy.mockRestore();
