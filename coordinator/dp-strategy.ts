@@ -106,6 +106,11 @@ export class CentralDpStrategy implements Strategy {
     if (aggregation !== 'mean') throw new PrivacyConfigError(`dp: strategy.aggregation must be 'mean' with central DP, got '${aggregation}'`);
     if (seedMode === 'pool') throw new PrivacyConfigError("dp: strategy.seedMode 'pool' is not supported with central DP (use 'shared' or 'distinct')");
     if (clip !== undefined) throw new PrivacyConfigError('dp: set the DP clip only; strategy.clip would clip twice');
+    // The wrapper releases its own noised terms and reads only the inner schedule's rate: momentum, the loss guard
+    // and the plateau rule would act on unreleased values (or on its placeholder), so they are refused.
+    for (const option of ['momentum', 'lossGuard', 'plateau'] as const) {
+      if (inner.config[option]) throw new PrivacyConfigError(`dp: strategy.${option} is not supported with central DP`);
+    }
     const { noiseMultiplier, epsilon, delta, rounds, fleetSize } = parsed.data;
     this.noiseMultiplier =
       noiseMultiplier ?? noiseMultiplierFor({ epsilon: epsilon!, delta }, Math.min(1, inner.config.agentsPerRound / fleetSize!), rounds!);

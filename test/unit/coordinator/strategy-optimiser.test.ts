@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { resolveCoordinatorConfig } from '../../../cli/coordinator-command.js';
 import { resolveSimulateConfig } from '../../../cli/simulate-command.js';
+import { CentralDpStrategy } from '../../../coordinator/dp-strategy.js';
 import { MezoStrategy, type AgentResult, type AgentView, type StrategyConfigInput } from '../../../coordinator/strategy.js';
 import { learningRateAt, lrScheduleSchema } from '../../../shared/optim/lr-schedule.js';
 
@@ -158,6 +159,16 @@ describe('reduce-on-plateau', () => {
   it('leaves an improving run alone', () => {
     const { entries } = drive({ plateau: { patience: 5 } }, 60, () => 1, (r) => 3 * 0.97 ** r);
     expect(entries.every((e) => e.lr === 0.1)).toBe(true);
+  });
+});
+
+describe('with central DP', () => {
+  it('is refused, naming the option (the DP wrapper releases its own noised terms)', () => {
+    for (const option of [{ momentum: { beta: 0.5 } }, { lossGuard: {} }, { plateau: {} }]) {
+      const inner = new MezoStrategy({ seedMode: 'distinct', ...option });
+      expect(() => new CentralDpStrategy(inner, { clip: 1, noiseMultiplier: 1 })).toThrow(new RegExp(`strategy\\.${Object.keys(option)[0]} is not supported with central DP`));
+    }
+    expect(() => new CentralDpStrategy(new MezoStrategy({ seedMode: 'distinct' }), { clip: 1, noiseMultiplier: 1 })).not.toThrow();
   });
 });
 
