@@ -301,11 +301,14 @@ export async function runCoordinator(
   // The monitor feeds the dashboard, the metrics' per-round gauges, the run record and the summary.
   const metrics = config.metricsListen ? new CoordinatorMetrics(coordinator) : undefined;
   const options = coordinator.options;
+  // Before the monitor: the accountant hears each round first, so the round's row shows ε after it.
+  if (recordDp) trackRecordPrivacy(coordinator, recordDp.accountant);
   const monitor = new RunMonitor({
     coordinator,
     kind: 'coordinator',
     ...(metrics ? { metrics } : {}),
     ...(dp ? { privacy: () => dp.spent() } : {}),
+    ...(recordDp ? { recordPrivacy: () => recordDp.accountant.spent() } : {}),
     config: {
       ...coordinatorRunConfig(options),
       // The dashboard says why there is no accuracy when evaluation is off.
@@ -358,7 +361,6 @@ export async function runCoordinator(
     const before = await heldOut?.evaluateHead();
     if (output.progress) progress = showProgress(output.progress(options.rounds), coordinator, monitor, log.version === 0 ? 0 : log.entries(log.version - 1)[0]!.round + 1);
     if (dp) stopAtPrivacyBudget(coordinator, dp);
-    if (recordDp) trackRecordPrivacy(coordinator, recordDp.accountant);
     const report = await coordinator.run();
     // The weights after the last round, unless that round was just evaluated; the bar ends on this figure.
     const after = await heldOut?.finish().catch((err: Error) => {

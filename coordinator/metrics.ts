@@ -66,6 +66,8 @@ export class CoordinatorMetrics {
   private readonly evalLoss: Gauge;
   private readonly privacyEpsilon: Gauge;
   private readonly privacyDelta: Gauge;
+  private readonly recordPrivacyEpsilon: Gauge;
+  private readonly recordPrivacyDelta: Gauge;
 
   constructor(source: MetricsSource) {
     const registers = [this.registry];
@@ -100,6 +102,8 @@ export class CoordinatorMetrics {
     // Only a job with central DP has a privacy budget: absent otherwise, rather than a misleading 0.
     this.privacyEpsilon = new Gauge({ name: 'mezo_privacy_epsilon', help: 'Central DP: epsilon spent so far at mezo_privacy_delta', registers: [] });
     this.privacyDelta = new Gauge({ name: 'mezo_privacy_delta', help: 'Central DP: the delta epsilon is accounted at', registers: [] });
+    this.recordPrivacyEpsilon = new Gauge({ name: 'mezo_record_privacy_epsilon', help: "Record-level DP: epsilon per agent's data (the smallest shard) so far, at mezo_record_privacy_delta", registers: [] });
+    this.recordPrivacyDelta = new Gauge({ name: 'mezo_record_privacy_delta', help: 'Record-level DP: the delta epsilon is accounted at', registers: [] });
 
     const statuses = (): AgentStatus[] => source.agentStatuses();
     new Gauge({
@@ -233,6 +237,12 @@ export class CoordinatorMetrics {
   observePrivacy(privacy: { epsilon: number; delta: number }): void {
     this.setLazily(this.privacyEpsilon, privacy.epsilon);
     this.setLazily(this.privacyDelta, privacy.delta);
+  }
+
+  /** ε per agent's data so far at δ (record-level DP, RunMonitor); the gauges appear with the first value. */
+  observeRecordPrivacy(privacy: { epsilon: number; delta: number }): void {
+    this.setLazily(this.recordPrivacyEpsilon, privacy.epsilon);
+    this.setLazily(this.recordPrivacyDelta, privacy.delta);
   }
 
   private readonly registered = new Set<Gauge>();

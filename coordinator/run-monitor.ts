@@ -24,6 +24,7 @@ import {
   type Evaluation,
   type Histogram,
   type PrivacySpent,
+  type RecordPrivacySpent,
   type RoundRow,
   type RunRecord,
   type ScalarSummary,
@@ -50,6 +51,11 @@ export interface RunMonitorInit {
   fleetAgentLimit?: number;
   /** Central DP: what the privacy budget has spent so far (read after every round; e.g. from a CentralDpStrategy). */
   privacy?: () => PrivacySpent;
+  /**
+   * Record-level DP: ε per agent's data so far (e.g. a RecordDpAccountant's spent()); the accountant must hear
+   * each round before the monitor does (trackRecordPrivacy registered first).
+   */
+  recordPrivacy?: () => RecordPrivacySpent;
 }
 
 export interface FleetState {
@@ -180,6 +186,7 @@ export class RunMonitor {
   private readonly metrics: CoordinatorMetrics | undefined;
   private readonly bins: number;
   private readonly privacy: (() => PrivacySpent) | undefined;
+  private readonly recordPrivacy: (() => RecordPrivacySpent) | undefined;
   private readonly agentLimit: number;
   private readonly rows: RoundRow[] = [];
   private readonly evaluations: Evaluation[] = [];
@@ -204,6 +211,8 @@ export class RunMonitor {
     this.agentLimit = init.fleetAgentLimit ?? 100;
     if (!Number.isSafeInteger(this.bins) || this.bins < 1) throw new MonitorError(`RunMonitor: histogramBins must be a positive integer, got ${this.bins}`);
     this.privacy = init.privacy;
+    this.recordPrivacy = init.recordPrivacy;
+    if (this.recordPrivacy) this.metrics?.observeRecordPrivacy(this.recordPrivacy());
     // A DP job's gauges show ε = 0 from the start, not only after a first round.
     if (this.privacy) this.metrics?.observePrivacy(this.privacy());
     this.refresh();
@@ -348,6 +357,7 @@ export class RunMonitor {
         dropped: sum((a) => a.dropped),
         rejected,
         ...(this.privacy ? { privacy: this.privacy() } : {}),
+        ...(this.recordPrivacy ? { recordPrivacy: this.recordPrivacy() } : {}),
       },
     };
     // The record must pass the schema `mezo report` checks; a failure here is a monitor bug, caught early.
@@ -457,11 +467,14 @@ export class RunMonitor {
     // The strategy accounted the round when it aggregated it, before the commit that reports it.
     const privacy = this.privacy?.();
     if (privacy) row.privacyEpsilon = privacy.epsilon;
+    const recordPrivacy = this.recordPrivacy?.();
+    if (recordPrivacy) row.recordPrivacyEpsilon = recordPrivacy.epsilon;
     this.rows.push(row);
     if (this.metrics) {
       this.metrics.observeRound(report);
       this.metrics.observeSignAgreement(agreement);
       if (privacy) this.metrics.observePrivacy(privacy);
+      if (recordPrivacy) this.metrics.observeRecordPrivacy(recordPrivacy);
     }
     this.emit({ type: 'round', row });
     this.emit({ type: 'fleet', fleet: this.fleet() });

@@ -76,6 +76,8 @@ export const roundRowSchema = z.strictObject({
   maxReplayLag: count,
   /** Central DP: ε spent after this round, at the summary's privacy.delta (absent without DP). */
   privacyEpsilon: z.number().min(0).optional(),
+  /** Record-level DP: ε per agent's data after this round, at the summary's recordPrivacy.delta (absent without it). */
+  recordPrivacyEpsilon: z.number().min(0).optional(),
 });
 export type RoundRow = z.output<typeof roundRowSchema>;
 
@@ -116,6 +118,19 @@ export const privacySpentSchema = z.strictObject({
 });
 export type PrivacySpent = z.output<typeof privacySpentSchema>;
 
+/** Record-level DP (shared/privacy/record-dp.ts): ε per agent's data for the smallest shard. */
+export const recordPrivacySpentSchema = z.strictObject({
+  clip: z.number().positive(),
+  noiseMultiplier: z.number().positive(),
+  private: z.boolean(),
+  epsilon: z.number().min(0),
+  delta: z.number().gt(0).lt(1),
+  rounds: count,
+  shardSize: z.number().int().positive(),
+  budgetSpent: z.boolean(),
+});
+export type RecordPrivacySpent = z.output<typeof recordPrivacySpentSchema>;
+
 export const runSummarySchema = z.strictObject({
   rounds: count,
   version: count,
@@ -140,6 +155,8 @@ export const runSummarySchema = z.strictObject({
   rejected: z.record(z.string(), count),
   /** Central DP (docs/privacy.md): ε spent at δ, the rounds released, and whether the budget holds no further round. */
   privacy: privacySpentSchema.optional(),
+  /** Record-level DP (docs/privacy.md): ε per agent's data at δ, σ, clip, rounds accounted, private mode. */
+  recordPrivacy: recordPrivacySpentSchema.optional(),
 });
 export type RunSummary = z.output<typeof runSummarySchema>;
 

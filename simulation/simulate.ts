@@ -513,12 +513,15 @@ export async function runSimulation(input: SimulateOptionsInput = {}, hooks: Sim
       await new Promise((r) => setTimeout(r, 20));
     }
     metrics = new CoordinatorMetrics(coordinator);
+    // Before the monitor: the accountant hears each round first, so the round's row shows ε after it.
+    if (recordDp) trackRecordPrivacy(coordinator, recordDp.accountant);
     monitor = new RunMonitor({
       coordinator,
       metrics,
       kind: 'simulate',
       config: JSON.parse(JSON.stringify(options)) as Record<string, unknown>,
       ...(dp ? { privacy: () => dp.spent() } : {}),
+      ...(recordDp ? { recordPrivacy: () => recordDp.accountant.spent() } : {}),
     });
     if (options.dashboardListen !== undefined) {
       const at = options.dashboardListen.lastIndexOf(':');
@@ -551,7 +554,6 @@ export async function runSimulation(input: SimulateOptionsInput = {}, hooks: Sim
     });
     const before = await heldOut.evaluateHead();
     if (dp) stopAtPrivacyBudget(coordinator, dp);
-    if (recordDp) trackRecordPrivacy(coordinator, recordDp.accountant);
     let roundsDone = 0;
     const unsubscribe = coordinator.onRound((report: RoundReport) => {
       roundsDone++;

@@ -169,6 +169,14 @@ export function reportHtml(record: RunRecord): string {
           ] as [string, string],
         ]
       : []),
+    ...(s.recordPrivacy
+      ? [
+          [
+            'record-level DP',
+            `ε = ${s.recordPrivacy.epsilon.toFixed(3)} at δ = ${s.recordPrivacy.delta.toExponential()} per agent's data (${s.recordPrivacy.shardSize} examples) after ${s.recordPrivacy.rounds} rounds, noise multiplier ${s.recordPrivacy.noiseMultiplier.toFixed(3)}, clip ${s.recordPrivacy.clip}${s.recordPrivacy.private ? ', private mode' : ''}${s.recordPrivacy.budgetSpent ? ' (budget spent)' : ''}`,
+          ] as [string, string],
+        ]
+      : []),
   ]);
   // Records written before secrets were redacted may still hold some: never render them.
   const config = table(Object.entries(redactSecrets(record.config)).map(([k, v]) => [k, typeof v === 'string' ? v : JSON.stringify(v)]));

@@ -8,6 +8,11 @@ import { formatSimulationReport } from '../../cli/simulate-command.js';
 import { epsilonFor } from '../../shared/privacy/rdp-accountant.js';
 import { runSimulation } from '../../simulation/simulate.js';
 import { FleetData } from '../../simulation/fleet-data.js';
+import { parseRunRecord } from '../../coordinator/run-record.js';
+import { reportHtml } from '../../coordinator/report/render-report.js';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 describe('mezo simulate with record-level DP in private mode', () => {
   it('ends the run at the budget per agent\'s data, with no losses reaching the coordinator', async () => {
@@ -19,6 +24,8 @@ describe('mezo simulate with record-level DP in private mode', () => {
     const q = (5 / 20) * Math.min(1, batchSize / n);
     // Room for 5 rounds at q.
     const budget = (epsilonFor(q, sigma, 5, delta) + epsilonFor(q, sigma, 6, delta)) / 2;
+    const out = mkdtempSync(join(tmpdir(), 'mezo-record-dp-'));
+    let metricsText = '';
     const run = await runSimulation({
       agents: 20,
       agentsPerRound: 5,
@@ -30,6 +37,12 @@ describe('mezo simulate with record-level DP in private mode', () => {
       partitioner: 'iid',
       seed: 0,
       recordDp: { clip: 64, noiseMultiplier: sigma, epsilon: budget, delta, private: true },
+      out,
+      dashboardListen: '127.0.0.1:0',
+    }, {
+      onFinished: async ({ dashboardUrl }) => {
+        metricsText = await (await fetch(`${dashboardUrl}/metrics`)).text();
+      },
     });
     expect(run.failure).toBeUndefined();
     const privacy = run.recordPrivacy!;
@@ -44,6 +57,17 @@ describe('mezo simulate with record-level DP in private mode', () => {
     expect(run.results.rejected).toBe(0);
     expect(run.results.accepted).toBe(5 * 5);
     expect(run.audit.replicasMatching).toBe(run.audit.replicas);
+    // Reported like central DP's ε: the run record's rows and summary, and /metrics.
+    const record = parseRunRecord(JSON.parse(readFileSync(run.runRecord!, 'utf8')), 'run.json');
+    expect(record.summary.recordPrivacy).toEqual(privacy);
+    const perRound = record.rounds.map((r) => r.recordPrivacyEpsilon!);
+    perRound.forEach((eps, r) => expect(eps).toBeCloseTo(epsilonFor(q, sigma, r + 1, delta), 12));
+    expect(record.summary.lossLast).toBeNull();
+    expect(reportHtml(record)).toContain(`record-level DP</th><td>ε = ${privacy.epsilon.toFixed(3)} at δ = 1e-5 per agent&#39;s data`);
+    expect(metricsText).toMatch(new RegExp(`^mezo_record_privacy_epsilon ${privacy.epsilon.toString().slice(0, 8)}`, 'm'));
+    expect(metricsText).toMatch(/^mezo_record_privacy_delta 0.00001$/m);
+    expect(metricsText).not.toMatch(/^mezo_privacy_epsilon/m);
+    rmSync(out, { recursive: true, force: true });
     const printed = formatSimulationReport(run, { log: 'update.log', report: 'report.json' });
     expect(printed).toMatch(new RegExp(`record privacy +record DP \\(private mode\\): ε = ${privacy.epsilon.toFixed(3)} at δ = 1e-5 per agent's data \\(${n} examples\\) after 5 rounds.*\\(budget spent\\)`));
   });
