@@ -316,6 +316,9 @@ export async function runCoordinator(
       evalData: 'dataset' in heldOutSet ? heldOutSet.name : null,
       ...('off' in heldOutSet ? { evalOff: heldOutSet.off } : {}),
       ...(dp ? { dp: { clip: dp.config.clip, noiseMultiplier: dp.noiseMultiplier, epsilon: dp.config.epsilon ?? null, delta: dp.config.delta } } : {}),
+      ...(recordDp
+        ? { recordDp: { ...recordDp.dp, epsilon: config.recordDp!.epsilon ?? null, delta: config.recordDp!.delta, shardSize: recordDp.accountant.shardSize } }
+        : {}),
     },
   });
   let metricsServer: Awaited<ReturnType<typeof serveDashboard>> | undefined;

@@ -173,6 +173,8 @@ export function coordinatorRunConfig(options: Coordinator['options']): Record<st
     distribution: options.distribution,
     // A low-rank job's rank and V period (absent for other distributions, as in records before them).
     ...(options.rank !== undefined ? { rank: options.rank, vPeriod: options.strategy.vPeriod } : {}),
+    // What the agents apply under record-level DP (the dashboard's record-level privacy card reads it).
+    ...(options.recordDp ? { recordDp: { ...options.recordDp } } : {}),
   };
 }
 

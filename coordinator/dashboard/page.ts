@@ -43,6 +43,7 @@ export function dashboardPage(job: string): string {
     ${kpi('divergent', 'divergent replicas')}
     ${kpi('bytes', 'bytes up / down', true)}
     <div class="kpi wide"><span class="label">log head</span><span class="value mono" id="kpi-head">–</span></div>
+    <div class="kpi wide" id="kpi-record-privacy-card" hidden><span class="label"><abbr title="record-level DP on the agents: ε per agent's data (the smallest shard) so far at δ, of the budget (docs/privacy.md)">record ε spent</abbr></span><span class="value" id="kpi-record-privacy">–</span><span class="note" id="kpi-record-privacy-note"></span></div>
     <div class="kpi wide" id="kpi-privacy-card" hidden><span class="label"><abbr title="central agent-level DP: ε spent so far at δ, of the budget (docs/privacy.md)">privacy ε spent</abbr></span><span class="value" id="kpi-privacy">–</span><span class="note" id="kpi-privacy-note"></span></div>
   </section>
   <div class="grid">
@@ -352,6 +353,14 @@ export const DASHBOARD_JS = String.raw`
       var spent = last && typeof last.privacyEpsilon === 'number' ? last.privacyEpsilon : 0;
       setText('kpi-privacy', num(spent, 3) + (typeof dp.epsilon === 'number' ? ' of ' + num(dp.epsilon, 3) : ''));
       setText('kpi-privacy-note', 'at δ = ' + dp.delta + (typeof dp.noiseMultiplier === 'number' ? ', σ = ' + num(dp.noiseMultiplier, 3) : '') + ', clip ' + dp.clip);
+    }
+    // Likewise record-level DP (its config's recordDp): ε per agent's data after the last round.
+    var rdp = (state.config || {}).recordDp;
+    if (rdp && typeof rdp === 'object') {
+      $('kpi-record-privacy-card').hidden = false;
+      var recordSpent = last && typeof last.recordPrivacyEpsilon === 'number' ? last.recordPrivacyEpsilon : 0;
+      setText('kpi-record-privacy', num(recordSpent, 3) + (typeof rdp.epsilon === 'number' ? ' of ' + num(rdp.epsilon, 3) : ''));
+      setText('kpi-record-privacy-note', 'at δ = ' + (rdp.delta === undefined ? '1e-5' : rdp.delta) + (typeof rdp.noiseMultiplier === 'number' ? ', σ = ' + num(rdp.noiseMultiplier, 3) : '') + ', clip ' + rdp.clip + (rdp.private ? ', private mode' : ''));
     }
     var fleet = state.fleet;
     if (fleet) {

@@ -26,6 +26,8 @@ describe('mezo simulate with record-level DP in private mode', () => {
     const budget = (epsilonFor(q, sigma, 5, delta) + epsilonFor(q, sigma, 6, delta)) / 2;
     const out = mkdtempSync(join(tmpdir(), 'mezo-record-dp-'));
     let metricsText = '';
+    let page = '';
+    let script = '';
     const run = await runSimulation({
       agents: 20,
       agentsPerRound: 5,
@@ -42,6 +44,8 @@ describe('mezo simulate with record-level DP in private mode', () => {
     }, {
       onFinished: async ({ dashboardUrl }) => {
         metricsText = await (await fetch(`${dashboardUrl}/metrics`)).text();
+        page = await (await fetch(`${dashboardUrl}/`)).text();
+        script = await (await fetch(`${dashboardUrl}/assets/dashboard.js`)).text();
       },
     });
     expect(run.failure).toBeUndefined();
@@ -67,6 +71,12 @@ describe('mezo simulate with record-level DP in private mode', () => {
     expect(metricsText).toMatch(new RegExp(`^mezo_record_privacy_epsilon ${privacy.epsilon.toString().slice(0, 8)}`, 'm'));
     expect(metricsText).toMatch(/^mezo_record_privacy_delta 0.00001$/m);
     expect(metricsText).not.toMatch(/^mezo_privacy_epsilon/m);
+    // The dashboard's record-level card: hidden in the page, shown by the script for a config with recordDp.
+    expect(record.config.recordDp).toMatchObject({ clip: 64, noiseMultiplier: sigma, private: true });
+    expect(page).toMatch(/<div class="kpi wide" id="kpi-record-privacy-card" hidden>/);
+    expect(script).toContain("$('kpi-record-privacy-card').hidden = false");
+    // The script still parses.
+    expect(() => new Function(script)).not.toThrow();
     rmSync(out, { recursive: true, force: true });
     const printed = formatSimulationReport(run, { log: 'update.log', report: 'report.json' });
     expect(printed).toMatch(new RegExp(`record privacy +record DP \\(private mode\\): ε = ${privacy.epsilon.toFixed(3)} at δ = 1e-5 per agent's data \\(${n} examples\\) after 5 rounds.*\\(budget spent\\)`));
