@@ -81,4 +81,27 @@ describe('mezo simulate with record-level DP in private mode', () => {
     const printed = formatSimulationReport(run, { log: 'update.log', report: 'report.json' });
     expect(printed).toMatch(new RegExp(`record privacy +record DP \\(private mode\\): ε = ${privacy.epsilon.toFixed(3)} at δ = 1e-5 per agent's data \\(${n} examples\\) after 5 rounds.*\\(budget spent\\)`));
   });
+  it('combines with central DP: both are applied and accounted on their own', async () => {
+    const run = await runSimulation({
+      agents: 12,
+      agentsPerRound: 4,
+      seedMode: 'shared',
+      seedsPerAgent: 1,
+      rounds: 4,
+      batchSize: 16,
+      deadlineMs: 30_000,
+      partitioner: 'iid',
+      dp: { clip: 1, noiseMultiplier: 1.5 },
+      recordDp: { clip: 64, noiseMultiplier: 1, private: true },
+    });
+    expect(run.failure).toBeUndefined();
+    expect(run.logVersion).toBe(4);
+    expect(run.results.rejected).toBe(0);
+    expect(run.privacy).toMatchObject({ noiseMultiplier: 1.5, roundsReleased: 4 });
+    expect(run.privacy!.epsilon).toBeCloseTo(epsilonFor(4 / 12, 1.5, 4, 1e-5), 12);
+    const n = run.data.examplesPerAgent.min;
+    expect(run.recordPrivacy).toMatchObject({ noiseMultiplier: 1, rounds: 4, shardSize: n, private: true });
+    expect(run.recordPrivacy!.epsilon).toBeCloseTo(epsilonFor((4 / 12) * Math.min(1, 16 / n), 1, 4, 1e-5), 12);
+    expect(run.audit.replicasMatching).toBe(run.audit.replicas);
+  });
 });
