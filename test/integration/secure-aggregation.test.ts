@@ -11,7 +11,10 @@ import { SecureAggregationConfigError } from '../../coordinator/secure-aggregati
 import { InMemoryTransport, type AgentMessage, type CoordinatorHandler, type ServerSession, type Transport } from '../../shared/transport/index.js';
 import { runSimulation } from '../../simulation/simulate.js';
 import { resolveSimulateConfig } from '../../cli/simulate-command.js';
-import { resolveCoordinatorConfig } from '../../cli/coordinator-command.js';
+import { resolveCoordinatorConfig, runCoordinator } from '../../cli/coordinator-command.js';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { delegatingBackend } from '../helpers/delegating-backend.js';
 import { natsServerPath } from '../helpers/nats-server.js';
 import { fixture, logHeader, makeAgent, paddingOf } from './fleet-fixture.js';
@@ -197,6 +200,17 @@ describe('mezo simulate with secure aggregation', () => {
     expect(resolveSimulateConfig({}, {}).secureAggregation).toBeUndefined();
     expect(resolveCoordinatorConfig({ secureAggregation: true }, {}).secureAggregation).toEqual({ enabled: true, threshold: 2 / 3, neighbours: 0 });
     expect(() => resolveCoordinatorConfig({ secureAggregation: true, secureAggregationThreshold: 0.4 }, {})).toThrow(/secureAggregation.threshold.*--secure-aggregation-threshold/);
+  });
+
+  it('mezo coordinator refuses a strategy it cannot serve before it opens its log', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mezo-secagg-'));
+    try {
+      const config = resolveCoordinatorConfig({ secureAggregation: true, seedMode: 'shared', strategy: 'trimmed-mean', log: join(dir, 'update.log'), listen: '127.0.0.1:0' }, {});
+      await expect(runCoordinator(config, [])).rejects.toThrow(/secureAggregation: strategy.aggregation 'trimmed-mean'/);
+      expect(existsSync(join(dir, 'update.log'))).toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('refuses median, naming the option', async () => {
