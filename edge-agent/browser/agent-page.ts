@@ -60,7 +60,10 @@ function publish(): void {
     status.tasksDone = agent.state.tasksDone;
     status.headHash = agent.state.headHash;
   }
-  const body = (globalThis as { document?: { body?: { dataset: Record<string, string> } } }).document?.body;
+  const doc = (globalThis as { document?: { body?: { dataset: Record<string, string> }; getElementById(id: string): { textContent: string } | null } }).document;
+  const line = doc?.getElementById('phase');
+  if (line) line.textContent = `${status.phase}, version ${status.version}, ${status.tasksDone} tasks, noise ${status.noiseKernel}${status.error ? `: ${status.error.split('\n')[0]}` : ''}`;
+  const body = doc?.body;
   if (body) {
     body.dataset.phase = status.phase;
     body.dataset.version = String(status.version);

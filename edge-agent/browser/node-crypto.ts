@@ -2,11 +2,12 @@
  * The browser bundle's stand-in for `node:crypto` (scripts/build-browser-agent.mjs maps the import here): the
  * synchronous SHA-256 and HMAC-SHA-256 the agent's hash chain, weights hashes and NATS session MACs use, random
  * bytes from the Web Crypto API, and a constant-time compare. WebCrypto's own digests are asynchronous, and the
- * agent's callers are not, so SHA-256 is computed here (FIPS 180-4). Anything else the shared modules import
- * (key pairs, signatures, ciphers: the log key and secure aggregation) throws when called: a browser agent runs
- * jobs without them.
+ * agent's callers are not, so SHA-256 is computed here (FIPS 180-4); Ed25519 verification of the coordinator's
+ * log signatures uses tweetnacl. Anything else the shared modules import (private keys, signing, ciphers: the
+ * coordinator's side and secure aggregation) throws when called.
  */
 import { Buffer } from 'buffer';
+import nacl from 'tweetnacl';
 
 const K = new Uint32Array([
   0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be,
@@ -195,11 +196,40 @@ function unavailable(name: string): () => never {
   };
 }
 
+/** An Ed25519 public key as createPublicKey returns it here: its 32 raw bytes. */
+interface Ed25519PublicKey {
+  readonly type: 'public';
+  readonly asymmetricKeyType: 'ed25519';
+  readonly raw: Uint8Array;
+}
+
+/**
+ * The one key form the shared modules build in an agent: an Ed25519 public key as a JWK (the coordinator's log
+ * key, shared/log/log-signature.ts LogVerifier).
+ */
+export function createPublicKey(input: { key: { kty?: string; crv?: string; x?: string }; format?: string }): Ed25519PublicKey {
+  const jwk = input?.key;
+  if (input?.format !== 'jwk' || jwk?.kty !== 'OKP' || jwk.crv !== 'Ed25519' || typeof jwk.x !== 'string') {
+    throw new Error('createPublicKey: only an Ed25519 JWK public key is available in the browser agent');
+  }
+  // base64url in base64's alphabet (the `buffer` package does not read base64url).
+  const raw = new Uint8Array(Buffer.from(jwk.x.replace(/-/g, '+').replace(/_/g, '/'), 'base64'));
+  if (raw.length !== nacl.sign.publicKeyLength) throw new Error(`createPublicKey: an Ed25519 key has 32 bytes, got ${raw.length}`);
+  return { type: 'public', asymmetricKeyType: 'ed25519', raw };
+}
+
+/** Ed25519 verification (algorithm null, as for Node's Ed25519 keys), with tweetnacl. */
+export function verify(algorithm: null | undefined, data: ArrayBufferView, key: Ed25519PublicKey, signature: ArrayBufferView): boolean {
+  if (algorithm !== null && algorithm !== undefined) throw new Error('verify: Ed25519 takes no digest algorithm');
+  if (key?.asymmetricKeyType !== 'ed25519') throw new Error('verify: only Ed25519 public keys are available in the browser agent');
+  const sig = bytesOf(signature);
+  if (sig.length !== nacl.sign.signatureLength) return false;
+  return nacl.sign.detached.verify(bytesOf(data), sig, key.raw);
+}
+
 export const createPrivateKey = unavailable('createPrivateKey');
-export const createPublicKey = unavailable('createPublicKey');
 export const generateKeyPairSync = unavailable('generateKeyPairSync');
 export const sign = unavailable('sign');
-export const verify = unavailable('verify');
 export const createCipheriv = unavailable('createCipheriv');
 export const createDecipheriv = unavailable('createDecipheriv');
 export const diffieHellman = unavailable('diffieHellman');

@@ -5,58 +5,33 @@
  * passes, the WebAssembly noise kernel, and the same NatsTransport over nats.ws. Every round needs both agents;
  * at the end the page's weights hash equals the coordinator's, and the Node agent's.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import { tmpdir } from 'node:os';
-import { extname, join, normalize } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { existsSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
 import { Coordinator } from '../../coordinator/index.js';
 import type { Agent } from '../../edge-agent/agent.js';
-import { UpdateLog } from '../../shared/log/index.js';
+import { LogSigner, UpdateLog } from '../../shared/log/index.js';
 import { noise } from '../../shared/noise/index.js';
 import { NatsTransport } from '../../shared/transport/index.js';
+import { serveBrowserAgentPage, type BrowserAgentPage } from '../../simulation/browser-page.js';
 import { natsServerPath, startNatsServer, type NatsServer } from '../helpers/nats-server.js';
 import { fixture, logHeader, makeAgent, paddingOf, until } from '../integration/fleet-fixture.js';
 
 const CHROMIUM = process.env.MEZO_CHROMIUM ?? '/usr/bin/chromium';
 const haveChromium = existsSync(CHROMIUM);
 const haveNats = natsServerPath() !== undefined;
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const ROUNDS = 4;
 const JOB = 'browser-fleet';
-const TYPES: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript', '.json': 'application/json', '.wasm': 'application/wasm' };
 
 const skipReason = !haveChromium ? `no Chromium at ${CHROMIUM}; set MEZO_CHROMIUM` : !haveNats ? 'nats-server is not installed' : '';
-
-/** A static server for the page: fixed files and bytes by path, and onnxruntime-web's dist/ under /ort/. */
-function servePage(files: Record<string, Uint8Array | string>): Promise<{ server: Server; url: string }> {
-  const ortDir = join(ROOT, 'node_modules/onnxruntime-web/dist');
-  const server = createServer((req, res) => {
-    const path = new URL(req.url ?? '/', 'http://x').pathname;
-    let body: Uint8Array | string | undefined = files[path];
-    if (body === undefined && path.startsWith('/ort/')) {
-      const file = normalize(join(ortDir, path.slice('/ort/'.length)));
-      if (file.startsWith(ortDir) && existsSync(file)) body = readFileSync(file);
-    }
-    if (body === undefined) {
-      res.writeHead(404).end();
-      return;
-    }
-    res.writeHead(200, { 'content-type': path === '/' ? TYPES['.html']! : (TYPES[extname(path)] ?? 'application/octet-stream') }).end(body);
-  });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({ server, url: `http://127.0.0.1:${(server.address() as { port: number }).port}` })));
-}
 
 describe.skipIf(skipReason !== '')(`a browser agent trains next to a Node agent${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {
   let nats: NatsServer | undefined;
   let coordinator: Coordinator | undefined;
-  let page: { server: Server; url: string } | undefined;
+  let page: BrowserAgentPage | undefined;
   let browser: Browser | undefined;
   let nodeAgent: Agent | undefined;
   let nodeRun: Promise<void> | undefined;
-  let buildDir: string | undefined;
 
   afterAll(async () => {
     await browser?.close();
@@ -64,22 +39,14 @@ describe.skipIf(skipReason !== '')(`a browser agent trains next to a Node agent$
     await nodeRun?.catch(() => undefined);
     await coordinator?.close();
     await nats?.stop(true);
-    await new Promise((resolve) => (page ? page.server.close(resolve) : resolve(undefined)));
-    if (buildDir) rmSync(buildDir, { recursive: true, force: true });
+    await page?.close();
   });
 
   it(`trains ${ROUNDS} rounds and ends with the coordinator's weights hash`, { timeout: 240_000 }, async () => {
-    // The page's bundle, built from the sources as a user would (scripts/build-browser-agent.mjs).
-    buildDir = mkdtempSync(join(tmpdir(), 'mezo-browser-'));
-    const { browserAgentBuildOptions } = (await import(join(ROOT, 'scripts/build-browser-agent.mjs'))) as {
-      browserAgentBuildOptions: (o: { outfile: string }) => Record<string, unknown>;
-    };
-    const esbuild = await import('esbuild');
-    await esbuild.build(browserAgentBuildOptions({ outfile: join(buildDir, 'agent-page.js') }) as never);
-
     const f = await fixture();
     nats = await startNatsServer({ websocket: true });
-    const log = UpdateLog.inMemory(logHeader(f.prepared, JOB));
+    // A signed log, as mezo coordinator keeps it: the page checks every update with the log's Ed25519 key.
+    const log = UpdateLog.inMemory(logHeader(f.prepared, JOB), { signer: LogSigner.generate() });
     coordinator = new Coordinator({
       log,
       baseSlab: f.prepared.slab,
@@ -101,22 +68,8 @@ describe.skipIf(skipReason !== '')(`a browser agent trains next to a Node agent$
     nodeAgent = makeAgent(f, new NatsTransport({ jobId: JOB, servers: nats.url }), 0);
     nodeRun = nodeAgent.run();
 
-    const shard = f.task.agents[1]!.materialize();
-    const features: number[] = [];
-    for (let i = 0; i < shard.size; i++) features.push(...(shard.features(i) as Float32Array));
-    const slab = f.prepared.slab;
-    page = await servePage({
-      '/': '<!doctype html><meta charset="utf-8"><title>mezo browser agent</title><body><script type="module" src="agent-page.js"></script></body>',
-      '/favicon.ico': new Uint8Array(0),
-      '/agent-page.js': readFileSync(join(buildDir, 'agent-page.js')),
-      '/config.json': JSON.stringify({ natsUrl: nats.wsUrl, jobId: JOB, agentId: 'browser-1', dataSeed: 1 }),
-      '/prepared.json': JSON.stringify({ manifest: f.prepared.manifest, warnings: f.prepared.warnings }),
-      '/model.onnx': f.prepared.model,
-      '/slab.bin': new Uint8Array(slab.buffer, slab.byteOffset, slab.byteLength),
-      '/data.json': JSON.stringify({ name: 'browser-1', features, labels: Array.from(shard.labels()), featureShape: shard.featureShape, numClasses: shard.numClasses }),
-      '/noise-kernel.wasm': readFileSync(join(ROOT, 'shared/noise/wasm/noise-kernel.wasm')),
-    });
-
+    // The page's bundle is built from the sources as `npm run build:browser` builds it.
+    page = await serveBrowserAgentPage({ natsWsUrl: nats.wsUrl!, jobId: JOB, agentId: 'browser-1', dataSeed: 1, prepared: f.prepared, data: f.task.agents[1]! });
     const { chromium } = await import('playwright-core');
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
     const tab: Page = await browser.newPage();
@@ -127,7 +80,7 @@ describe.skipIf(skipReason !== '')(`a browser agent trains next to a Node agent$
       consoleLines.push(`${message.type()}: ${message.text()}`);
       if (message.type() === 'error') pageErrors.push(message.text());
     });
-    await tab.goto(`${page.url}/`);
+    await tab.goto(page.url);
     const status = async (): Promise<{ phase: string; version: number; noiseKernel: string; error?: string }> =>
       (await tab.evaluate('globalThis.mezoBrowserAgent?.status() ?? { phase: "none", version: -1 }')) as never;
 

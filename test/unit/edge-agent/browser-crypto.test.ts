@@ -1,11 +1,11 @@
 /**
  * The browser agent's stand-in for node:crypto (edge-agent/browser/node-crypto.ts) gives Node's own SHA-256 and
  * HMAC-SHA-256 bytes for every length around the block boundaries, fed whole or in pieces, hex or raw, and long
- * keys; the functions a page cannot have throw, naming themselves.
+ * keys; verifies Node's Ed25519 signatures; the functions a page cannot have throw, naming themselves.
  */
 import * as nodeCrypto from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { createHash, createHmac, createPrivateKey, randomBytes, timingSafeEqual } from '../../../edge-agent/browser/node-crypto.js';
+import { createHash, createHmac, createPrivateKey, createPublicKey, randomBytes, timingSafeEqual, verify } from '../../../edge-agent/browser/node-crypto.js';
 
 const LENGTHS = [0, 1, 55, 56, 57, 63, 64, 65, 119, 120, 127, 128, 129, 1000, 65_537];
 
@@ -32,6 +32,21 @@ describe('browser node:crypto stand-in', () => {
       }
     }
     expect(createHmac('sha256', 'token').update('a').digest('hex')).toBe(nodeCrypto.createHmac('sha256', 'token').update('a').digest('hex'));
+  });
+
+  it('verifies Node-made Ed25519 signatures from a JWK public key, and refuses altered ones', () => {
+    const { publicKey, privateKey } = nodeCrypto.generateKeyPairSync('ed25519');
+    const jwk = publicKey.export({ format: 'jwk' }) as { kty: string; crv: string; x: string };
+    const key = createPublicKey({ key: jwk, format: 'jwk' });
+    const message = Buffer.from('mezo-log-v1\nsome hash');
+    const signature = nodeCrypto.sign(null, message, privateKey);
+    expect(verify(null, message, key, signature)).toBe(true);
+    expect(verify(null, Buffer.from('mezo-log-v1\nother hash'), key, signature)).toBe(false);
+    const flipped = Buffer.from(signature);
+    flipped[5]! ^= 1;
+    expect(verify(null, message, key, flipped)).toBe(false);
+    expect(verify(null, message, key, signature.subarray(1))).toBe(false);
+    expect(() => createPublicKey({ key: { kty: 'RSA' }, format: 'jwk' })).toThrow(/only an Ed25519 JWK/);
   });
 
   it('gives random bytes of the length asked, compares in constant time, and refuses the rest by name', () => {
