@@ -4,6 +4,7 @@
  * coordinator says the job has ended it exits 0 with the final weights (or, with --keep-waiting, waits for the
  * next job); SIGINT/SIGTERM end the session after the work in hand.
  */
+import { privacyFloorSchema } from '../shared/privacy/record-dp.js';
 import { availableParallelism, totalmem } from 'node:os';
 import { InvalidArgumentError, type Command } from 'commander';
 import { z } from 'zod';
@@ -33,6 +34,11 @@ export const agentConfigSchema = z
      * presenting another key is refused. Unset: the key of the first Join is pinned.
      */
     logPublicKey: z.string().regex(/^ed25519:[0-9a-f]{64}$/, 'must be "ed25519:" followed by 64 lowercase hex digits').optional(),
+    /**
+     * The weakest record-level DP the agent accepts (docs/privacy.md): tasks with a larger clip, a smaller noise
+     * multiplier, without private mode when required, or without record-level DP, are declined.
+     */
+    privacyFloor: privacyFloorSchema.optional(),
     worker: z.boolean().default(true),
     threads: z.number().int().min(1).max(256).default(1),
     /**
@@ -82,6 +88,9 @@ const ENV: Record<string, EnvBinding> = {
   MEZO_AGENT_NUM_AGENTS: { path: 'numAgents', type: 'number' },
   MEZO_AGENT_STATE_DIR: { path: 'stateDir', type: 'string' },
   MEZO_AGENT_LOG_PUBLIC_KEY: { path: 'logPublicKey', type: 'string' },
+  MEZO_AGENT_DP_MAX_CLIP: { path: 'privacyFloor.maxClip', type: 'number' },
+  MEZO_AGENT_DP_MIN_NOISE_MULTIPLIER: { path: 'privacyFloor.minNoiseMultiplier', type: 'number' },
+  MEZO_AGENT_DP_REQUIRE_PRIVATE: { path: 'privacyFloor.requirePrivate', type: 'boolean' },
   MEZO_AGENT_TLS_CA: { path: 'tlsCa', type: 'string' },
   MEZO_AGENT_TLS_CERT: { path: 'tlsCert', type: 'string' },
   MEZO_AGENT_TLS_KEY: { path: 'tlsKey', type: 'string' },
@@ -106,6 +115,9 @@ const FLAGS: Record<string, string> = {
   taskSeed: 'taskSeed',
   stateDir: 'stateDir',
   logPublicKey: 'logPublicKey',
+  dpMaxClip: 'privacyFloor.maxClip',
+  dpMinNoiseMultiplier: 'privacyFloor.minNoiseMultiplier',
+  dpRequirePrivate: 'privacyFloor.requirePrivate',
   worker: 'worker',
   threads: 'threads',
   tlsCa: 'tlsCa',
@@ -210,6 +222,7 @@ export async function runAgent(config: AgentConfig, signals: NodeJS.Signals[] = 
     ...(device ? { device } : {}),
     ...(config.stateDir ? { stateDir: config.stateDir } : {}),
     ...(config.logPublicKey ? { logPublicKey: config.logPublicKey } : {}),
+    ...(config.privacyFloor ? { privacyFloor: config.privacyFloor } : {}),
     onJobEnd: config.keepWaiting ? 'wait' : 'leave',
     ...(config.giveUpAfterMs !== undefined ? { giveUpAfterMs: config.giveUpAfterMs } : {}),
   });
@@ -240,6 +253,9 @@ export function registerAgentCommand(program: Command): void {
     .option('--task-seed <n>', 'default task: partition seed', number)
     .option('--state-dir <dir>', 'keep a log replica here for fast restarts')
     .option('--log-public-key <key>', 'pin the coordinator\'s log key (ed25519:…, printed by mezo coordinator); another key is refused')
+    .option('--dp-max-clip <x>', 'privacy floor: decline tasks whose record-level DP clip is above this (docs/privacy.md)', number)
+    .option('--dp-min-noise-multiplier <x>', 'privacy floor: decline tasks whose record-level DP noise multiplier is below this (or that have none)', number)
+    .option('--dp-require-private', 'privacy floor: decline tasks not in private mode')
     .option('--threads <n>', 'onnxruntime intra-op threads', number)
     .option('--max-threads <n>', 'cap on the threads of onnxruntime (intra-op) and of the noise addon', number)
     .option('--memory-budget <size>', 'memory the agent may use, e.g. 512MiB: it joins only if mezo plan\'s MeZO peak fits (else exits 3) and declines tasks whose batch does not')

@@ -37,6 +37,7 @@ import {
 import type { BatchData } from './batch-feeds.js';
 import type { DeviceBudget } from './device-budget.js';
 import type { MezoBackend } from './mezo-backend.js';
+import { belowPrivacyFloor, type PrivacyFloor } from '../shared/privacy/record-dp.js';
 import { secureAggregationClient } from './secure-aggregation-client.js';
 
 export interface AgentInit {
@@ -76,6 +77,12 @@ export interface AgentInit {
    * presents another key (or none) is refused. Unset: the key of the first Join is pinned for the job.
    */
   logPublicKey?: string;
+  /**
+   * The weakest record-level DP the agent accepts (shared/privacy/record-dp.ts): a task with a larger clip, a
+   * smaller noise multiplier, without private mode when required, or without record-level DP at all, is declined
+   * (reason 'privacy'). Unset: the agent applies what each task says.
+   */
+  privacyFloor?: PrivacyFloor;
   /**
    * When the coordinator says the job has ended: 'leave' catches up to the job's final version, ends the session
    * and resolves run() with the end; 'wait' (the default, so embedding code decides) stays connected and keeps
@@ -711,7 +718,10 @@ export class Agent {
       }
       case 'task': {
         // Declined at once, not queued: a busy device should not make its coordinator wait for the deadline.
-        const declined = this.init.device?.declineReason(message.task.batchSize);
+        // Below the agent's own privacy floor: declined whatever the job asks (the agent's data, its terms).
+        const floor = this.init.privacyFloor && belowPrivacyFloor(this.init.privacyFloor, message.task.recordPrivacy);
+        if (floor) logger.warn({ agent: this.id, round: message.task.round, why: floor }, "the task's record-level DP is below the agent's floor");
+        const declined = floor ? 'privacy' : this.init.device?.declineReason(message.task.batchSize);
         if (declined !== undefined) {
           this.tasksDeclined++;
           logger.info({ agent: this.id, round: message.task.round, reason: declined }, 'declined a task');

@@ -231,3 +231,33 @@ export function resolveRecordDp(
   const dp = parseRecordDp({ clip: options.clip, noiseMultiplier, private: options.private });
   return { dp, accountant: new RecordDpAccountant(dp, job.batchSize, job.shardSize, options.delta, options.epsilon) };
 }
+
+/**
+ * What an agent holds a job to, whatever its tasks say: at most this clip, at least this noise multiplier,
+ * private mode. A task below the floor is declined (reason 'privacy'), not evaluated.
+ */
+export const privacyFloorSchema = z
+  .strictObject({
+    maxClip: z.number().positive().finite().optional(),
+    minNoiseMultiplier: z.number().positive().finite().optional(),
+    requirePrivate: z.boolean().default(false),
+  })
+  .refine((f) => f.maxClip !== undefined || f.minNoiseMultiplier !== undefined || f.requirePrivate, {
+    path: ['minNoiseMultiplier'],
+    message: 'give maxClip, minNoiseMultiplier or requirePrivate',
+  });
+export type PrivacyFloor = z.output<typeof privacyFloorSchema>;
+
+/** Why a task's record privacy is below the floor, or undefined when it meets it. */
+export function belowPrivacyFloor(
+  floor: PrivacyFloor,
+  task: { clip: number; noiseMultiplier: number; privateMode: boolean } | undefined,
+): string | undefined {
+  if (!task) return 'the task asks for no record-level DP';
+  if (floor.maxClip !== undefined && task.clip > floor.maxClip) return `clip ${task.clip} is above the floor's ${floor.maxClip}`;
+  if (floor.minNoiseMultiplier !== undefined && task.noiseMultiplier < floor.minNoiseMultiplier) {
+    return `noise multiplier ${task.noiseMultiplier} is below the floor's ${floor.minNoiseMultiplier}`;
+  }
+  if (floor.requirePrivate && !task.privateMode) return 'the task is not in private mode';
+  return undefined;
+}

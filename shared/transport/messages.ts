@@ -246,12 +246,16 @@ export const resultSchema = z
 
 export const heartbeatSchema = z.object({ version: counter, weightsSha256: hex64, busy: z.boolean().optional() });
 
-/** Why an agent declined a task: its device is busy, or the task's batch needs more memory than its budget. */
-export type DeclineReason = 'busy' | 'memory';
+/**
+ * Why an agent declined a task: its device is busy, the task's batch needs more memory than its budget, or the
+ * task's record-level DP is weaker than the agent's floor (shared/privacy/record-dp.ts).
+ */
+export type DeclineReason = 'busy' | 'memory' | 'privacy';
+const DECLINE_REASONS = { DECLINE_REASON_BUSY: 'busy', DECLINE_REASON_MEMORY: 'memory', DECLINE_REASON_PRIVACY: 'privacy' } as const;
 const declineReason = z
-  .enum(['DECLINE_REASON_UNSPECIFIED', 'DECLINE_REASON_BUSY', 'DECLINE_REASON_MEMORY'])
-  .refine((r) => r !== 'DECLINE_REASON_UNSPECIFIED', 'must be BUSY or MEMORY')
-  .transform((r): DeclineReason => (r === 'DECLINE_REASON_BUSY' ? 'busy' : 'memory'));
+  .enum(['DECLINE_REASON_UNSPECIFIED', 'DECLINE_REASON_BUSY', 'DECLINE_REASON_MEMORY', 'DECLINE_REASON_PRIVACY'])
+  .refine((r) => r !== 'DECLINE_REASON_UNSPECIFIED', 'must be BUSY, MEMORY or PRIVACY')
+  .transform((r): DeclineReason => DECLINE_REASONS[r as keyof typeof DECLINE_REASONS]);
 export const declineSchema = z.object({ round: counter, attempt: uint32, reason: declineReason });
 const nonceSchema = z.object({ nonce: counter });
 
@@ -612,7 +616,7 @@ export function encodeAgentMessage(m: AgentMessage): Record<string, unknown> {
     case 'pong':
       return { pong: { nonce: u64(m.nonce) } };
     case 'decline':
-      return { decline: { round: u64(m.decline.round), attempt: m.decline.attempt, reason: m.decline.reason === 'busy' ? 'DECLINE_REASON_BUSY' : 'DECLINE_REASON_MEMORY' } };
+      return { decline: { round: u64(m.decline.round), attempt: m.decline.attempt, reason: `DECLINE_REASON_${m.decline.reason.toUpperCase()}` } };
     case 'secAggKeys':
       return { secAggKeys: encodeSecAggKeys(m.secAggKeys) };
     case 'secAggShares':

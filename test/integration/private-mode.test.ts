@@ -20,6 +20,8 @@ import {
   type Transport,
 } from '../../shared/transport/index.js';
 import { natsServerPath, startNatsServer, type NatsServer } from '../helpers/nats-server.js';
+import { Agent as FleetAgent } from '../../edge-agent/agent.js';
+import { createAgentBackend } from '../../edge-agent/agent-backend.js';
 import { fixture, makeAgent, startCoordinator, until, type Fixture } from './fleet-fixture.js';
 
 const ROUNDS = 3;
@@ -188,6 +190,58 @@ describe('a coordinator refuses a result that breaks its mode', () => {
       await run;
       expect(coordinator.log.entries()).toHaveLength(0);
     } finally {
+      await coordinator.close();
+    }
+  });
+});
+
+describe("an agent's privacy floor", () => {
+  let f: Fixture;
+  beforeAll(async () => {
+    f = await fixture();
+  });
+
+  const floorAgent = (transport: Transport) =>
+    new FleetAgent({
+      agentId: 'floor-agent',
+      transport,
+      prepared: f.prepared,
+      createBackend: (distribution) => createAgentBackend(f.prepared, distribution, { worker: false, engine: noise, intraOpThreads: 1 }),
+      data: f.task.agents[0]!,
+      reconnect: { initialMs: 20, maxMs: 200 },
+      privacyFloor: { minNoiseMultiplier: 1, maxClip: 64, requirePrivate: true },
+    });
+
+  it.each([
+    { what: 'a weaker noise multiplier', recordDp: { clip: 64, noiseMultiplier: 0.5, private: true }, declined: true },
+    { what: 'no private mode', recordDp: { clip: 64, noiseMultiplier: 1, private: false }, declined: true },
+    { what: 'no record-level DP', recordDp: undefined, declined: true },
+    { what: 'settings at the floor', recordDp: { clip: 64, noiseMultiplier: 1, private: true }, declined: false },
+  ])('declines a task with $what (declined: $declined)', async ({ recordDp: dp, declined }) => {
+    const transport = new InMemoryTransport();
+    const base = jobOptions(true);
+    const { recordDp: _unused, ...rest } = base;
+    const coordinator = await startCoordinator(f, transport, { ...rest, ...(dp ? { recordDp: dp } : {}), rounds: 1, maxAttempts: 1, strategy: { ...base.strategy, agentsPerRound: 1 } });
+    const agent = floorAgent(transport);
+    const running = agent.run().catch(() => undefined);
+    try {
+      const outcome = await coordinator.run().then(
+        () => 'committed',
+        (err: Error) => err.name,
+      );
+      const stats = coordinator.agentStatus('floor-agent')!.stats;
+      if (declined) {
+        expect(outcome).toBe('RoundFailedError');
+        expect(stats.declined).toBe(1);
+        expect(stats.accepted).toBe(0);
+        expect(coordinator.log.entries()).toHaveLength(0);
+      } else {
+        expect(outcome).toBe('committed');
+        expect(stats).toMatchObject({ declined: 0, accepted: 1, rejected: 0 });
+      }
+    } finally {
+      await agent.close();
+      await running;
       await coordinator.close();
     }
   });

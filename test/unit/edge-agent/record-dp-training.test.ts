@@ -13,6 +13,7 @@ import { epsilonFor } from '../../../shared/privacy/rdp-accountant.js';
 import { resolveTrainConfig } from '../../../cli/train-command.js';
 import { resolveSimulateConfig } from '../../../cli/simulate-command.js';
 import { resolveCoordinatorConfig } from '../../../cli/coordinator-command.js';
+import { resolveAgentConfig } from '../../../cli/agent-command.js';
 
 let prepared: PreparedModel;
 let train: LocalDataset<Float32Array>;
@@ -69,6 +70,13 @@ describe('record-level DP flags', () => {
       noiseMultiplier: 1,
       shardSize: 30,
     });
+  });
+
+  it("map the agent's privacy floor onto mezo agent's config", () => {
+    expect(resolveAgentConfig({ agentId: 'a', dpMaxClip: 64, dpMinNoiseMultiplier: 1, dpRequirePrivate: true }, {}).privacyFloor).toEqual({ maxClip: 64, minNoiseMultiplier: 1, requirePrivate: true });
+    expect(resolveAgentConfig({ agentId: 'a' }, { MEZO_AGENT_DP_MIN_NOISE_MULTIPLIER: '2' }).privacyFloor).toEqual({ minNoiseMultiplier: 2, requirePrivate: false });
+    expect(resolveAgentConfig({ agentId: 'a' }, {}).privacyFloor).toBeUndefined();
+    expect(() => resolveAgentConfig({ agentId: 'a', dpMaxClip: -1 }, {})).toThrow(/privacyFloor\.maxClip/);
   });
 
   it('refuses what cannot be accounted, naming the option', () => {

@@ -70,3 +70,20 @@ describe('record-level DP messages', () => {
     expect(fieldOf(() => decodeAgentMessage(up(noG)))).toBe('result.g');
   });
 });
+
+describe("the agent's privacy floor on the wire", () => {
+  it("declines with reason PRIVACY, and the floor names what falls short", async () => {
+    const { belowPrivacyFloor, privacyFloorSchema } = await import('../../../shared/privacy/record-dp.js');
+    const decline = { round: 2, attempt: 1, reason: 'privacy' as const };
+    const wire = encodeAgentMessage({ kind: 'decline', decline });
+    expect((wire.decline as { reason: string }).reason).toBe('DECLINE_REASON_PRIVACY');
+    expect(decodeAgentMessage(up(wire))).toEqual({ kind: 'decline', decline });
+    const floor = privacyFloorSchema.parse({ maxClip: 8, minNoiseMultiplier: 1 });
+    expect(belowPrivacyFloor(floor, undefined)).toMatch(/no record-level DP/);
+    expect(belowPrivacyFloor(floor, { clip: 16, noiseMultiplier: 2, privateMode: true })).toMatch(/clip 16/);
+    expect(belowPrivacyFloor(floor, { clip: 8, noiseMultiplier: 0.5, privateMode: true })).toMatch(/noise multiplier 0.5/);
+    expect(belowPrivacyFloor(floor, { clip: 8, noiseMultiplier: 1, privateMode: false })).toBeUndefined();
+    expect(belowPrivacyFloor(privacyFloorSchema.parse({ requirePrivate: true }), { clip: 8, noiseMultiplier: 1, privateMode: false })).toMatch(/private mode/);
+    expect(privacyFloorSchema.safeParse({}).error?.issues[0]?.path).toEqual(['minNoiseMultiplier']);
+  });
+});
