@@ -3,7 +3,7 @@
 // only the chosen tensors, and the noise of a zeroth-order step shrinks with their parameter count.
 //   npm run build && node scripts/experiment/prepare-subset.mjs --out DIR --trainable 'fc1.*' 'fc2.*'
 // The output is a prepared-model directory for `mezo train --model DIR` (with --data: the default task's data
-// exported by scripts/experiment/export-fleet-data.mjs --source train).
+// exported by scripts/experiment/export-fleet-data.mjs --source train-pool).
 import { parseArgs } from 'node:util';
 
 const root = new URL('../../dist/', import.meta.url);
