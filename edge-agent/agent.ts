@@ -785,7 +785,8 @@ export class Agent {
     const privateMode = dp?.privateMode === true;
     if (task.secureAggregation) {
       // Secure aggregation: the values leave the device only masked, once the neighbours' shares are in.
-      secureAggregationClient(session, this.id).submit(task, evaluations.map((e) => e.g), evaluations.map((e) => e.lossPlus), evaluations.map((e) => e.lossMinus), batch.size);
+      const losses = privateMode ? { plus: [], minus: [] } : { plus: evaluations.map((e) => e.lossPlus), minus: evaluations.map((e) => e.lossMinus) };
+      secureAggregationClient(session, this.id).submit(task, evaluations.map((e) => e.g), losses.plus, losses.minus, privateMode ? task.batchSize : batch.size);
       return;
     }
     session.send({
