@@ -194,6 +194,8 @@ interface AgentRecord {
    * the agents for the coordinator's own stall.
    */
   missedPings: number;
+  /** Nonce of the last ping sent and not yet answered: its pong is solicited, so it costs no message budget. */
+  pingNonce?: number;
   stats: AgentStats;
   /** Token bucket of options.rateLimit. */
   budget: { tokens: number; at: number };
@@ -911,7 +913,8 @@ export class Coordinator {
         agent.session.end(new TransportError('DEADLINE_EXCEEDED', 'no message from the agent for 5 heartbeat periods'));
       } else {
         agent.missedPings++;
-        agent.session.send({ kind: 'ping', nonce: ++this.nonce });
+        agent.pingNonce = ++this.nonce;
+        agent.session.send({ kind: 'ping', nonce: agent.pingNonce });
       }
     }
   }
@@ -1018,6 +1021,13 @@ export class Coordinator {
   /** Takes one message from the agent's budget; false (and counted) when it is spent. */
   private solicited(agent: AgentRecord, message: AgentMessage): boolean {
     if (this.secureRound?.expects(agent.id, message)) return true;
+    // The answer to our latest ping is ours to pay for: an agent that answers every heartbeat must not run out of
+    // budget when the coordinator's ticks outpace the refill. One free pong per ping, so pongs cannot flood.
+    if (message.kind === 'pong') {
+      if (agent.pingNonce === undefined || message.nonce !== agent.pingNonce) return false;
+      agent.pingNonce = undefined;
+      return true;
+    }
     const answer = message.kind === 'result' ? message.result : message.kind === 'decline' ? message.decline : undefined;
     if (answer === undefined) return false;
     const open = this.open;

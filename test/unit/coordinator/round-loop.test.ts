@@ -60,6 +60,34 @@ describe('the round loop', () => {
     await c.close();
   });
 
+  it('lets an agent answer every ping for free, but charges pongs nobody asked for', async () => {
+    const { c, transport } = coordinator({ rounds: 0, rateLimit: { perSecond: 1, burst: 3 } });
+    await c.listen();
+    const client = transport.connect({ agentId: 'p', token: '' });
+    await client.join({ agentId: 'p', token: '', capabilities: { memoryBytes: 0, cores: 1, noiseImpl: 'js' }, baseSha256, versionHeld: 0 });
+    let pings = 0;
+    let ended: unknown;
+    const session: ClientSession = client.session({
+      message: (m) => {
+        if (m.kind !== 'ping') return;
+        pings++;
+        session.send({ kind: 'pong', nonce: m.nonce });
+      },
+      invalid: () => undefined,
+      closed: (error) => (ended = error),
+    });
+    // Ten answered pings (heartbeat 50 ms) would exhaust a burst of 3 if pongs were charged.
+    while (pings < 10) await new Promise((r) => setTimeout(r, 10));
+    expect(c.agentStatus('p')!.stats.rateLimited).toBe(0);
+    expect(ended).toBeUndefined();
+    // A burst of pongs with a nonce the coordinator never sent is unsolicited traffic and spends the budget.
+    for (let i = 0; i < 10; i++) session.send({ kind: 'pong', nonce: 1e9 + i });
+    while (ended === undefined) await new Promise((r) => setTimeout(r, 10));
+    expect(ended).toMatchObject({ code: 'RESOURCE_EXHAUSTED' });
+    expect(c.agentStatus('p')!.stats.rateLimited).toBeGreaterThan(0);
+    await c.close();
+  });
+
   it('retries a round without quorum at its deadline with fresh seeds, then fails instead of hanging', async () => {
     const { c, transport } = coordinator({ rounds: 1, deadlineMs: 80, maxAttempts: 3, strategy: { agentsPerRound: 2 } });
     await c.listen();
