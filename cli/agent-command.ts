@@ -69,6 +69,8 @@ export const agentConfigSchema = z
     keepWaiting: z.boolean().default(false),
     /** Exit with an error after this many ms without reaching a coordinator (default: keep trying). */
     giveUpAfterMs: z.number().int().min(1).optional(),
+    /** Serve /healthz and /readyz on this host:port (edge-agent/health-server.ts); unset: no HTTP at all. */
+    healthListen: z.string().regex(/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'must be host:port, e.g. 127.0.0.1:9465').optional(),
     nats: natsConfigSchema.prefault({}),
   })
   .refine((c) => (c.tlsCert === undefined) === (c.tlsKey === undefined), { path: ['tlsKey'], message: '--tls-cert and --tls-key go together' })
@@ -97,6 +99,7 @@ const ENV: Record<string, EnvBinding> = {
   MEZO_AGENT_JOB_ID: { path: 'jobId', type: 'string' },
   MEZO_AGENT_KEEP_WAITING: { path: 'keepWaiting', type: 'boolean' },
   MEZO_AGENT_GIVE_UP_AFTER_MS: { path: 'giveUpAfterMs', type: 'number' },
+  MEZO_AGENT_HEALTH_LISTEN: { path: 'healthListen', type: 'string' },
   MEZO_AGENT_MEMORY_BUDGET: { path: 'memoryBudget', type: 'string' },
   MEZO_AGENT_PLAN_BATCH: { path: 'planBatch', type: 'number' },
   MEZO_AGENT_MAX_THREADS: { path: 'maxThreads', type: 'number' },
@@ -128,6 +131,7 @@ const FLAGS: Record<string, string> = {
   natsReadLog: 'natsReadLog',
   keepWaiting: 'keepWaiting',
   giveUpAfterMs: 'giveUpAfterMs',
+  healthListen: 'healthListen',
   memoryBudget: 'memoryBudget',
   planBatch: 'planBatch',
   maxThreads: 'maxThreads',
@@ -226,6 +230,9 @@ export async function runAgent(config: AgentConfig, signals: NodeJS.Signals[] = 
     onJobEnd: config.keepWaiting ? 'wait' : 'leave',
     ...(config.giveUpAfterMs !== undefined ? { giveUpAfterMs: config.giveUpAfterMs } : {}),
   });
+  // Bound before the agent starts, so /readyz answers 503 while it connects rather than refusing connections.
+  const { parseListen, serveAgentHealth } = await import('../edge-agent/health-server.js');
+  const healthServer = config.healthListen === undefined ? undefined : await serveAgentHealth({ ...parseListen(config.healthListen), health: () => agent.health });
   const onSignal = (): void => agent.stop();
   signals.forEach((s) => process.on(s, onSignal));
   try {
@@ -234,6 +241,7 @@ export async function runAgent(config: AgentConfig, signals: NodeJS.Signals[] = 
   } finally {
     signals.forEach((s) => process.off(s, onSignal));
     await agent.close();
+    await healthServer?.close();
   }
 }
 
@@ -267,6 +275,7 @@ export function registerAgentCommand(program: Command): void {
     .option('--tls-key <pem>', 'private key of --tls-cert')
     .option('--tls-server-name <name>', 'name to check the coordinator\'s certificate against (default: the host dialled)')
     .option('--keep-waiting', 'when the job ends, stay for the next job instead of exiting')
+    .option('--health-listen <host:port>', 'serve /healthz and /readyz here, e.g. 127.0.0.1:9465 (default: no HTTP)')
     .option('--give-up-after-ms <ms>', 'exit with an error after this long without reaching a coordinator (default: never)', number)
     .action(async (flags: Record<string, unknown>) => {
       const config = resolveAgentConfig({ ...flags, worker: flags.worker === false ? false : undefined });

@@ -96,6 +96,17 @@ export interface AgentInit {
   giveUpAfterMs?: number;
 }
 
+/**
+ * What the agent's health endpoints report (edge-agent/health-server.ts): `alive` while run() has neither
+ * resolved nor rejected; `ready` with an open session at the newest version the agent has heard of; otherwise
+ * `reason` says why not, in one line.
+ */
+export interface AgentHealth {
+  alive: boolean;
+  ready: boolean;
+  reason: string;
+}
+
 /** Why run() resolved: stop() was called, or the coordinator said the job ended (onJobEnd 'leave'). */
 export type AgentExit = { reason: 'stopped' } | { reason: 'job-ended'; jobEnd: JobEnd };
 
@@ -205,6 +216,11 @@ export class Agent {
   private tasksDeclined = 0;
   /** When a rejected update last sent the agent to the log (performance.now()). */
   private lastResyncAt = -Infinity;
+  /** For health: a Session stream is open, the newest log version heard of, the last decline, how run() ended. */
+  private sessionOpen = false;
+  private knownHead = 0;
+  private lastDecline: string | undefined;
+  private failure: Error | undefined;
 
   constructor(init: AgentInit) {
     this.init = init;
@@ -224,6 +240,22 @@ export class Agent {
     };
   }
 
+  /** Liveness and readiness, with the reason it is not ready (no secrets: versions and states only). */
+  get health(): AgentHealth {
+    const alive = this.running !== undefined && this.exited === undefined && this.failure === undefined;
+    const not = (reason: string): AgentHealth => ({ alive, ready: false, reason });
+    if (this.failure) return not(`ended: failed (${this.failure.name})`);
+    if (this.exited) return not(this.exited.reason === 'job-ended' ? `ended: job ${this.exited.jobEnd.jobId} ended` : 'ended: stopped');
+    if (this.running === undefined) return not('not started');
+    if (this.stopped) return not('stopping');
+    if (!this.job) return not('connecting to the coordinator');
+    if (!this.sessionOpen) return not(`connecting: no open session (version ${this.job.version})`);
+    if (this.job.version < this.knownHead) return not(`catching up: version ${this.job.version} of ${this.knownHead}`);
+    if (this.init.device?.busy()) return not('paused: device busy');
+    if (this.lastDecline !== undefined && this.lastDecline !== 'busy') return not(`declined the last task: ${this.lastDecline}`);
+    return { alive, ready: true, reason: `ready at version ${this.job.version}` };
+  }
+
   /** Why run() resolved (undefined while it runs, or when it rejected). */
   get exit(): AgentExit | undefined {
     return this.exited;
@@ -238,7 +270,10 @@ export class Agent {
    * token, wrong base, a broken chain) and after giveUpAfterMs without reaching a coordinator.
    */
   run(): Promise<void> {
-    this.running ??= this.loop();
+    this.running ??= this.loop().catch((err: unknown) => {
+      this.failure = err instanceof Error ? err : new Error(String(err));
+      throw err;
+    });
     return this.running;
   }
 
@@ -309,11 +344,13 @@ export class Agent {
         const request = joinRequest();
         let accepted = await client.join(request);
         reachedAt = Date.now();
+        this.knownHead = accepted.currentVersion;
         await this.setUp(accepted, client);
         // A stored replica replayed on the first join: ask again, so the byte counts are from the version held.
         if (this.job!.version !== request.versionHeld) {
           accepted = await client.join(joinRequest());
           this.job!.accepted = accepted;
+          this.knownHead = accepted.currentVersion;
         }
         await this.catchUpAfterJoin(client, accepted);
         failures = 0;
@@ -649,6 +686,7 @@ export class Agent {
       }, this.job!.accepted.heartbeatMs || 2000);
       const finish = (error?: Error): void => {
         clearInterval(heartbeat);
+        this.sessionOpen = false;
         this.endSession = undefined;
         // Let the work in hand finish before reconnecting, so updates are applied in order.
         this.work.then(
@@ -656,6 +694,8 @@ export class Agent {
           () => resolve(),
         );
       };
+      // Before the call: a stream that closes at once clears it again in finish().
+      this.sessionOpen = true;
       session = client.session({
         message: (message: CoordinatorMessage) => this.onMessage(message, client, session!, fail),
         invalid: (error) => logger.warn({ agent: this.id, err: error.message }, 'dropped an invalid message from the coordinator'),
@@ -688,6 +728,7 @@ export class Agent {
         secureAggregationClient(session, this.id).handle(message);
         return;
       case 'update':
+        this.knownHead = Math.max(this.knownHead, message.update.version);
         this.enqueue(async () => {
           const update = message.update;
           // Checked before anything is fetched for it: a forged version number must not send the agent after it.
@@ -702,6 +743,7 @@ export class Agent {
         return;
       case 'jobEnd': {
         const jobEnd = message.jobEnd;
+        this.knownHead = Math.max(this.knownHead, jobEnd.version);
         // Queued behind the updates sent before it; then a leaving agent fetches any it missed and ends the session.
         this.enqueue(async () => {
           this.hearEnd(jobEnd);
@@ -722,6 +764,8 @@ export class Agent {
         const floor = this.init.privacyFloor && belowPrivacyFloor(this.init.privacyFloor, message.task.recordPrivacy);
         if (floor) logger.warn({ agent: this.id, round: message.task.round, why: floor }, "the task's record-level DP is below the agent's floor");
         const declined = floor ? 'privacy' : this.init.device?.declineReason(message.task.batchSize);
+        this.knownHead = Math.max(this.knownHead, message.task.version);
+        this.lastDecline = declined;
         if (declined !== undefined) {
           this.tasksDeclined++;
           logger.info({ agent: this.id, round: message.task.round, reason: declined }, 'declined a task');
