@@ -4,13 +4,14 @@
  * while its device is busy or after it declined a task for its memory budget; /healthz is 200 while the agent
  * runs and 503 once its job has ended. Other paths are 404, other methods 405. Also the CLI's option and env.
  */
+import { execFile } from 'node:child_process';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Coordinator } from '../../coordinator/index.js';
 import { Agent, type AgentInit } from '../../edge-agent/agent.js';
 import { createAgentBackend } from '../../edge-agent/agent-backend.js';
 import { DeviceBudget } from '../../edge-agent/device-budget.js';
 import { parseListen, serveAgentHealth, type AgentHealthServer } from '../../edge-agent/health-server.js';
-import { resolveAgentConfig } from '../../cli/agent-command.js';
+import { resolveAgentConfig, runAgent } from '../../cli/agent-command.js';
 import { UpdateLog } from '../../shared/log/index.js';
 import { noise } from '../../shared/noise/index.js';
 import { GrpcTransport } from '../../shared/transport/index.js';
@@ -22,6 +23,12 @@ const HISTORY = 3;
 async function get(server: AgentHealthServer, path: string, method = 'GET'): Promise<{ status: number; body: string; allow: string | null }> {
   const response = await fetch(`${server.url}${path}`, { method });
   return { status: response.status, body: await response.text(), allow: response.headers.get('allow') };
+}
+
+/** Exit status of scripts/health-probe.mjs --agent (the container's and the unit's check), reading the env. */
+function probe(server: AgentHealthServer, endpoint: 'healthz' | 'readyz'): Promise<number> {
+  const env = { ...process.env, MEZO_AGENT_HEALTH_LISTEN: server.url.replace(/^http:\/\//, ''), MEZO_COORDINATOR_METRICS_TOKEN: 'not-for-agents' };
+  return new Promise((resolve) => execFile(process.execPath, ['scripts/health-probe.mjs', '--agent', endpoint], { env }, (err) => resolve(err ? Number(err.code) : 0)));
 }
 
 /** A coordinator whose log already holds HISTORY updates, so a joining agent has something to catch up. */
@@ -83,6 +90,8 @@ describe('agent health endpoints', () => {
       expect(connecting.status).toBe(503);
       expect(connecting.body).toMatch(/^connecting/);
       expect(connecting.body.trim().split('\n')).toHaveLength(1);
+      expect(await probe(server, 'readyz')).toBe(1);
+      expect(await probe(server, 'healthz')).toBe(0);
 
       coordinator = await coordinatorAt(f, address, 'agent-health', HISTORY + 1);
       let ready = await get(server, '/readyz');
@@ -95,6 +104,7 @@ describe('agent health endpoints', () => {
       expect(ready).toMatchObject({ status: 200, body: `ready at version ${HISTORY}\n` });
       expect(agent.state.version).toBe(HISTORY);
       expect(agent.state.headHash).toBe(coordinator.log.headHash);
+      expect(await probe(server, 'readyz')).toBe(0);
       const head = await get(server, '/readyz', 'HEAD');
       expect(head).toMatchObject({ status: 200, body: '' });
 
@@ -114,6 +124,7 @@ describe('agent health endpoints', () => {
       expect(ended.status).toBe(503);
       expect(ended.body).toBe('ended: job agent-health ended\n');
       expect(await get(server, '/readyz')).toMatchObject({ status: 503, body: 'ended: job agent-health ended\n' });
+      expect(await probe(server, 'healthz')).toBe(1);
       for (const path of ['/healthz', '/readyz']) expect((await get(server, path)).body).not.toContain('not-to-be-echoed');
     } finally {
       await agent.close();
@@ -151,6 +162,26 @@ describe('agent health endpoints', () => {
       await coordinator.close();
     }
     expect((await fetch(`${server.url}/healthz`).catch(() => undefined))?.status).toBeUndefined();
+  });
+
+  it('mezo agent with healthListen serves both endpoints for the run and closes them with it', async () => {
+    const address = `127.0.0.1:${await freePort()}`;
+    const listen = `127.0.0.1:${await freePort()}`;
+    const coordinator = await coordinatorAt(f, address, 'agent-health-cli', HISTORY + 1);
+    try {
+      const config = resolveAgentConfig({ agentId: 'cli-agent', coordinator: address, worker: false, agentIndex: 1 }, { MEZO_AGENT_HEALTH_LISTEN: listen });
+      const running = runAgent(config, []);
+      running.catch(() => undefined);
+      const status = async (path: string): Promise<number | undefined> => (await fetch(`http://${listen}${path}`).catch(() => undefined))?.status;
+      await until(async () => (await status('/readyz')) === 200, 20_000, 'the CLI agent ready');
+      expect(await status('/healthz')).toBe(200);
+      expect(await coordinator.run()).toMatchObject({ version: HISTORY + 1 });
+      expect((await running).reason).toBe('job-ended');
+      // The process would exit now; its server is closed with the agent.
+      expect(await status('/healthz')).toBeUndefined();
+    } finally {
+      await coordinator.close();
+    }
   });
 
   it('--health-listen and MEZO_AGENT_HEALTH_LISTEN set it; it is off when unset; bad values name the field', () => {
