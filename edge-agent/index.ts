@@ -11,12 +11,14 @@ export {
   SnapshotRejectedError,
   chooseCatchUp,
   type AgentExit,
+  type AgentHealth,
   type AgentInit,
   type AgentState,
   type CatchUpPath,
   type CatchUpRecord,
 } from './agent.js';
 export { startAgent, type StartAgentOptions, type AgentHandle } from './start-agent.js';
+export { serveAgentHealth, type AgentHealthServer, type AgentHealthServerOptions } from './health-server.js';
 export { createAgentBackend, type AgentBackendOptions } from './agent-backend.js';
 export { InProcessBackend, type BackendOptions, type DecayUpdate, type MezoBackend, type RestoreMode } from './mezo-backend.js';
 export { WorkerBackend, WorkerBackendError, type WorkerBackendOptions } from './worker-backend.js';
