@@ -250,6 +250,8 @@ export class Agent {
     if (this.stopped) return not('stopping');
     if (!this.job) return not('connecting to the coordinator');
     if (!this.sessionOpen) return not(`connecting: no open session (version ${this.job.version})`);
+    // An agent that stays after its job ended is alive but of no use until the next job.
+    if (this.heardEnd) return not(`waiting for the next job: job ${this.heardEnd.jobId} ended at version ${this.heardEnd.version}`);
     if (this.job.version < this.knownHead) return not(`catching up: version ${this.job.version} of ${this.knownHead}`);
     if (this.init.device?.busy()) return not('paused: device busy');
     if (this.lastDecline !== undefined && this.lastDecline !== 'busy') return not(`declined the last task: ${this.lastDecline}`);

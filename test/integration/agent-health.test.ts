@@ -73,6 +73,9 @@ describe('agent health endpoints', () => {
     const address = `127.0.0.1:${await freePort()}`;
     const agent = agentTo(f, address);
     const server = await serveAgentHealth({ host: '127.0.0.1', port: 0, health: () => agent.health });
+    // A second agent stays for the next job when this one ends.
+    const waiting = agentTo(f, address, { agentId: 'health-waiting', onJobEnd: 'wait', dataSeed: 1 });
+    const waitingServer = await serveAgentHealth({ host: '127.0.0.1', port: 0, health: () => waiting.health });
     let coordinator: Coordinator | undefined;
     try {
       expect(server.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
@@ -94,6 +97,7 @@ describe('agent health endpoints', () => {
       expect(await probe(server, 'healthz')).toBe(0);
 
       coordinator = await coordinatorAt(f, address, 'agent-health', HISTORY + 1);
+      waiting.run().catch(() => undefined);
       let ready = await get(server, '/readyz');
       for (let i = 0; ready.status !== 200 && i < 2000; i++) {
         // Until then the reason is one of the states on the way, never anything else.
@@ -125,10 +129,13 @@ describe('agent health endpoints', () => {
       expect(ended.body).toBe('ended: job agent-health ended\n');
       expect(await get(server, '/readyz')).toMatchObject({ status: 503, body: 'ended: job agent-health ended\n' });
       expect(await probe(server, 'healthz')).toBe(1);
+      await until(async () => (await get(waitingServer, '/readyz')).body === `waiting for the next job: job agent-health ended at version ${HISTORY + 1}\n`, 20_000, 'the waiting agent waiting');
+      expect((await get(waitingServer, '/readyz')).status).toBe(503);
+      expect((await get(waitingServer, '/healthz')).status).toBe(200);
       for (const path of ['/healthz', '/readyz']) expect((await get(server, path)).body).not.toContain('not-to-be-echoed');
     } finally {
-      await agent.close();
-      await server.close();
+      await Promise.all([agent.close(), waiting.close()]);
+      await Promise.all([server.close(), waitingServer.close()]);
       await coordinator?.close();
     }
   });
