@@ -730,12 +730,13 @@ export class Agent {
         secureAggregationClient(session, this.id).handle(message);
         return;
       case 'update':
-        this.knownHead = Math.max(this.knownHead, message.update.version);
         this.enqueue(async () => {
           const update = message.update;
           // Checked before anything is fetched for it: a forged version number must not send the agent after it.
           const fault = this.recordFault(update);
           if (fault !== undefined) return this.rejectUpdate(client, update, fault);
+          // Only a checked record moves the head readiness waits for: a forgery must not hold /readyz at 503.
+          this.knownHead = Math.max(this.knownHead, update.version);
           if (update.version > this.job!.version + 1) await this.catchUp(client, update.version - 1);
           if (update.version === this.job!.version + 1 && update.prevHash !== this.job!.headHash) {
             return this.rejectUpdate(client, update, `entry ${update.version}: prevHash ${update.prevHash.slice(0, 12)}… does not match the local head`);
