@@ -47,7 +47,7 @@ describe('device capabilities in sampling', () => {
   it('a Decline names its round, attempt and reason; an unset reason is refused, naming the field', () => {
     const decline = { kind: 'decline' as const, decline: { round: 7, attempt: 1, reason: 'busy' as const } };
     expect(decodeAgentMessage(encodeAgentMessage(decline))).toEqual(decline);
-    expect(() => decodeAgentMessage({ decline: { round: '7', attempt: 1, reason: 'DECLINE_REASON_UNSPECIFIED' } })).toThrow(/^decline\.reason: must be BUSY or MEMORY/);
+    expect(() => decodeAgentMessage({ decline: { round: '7', attempt: 1, reason: 'DECLINE_REASON_UNSPECIFIED' } })).toThrow(/^decline\.reason: must be BUSY, MEMORY or PRIVACY/);
     const beat = { kind: 'heartbeat' as const, heartbeat: { version: 3, weightsSha256: baseSha256, busy: true } };
     expect(decodeAgentMessage(encodeAgentMessage(beat))).toEqual(beat);
   });
