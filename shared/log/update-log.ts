@@ -20,7 +20,7 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { open, readFile, rename, type FileHandle } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { z } from 'zod';
 import { logger } from '../logger.js';
 import type { Distribution, Seed } from '../noise/index.js';
@@ -365,6 +365,14 @@ export class UpdateLog {
   /** A log held in memory only (simulation, tests): same chain, validation and signatures, no durability. */
   static inMemory(header: LogHeaderInput, options: Pick<UpdateLogOptions, 'signer'> = {}): UpdateLog {
     return new UpdateLog(parseHeader(header), [], undefined, undefined, undefined, options.signer);
+  }
+
+  /**
+   * open() on the file `name` in directory `dir`: callers that must not import node:path themselves (the
+   * agent's core, which also runs in a browser) name the file by its directory.
+   */
+  static openIn(dir: string, name: string, header: LogHeaderInput, options: UpdateLogOptions = {}): Promise<UpdateLog> {
+    return UpdateLog.open(join(dir, name), header, options);
   }
 
   /**
