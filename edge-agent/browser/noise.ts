@@ -44,6 +44,7 @@ const switching: NoiseKernel = {
   philox: (...args) => current.philox(...args),
   perturb: (...args) => current.perturb(...args),
   accumulate: (...args) => current.accumulate(...args),
+  checkSlab: (slab) => current.checkSlab?.(slab),
   setThreads: (threads) => current.setThreads(threads),
   getThreads: () => current.getThreads(),
 };

@@ -211,6 +211,7 @@ export class NoiseEngine {
   /** slab[i] = f32(slab[i] + f32(scale · z(seed, offset + i))) for every i in [start, end). */
   perturb(slab: Float32Array, seed: Seed, scale: number, options?: NoiseOptions): void {
     assertFloat32Array(slab, 'perturb: slab');
+    this.kernel.checkSlab?.(slab);
     const [k0, k1] = seedToKey(seed, 'perturb: seed');
     const s = toFiniteFloat32(scale, 'perturb: scale');
     const r = resolveOptions(slab.length, options, 'perturb');
@@ -224,6 +225,7 @@ export class NoiseEngine {
    */
   accumulate(slab: Float32Array, entries: readonly UpdateEntry[] | PackedEntries, options?: NoiseOptions): void {
     assertFloat32Array(slab, 'accumulate: slab');
+    this.kernel.checkSlab?.(slab);
     const packed = entries instanceof PackedEntries ? entries : PackedEntries.from(entries, 'accumulate: entries');
     const r = resolveOptions(slab.length, options, 'accumulate');
     if (r.start === r.end || packed.length === 0) return;
@@ -233,6 +235,7 @@ export class NoiseEngine {
   /** Writes z(seed, offset + i) into out[i] (as 0 + z, so a −0 reads as +0). For tests, audits and tools. */
   sample(out: Float32Array, seed: Seed, options?: Omit<NoiseOptions, 'start' | 'end'>): void {
     assertFloat32Array(out, 'sample: out');
+    this.kernel.checkSlab?.(out);
     const [k0, k1] = seedToKey(seed, 'sample: seed');
     const r = resolveOptions(out.length, options, 'sample');
     out.fill(0);

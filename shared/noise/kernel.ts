@@ -52,6 +52,11 @@ export interface NoiseKernel {
     /** Required when distribution is DIST_LOWRANK, ignored otherwise. */
     lowRank?: PackedLowRank,
   ): void;
+  /**
+   * Throws when the kernel cannot work on `slab` at all (the WebAssembly kernel: a view of its memory detached by
+   * a grow, or of another kernel's memory). The engine calls it first, so even an empty range is refused.
+   */
+  checkSlab?(slab: Float32Array): void;
   /** Worker threads for large slabs (native only; the TypeScript kernel always uses the calling thread). */
   setThreads(threads: number): void;
   getThreads(): number;
