@@ -9,12 +9,14 @@
  * prepared model (prepared.json, model.onnx, slab.bin), its shard of the data (data.json), the noise kernel
  * (noise-kernel.wasm) and onnxruntime-web's .wasm files (under ort/). It publishes its progress on
  * `globalThis.mezoBrowserAgent` and in data- attributes of <body>, for people and for tests.
+ *
+ * The weights live in the WebAssembly noise kernel's memory (weightsFor), so the kernel perturbs them in place.
  */
 import { connect as wsConnect } from 'nats.ws';
 import * as ort from 'onnxruntime-web/wasm';
 import { LocalDataset } from '../../shared/data/dataset.js';
 import type { Manifest, PreparedModel } from '../../shared/model/index.js';
-import { instantiateWasmKernel } from '../../shared/noise/wasm-kernel.js';
+import { instantiateWasmKernel, type WasmNoiseKernel } from '../../shared/noise/wasm-kernel.js';
 import type { NatsConnectFn } from '../../shared/transport/nats/connect.js';
 import { NatsTransport } from '../../shared/transport/nats/transport.js';
 import { Agent } from '../agent.js';
@@ -48,10 +50,12 @@ interface Status {
   version: number;
   tasksDone: number;
   noiseKernel: string;
+  /** Whether the noise kernel works on the backend's weights in place (in its WebAssembly memory, no copies). */
+  noiseInPlace: boolean;
   headHash?: string | undefined;
 }
 
-const status: Status = { phase: 'loading', version: 0, tasksDone: 0, noiseKernel: 'js' };
+const status: Status = { phase: 'loading', version: 0, tasksDone: 0, noiseKernel: 'js', noiseInPlace: false };
 let agent: Agent | undefined;
 
 function publish(): void {
@@ -92,8 +96,10 @@ async function start(): Promise<void> {
   // onnxruntime-web loads its own .wasm next to the page; one thread (threads need cross-origin isolation).
   ort.env.wasm.wasmPaths = new URL('ort/', (globalThis as unknown as { location: { href: string } }).location.href).href;
   ort.env.wasm.numThreads = 1;
+  let wasmKernel: WasmNoiseKernel | undefined;
   try {
-    useKernel(await instantiateWasmKernel(await (await fetchOk('noise-kernel.wasm')).arrayBuffer()));
+    wasmKernel = await instantiateWasmKernel(await (await fetchOk('noise-kernel.wasm')).arrayBuffer());
+    useKernel(wasmKernel);
   } catch (err) {
     // The TypeScript kernel gives the same bits, only slower.
     console.warn(`noise: WebAssembly kernel unavailable, using TypeScript: ${(err as Error).message}`);
@@ -107,6 +113,7 @@ async function start(): Promise<void> {
     fetchOk('data.json').then((r) => r.json() as Promise<BrowserAgentData>),
   ]);
   const prepared: PreparedModel = { model, slab, manifest: info.manifest, warnings: info.warnings };
+  const weights = weightsFor(prepared, wasmKernel);
   const dataset = new LocalDataset({
     name: data.name,
     features: Float32Array.from(data.features),
@@ -124,8 +131,34 @@ async function start(): Promise<void> {
     agentId: config.agentId,
     transport,
     prepared,
-    createBackend: (distribution, rank) =>
-      InProcessBackend.create(prepared, noise, { distribution, ...(rank !== undefined ? { rank } : {}), restore: 'reload', checkpointInMemory: true, intraOpThreads: 1 }),
+    createBackend: async (distribution, rank) => {
+      const held = weights.take();
+      let backend: InProcessBackend;
+      try {
+        backend = await InProcessBackend.create(prepared, noise, {
+          distribution,
+          ...(rank !== undefined ? { rank } : {}),
+          slab: held.slab,
+          restore: 'reload',
+          checkpointInMemory: true,
+          intraOpThreads: 1,
+        });
+      } catch (err) {
+        held.release();
+        throw err;
+      }
+      status.noiseInPlace = wasmKernel?.inPlace(held.slab) ?? false;
+      // The slab goes back to the page once the agent has closed this backend (a job ended).
+      const close = backend.close.bind(backend);
+      backend.close = async () => {
+        try {
+          await close();
+        } finally {
+          held.release();
+        }
+      };
+      return backend;
+    },
     data: dataset,
     dataSeed: config.dataSeed,
     capabilities: { cores: 1, memoryBytes: 1 << 30, noiseImpl: noise.kind },
@@ -141,6 +174,38 @@ async function start(): Promise<void> {
     clearInterval(timer);
     publish();
   }
+}
+
+/**
+ * The weights a new backend trains in place, each time a copy of the prepared base. With the WebAssembly kernel
+ * they live in the kernel's memory, so perturb and accumulate work on them where they are instead of copying them
+ * in and out of the module on every call; onnxruntime-web reads them through tensors over the same view, as over
+ * any Float32Array. One such slab, allocated once: a second allocation would grow the module's memory and detach
+ * the first. The agent holds one backend at a time (it closes a job's backend before it builds the next); should
+ * two ever overlap, the second gets a plain array, which the kernel copies through: the same bits, slower.
+ */
+function weightsFor(prepared: PreparedModel, kernel: WasmNoiseKernel | undefined): { take(): { slab: Float32Array; release(): void } } {
+  let inModule: Float32Array | undefined;
+  let lent = false;
+  return {
+    take() {
+      if (kernel && !lent) {
+        inModule ??= kernel.allocateSlab(prepared.slab.length);
+        inModule.set(prepared.slab);
+        lent = true;
+        let returned = false;
+        return {
+          slab: inModule,
+          // Once per loan: a second close of the same backend must not hand back a slab lent out again since.
+          release: () => {
+            if (!returned) lent = false;
+            returned = true;
+          },
+        };
+      }
+      return { slab: prepared.slab.slice(), release: () => undefined };
+    },
+  };
 }
 
 /** For tests and the console: the agent's state and its weights' SHA-256. */

@@ -81,7 +81,7 @@ describe.skipIf(skipReason !== '')(`a browser agent trains next to a Node agent$
       if (message.type() === 'error') pageErrors.push(message.text());
     });
     await tab.goto(page.url);
-    const status = async (): Promise<{ phase: string; version: number; noiseKernel: string; error?: string }> =>
+    const status = async (): Promise<{ phase: string; version: number; noiseKernel: string; noiseInPlace?: boolean; error?: string }> =>
       (await tab.evaluate('globalThis.mezoBrowserAgent?.status() ?? { phase: "none", version: -1 }')) as never;
 
     // Both agents must be in the fleet before the first round is drawn.
@@ -95,6 +95,8 @@ describe.skipIf(skipReason !== '')(`a browser agent trains next to a Node agent$
       throw new Error(`${(err as Error).message}\npage: ${JSON.stringify(await status())}\nconsole: ${consoleLines.join('\n')}\nerrors: ${pageErrors.join('\n')}`);
     }
     expect((await status()).noiseKernel).toBe('wasm');
+    // The page's weights live in the kernel's memory: the noise is applied in place, with no copies.
+    await until(async () => (await status()).noiseInPlace === true, 30_000, 'the page trains on a slab in the wasm kernel memory');
 
     const report = await coordinator.run().catch(async (err: Error) => {
       throw new Error(`${err.message}\npage: ${JSON.stringify(await status())}\nagents: ${JSON.stringify(coordinator!.agentStatuses())}\nconsole: ${consoleLines.join('\n')}`);
