@@ -13,15 +13,11 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { slabSha256 } from '../shared/model/index.js';
 import type { NoiseEngine } from '../shared/noise/engine.js';
 import type { LowRankLayout } from '../shared/noise/index.js';
-import { replay, SNAPSHOT_STATEMENT, snapshotStatementFields, type LogEntry, type UpdateLog } from '../shared/log/index.js';
+import type { UpdateLog } from '../shared/log/index.js';
 import { logger } from '../shared/logger.js';
 import {
   MAX_ENTRIES_PER_PAGE,
-  MAX_SNAPSHOT_CHUNK_BYTES,
   TransportError,
-  entryFieldBytes,
-  fetchLogBytes,
-  fetchSnapshotBytes,
   type AgentMessage,
   type Capabilities,
   type CallInfo,
@@ -47,7 +43,9 @@ import { AuthFailureLimiter } from './auth-failure-limiter.js';
 import { maxAbsRecordDpG } from '../shared/privacy/record-dp.js';
 import { parseRoundOptions, type RoundOptions, type RoundOptionsInput } from './options.js';
 import { MezoStrategy, type AgentResult, type AggregatedUpdate, type Assignment, type RoundContext, type Strategy } from './strategy.js';
-import { loadLatestSnapshot, pruneSnapshots, readSnapshotBytes, writeSnapshot, type SnapshotScan } from './snapshot.js';
+import type { SnapshotScan } from './snapshot.js';
+import { Replica, type SnapshotSettings } from './replica.js';
+import { Broadcaster } from './broadcaster.js';
 import { secureSpec } from '../shared/privacy/secure-sum.js';
 import {
   SecureAggregationConfigError,
@@ -170,7 +168,7 @@ export interface CoordinatorInit {
    * version)); an agent holding less catches up by snapshot. Unset: the whole log is served. The log file itself
    * always stays whole (it is the durable record and what a restart verifies).
    */
-  snapshots?: { dir: string; every: number; keep?: number; keepVersions?: number; chunkBytes?: number };
+  snapshots?: SnapshotSettings;
   /**
    * Secure aggregation of the scalars (secure-aggregation.ts, docs/privacy.md): every round runs the masked,
    * multi-phase protocol and the coordinator learns only the sum of the answers. A strategy that needs each
@@ -249,30 +247,15 @@ function sameSecret(given: string, expected: string): boolean {
   const digest = (s: string): Buffer => createHash('sha256').update(s, 'utf8').digest();
   return timingSafeEqual(digest(given), digest(expected));
 }
-const SHA_HISTORY = 256;
-
 export class Coordinator {
   readonly log: UpdateLog;
   readonly options: RoundOptions;
   readonly strategy: Strategy;
-  private readonly engine: NoiseEngine;
   private readonly transport: Transport;
-  private readonly baseSlab: Float32Array;
-  private readonly padding: ReadonlyArray<readonly [number, number]>;
-  private readonly lowRank: LowRankLayout | undefined;
+  private readonly replica: Replica;
   private readonly roundListeners = new Set<(report: RoundReport) => void>();
   private readonly agents = new Map<string, AgentRecord>();
-  private readonly shaAt = new Map<number, string>();
   private readonly revoked = new Set<string>();
-  private materialised: Float32Array | undefined;
-  private readonly snapshots: { dir: string; every: number; keep: number; keepVersions: number | undefined; chunkBytes: number } | undefined;
-  /** Snapshots on disk that agents may fetch, oldest first. */
-  private retained: Array<{ version: number }> = [];
-  /** entryFieldsUpTo[v]: FetchLog bytes of entries 1..v, their page framing aside (see wire-size.ts). */
-  private readonly entryFieldsUpTo: number[] = [0];
-  private snapshotWrites: Promise<void> = Promise.resolve();
-  /** What listen() found in the snapshot directory (undefined without snapshots). */
-  snapshotScan: SnapshotScan | undefined;
   private listener: Listener | undefined;
   /**
    * What every health check answers (gRPC health, the NATS health subject, /readyz): NOT_SERVING until the
@@ -289,14 +272,10 @@ export class Coordinator {
   private endRequested = false;
   /** Set once the job has ended (every round logged, or ended by the operator); told to every agent. */
   private ended: JobEnd | undefined;
-  /** The JobEnd message: one object for every session, so gRPC and in-memory transports encode it once. */
-  private endMessage: { kind: 'jobEnd'; jobEnd: JobEnd } | undefined;
   private running: Promise<RunReport> | undefined;
   private pinger: NodeJS.Timeout | undefined;
   private waiters: Array<() => void> = [];
-  /** Update messages of entries not yet sent to every agent, by version (see broadcast). */
-  private readonly updateMessages = new Map<number, { kind: 'update'; update: LogEntry }>();
-  private flushTimer: NodeJS.Timeout | NodeJS.Immediate | undefined;
+  private readonly broadcaster: Broadcaster;
   private nonce = 0;
   private readonly authLimiter: AuthFailureLimiter;
   private authFailed = 0;
@@ -305,10 +284,8 @@ export class Coordinator {
     this.options = parseRoundOptions(init.options);
     this.authLimiter = new AuthFailureLimiter(this.options.authFailureLimit);
     this.log = init.log;
-    this.engine = init.engine;
     this.transport = init.transport;
-    this.baseSlab = init.baseSlab;
-    this.padding = init.padding ?? [];
+    this.broadcaster = new Broadcaster(this.log, this.options.broadcastIntervalMs, () => this.agents.values());
     if (init.onRound) this.roundListeners.add(init.onRound);
     this.strategy = init.strategy ?? new MezoStrategy(this.options.strategy);
     const size = this.strategy.agentsPerRound;
@@ -323,62 +300,20 @@ export class Coordinator {
       }
       if (parsed.data.enabled) this.secure = { options: parsed.data, target: secureAggregationTarget(this.strategy) };
     }
-    const header = init.log.header;
-    const baseSha = slabSha256(init.baseSlab);
-    if (header.baseSha256 !== baseSha) {
-      throw new RangeError(`coordinator: the log's base is ${header.baseSha256.slice(0, 12)}…, the base slab's is ${baseSha.slice(0, 12)}…`);
-    }
-    if (header.jobId !== this.options.jobId) throw new RangeError(`coordinator: the log belongs to job ${header.jobId}, not ${this.options.jobId}`);
-    if (header.distribution !== this.options.distribution) {
-      throw new RangeError(`coordinator: the log perturbs with '${header.distribution}', options say '${this.options.distribution}'`);
-    }
-    if (header.rank !== this.options.rank) throw new RangeError(`coordinator: the log's rank is ${header.rank ?? 'none'}, options say ${this.options.rank ?? 'none'}`);
-    if (header.distribution === 'lowrank' && init.lowRank?.rank !== header.rank) {
-      throw new RangeError(`coordinator: lowRank must be the model's layout at rank ${header.rank} (a 'lowrank' log replays with it)`);
-    }
-    this.lowRank = header.distribution === 'lowrank' ? init.lowRank : undefined;
-    if (init.snapshots) {
-      const { dir, every, keep = 2, keepVersions, chunkBytes = MAX_SNAPSHOT_CHUNK_BYTES } = init.snapshots;
-      if (!Number.isSafeInteger(every) || every < 1) throw new RangeError(`coordinator: snapshots.every must be a positive integer, got ${every}`);
-      if (keepVersions !== undefined && (!Number.isSafeInteger(keepVersions) || keepVersions < 0)) {
-        throw new RangeError(`coordinator: snapshots.keepVersions must be a non-negative integer, got ${keepVersions}`);
-      }
-      if (!Number.isSafeInteger(chunkBytes) || chunkBytes < 4 || chunkBytes > MAX_SNAPSHOT_CHUNK_BYTES || chunkBytes % 4 !== 0) {
-        throw new RangeError(`coordinator: snapshots.chunkBytes must be a multiple of 4 in [4, ${MAX_SNAPSHOT_CHUNK_BYTES}], got ${chunkBytes}`);
-      }
-      this.snapshots = { dir, every, keep: Math.max(1, keep), keepVersions, chunkBytes };
-    }
-    if (this.options.compactEvery !== undefined) {
-      // The options refuse weight decay; a log that already decays since its last rebase cannot be compacted either.
-      const decaying = this.log.entries(this.log.lastRebaseVersion).find((e) => e.decay !== 1);
-      if (decaying) {
-        throw new RangeError(`coordinator: compactEvery: log entry ${decaying.version} decays the weights, so the history does not collapse to per-seed sums`);
-      }
-    }
-    // With snapshots, listen() materialises (from the newest snapshot); otherwise do it now when auditing.
-    if (this.options.audit && !this.snapshots) this.materialise();
+    this.replica = new Replica({
+      log: init.log,
+      baseSlab: init.baseSlab,
+      padding: init.padding ?? [],
+      lowRank: init.lowRank,
+      engine: init.engine,
+      options: this.options,
+      snapshots: init.snapshots,
+    });
   }
 
-  /** Materialises the weights from the newest valid snapshot plus the log after it (a full replay without one). */
-  private async restoreFromSnapshot(): Promise<void> {
-    if (!this.snapshots || this.materialised) return;
-    const scan = await loadLatestSnapshot(this.snapshots.dir, this.log, this.baseSlab.length);
-    this.snapshotScan = scan;
-    for (const { path, reason } of scan.rejected) logger.warn({ path, reason }, 'skipped an unusable snapshot');
-    if (!scan.snapshot) {
-      this.materialise();
-    } else {
-      const { slab, meta } = scan.snapshot;
-      this.shaAt.set(meta.version, meta.weightsSha256);
-      replay(this.engine, slab, this.log.entries(meta.version), this.log.distribution, { decayRanges: this.log.header.decayRanges, base: this.baseSlab, padding: this.padding, lowRank: this.lowRank });
-      this.materialised = slab;
-      this.shaAt.set(this.log.version, slabSha256(slab));
-      this.retained = [{ version: meta.version }];
-      logger.info({ version: meta.version, replayed: this.log.version - meta.version }, 'materialised from a snapshot');
-    }
-    // A long log with no recent snapshot: write one at the head now, so agents far behind need not replay it all.
-    const newest = this.retained.at(-1)?.version ?? 0;
-    if (this.log.version > 0 && this.log.version - newest >= this.snapshots.every) this.queueSnapshot(this.log.version);
+  /** What listen() found in the snapshot directory (undefined without snapshots). */
+  get snapshotScan(): SnapshotScan | undefined {
+    return this.replica.snapshotScan;
   }
 
   /**
@@ -386,88 +321,17 @@ export class Coordinator {
    * below it starts from the newest snapshot or from the last rebase record, so the floor never passes both.
    */
   logFloor(): number {
-    const keepVersions = this.snapshots?.keepVersions;
-    if (keepVersions === undefined) return 0;
-    const newest = this.retained.at(-1)?.version ?? 0;
-    return Math.max(0, Math.min(this.log.version - keepVersions, Math.max(newest, this.log.lastRebaseVersion - 1)));
-  }
-
-  /** Where the log path from `version` starts: behind the last rebase, at the rebase record itself. */
-  private logPathFrom(version: number): number {
-    const rebase = this.log.lastRebaseVersion;
-    return version < rebase - 1 ? rebase - 1 : version;
+    return this.replica.logFloor();
   }
 
   /** Versions of the snapshots agents can fetch now, oldest first. */
   fetchableSnapshots(): number[] {
-    return this.retained.map((r) => r.version);
-  }
-
-  /** FetchLog bytes (wire-size.ts) of the entries with from < version ≤ head. */
-  private logBytesFrom(from: number): number {
-    const head = this.log.version;
-    for (let v = this.entryFieldsUpTo.length; v <= head; v++) {
-      this.entryFieldsUpTo.push(this.entryFieldsUpTo[v - 1]! + entryFieldBytes(this.log.entries(v - 1, v)[0]!));
-    }
-    return fetchLogBytes(head - from, this.entryFieldsUpTo[head]! - this.entryFieldsUpTo[from]!, head);
-  }
-
-  /** The chunks of a retained snapshot, read from its file and cut lazily as the stream drains. */
-  private async snapshotChunks(request: FetchSnapshotRequest): Promise<Iterable<SnapshotChunk>> {
-    const snapshots = this.snapshots;
-    const version = request.version === 0 ? this.retained.at(-1)?.version : request.version;
-    if (!snapshots || version === undefined || !this.retained.some((r) => r.version === version)) {
-      throw new TransportError('NOT_FOUND', `fetchSnapshot: no snapshot${request.version === 0 ? '' : ` at version ${request.version}`} is available (have: ${this.fetchableSnapshots().join(', ') || 'none'})`);
-    }
-    let stored: Awaited<ReturnType<typeof readSnapshotBytes>>;
-    try {
-      stored = await readSnapshotBytes(snapshots.dir, version);
-    } catch (err) {
-      throw new TransportError('NOT_FOUND', `fetchSnapshot: snapshot ${version} cannot be read: ${(err as Error).message}`);
-    }
-    const { meta, body } = stored;
-    const chunkBytes = snapshots.chunkBytes;
-    // Signed with the log's key, so an agent takes these weights only from this coordinator.
-    const identity = { genesisHash: this.log.genesisHash, version: meta.version, entryHash: meta.entryHash, weightsSha256: meta.weightsSha256, totalBytes: body.length };
-    const signature = this.log.signStatement(SNAPSHOT_STATEMENT, snapshotStatementFields(identity));
-    return (function* (): Generator<SnapshotChunk> {
-      for (let offset = 0; offset < body.length; offset += chunkBytes) {
-        yield {
-          version: meta.version,
-          entryHash: meta.entryHash,
-          weightsSha256: meta.weightsSha256,
-          totalBytes: body.length,
-          offset,
-          data: body.subarray(offset, Math.min(body.length, offset + chunkBytes)),
-          ...(signature !== undefined ? { signature } : {}),
-        };
-      }
-    })();
-  }
-
-  private maybeSnapshot(version: number): void {
-    if (!this.snapshots || version % this.snapshots.every !== 0) return;
-    this.queueSnapshot(version);
-  }
-
-  /** Queues a snapshot of the materialised weights, which must be at `version` now. */
-  private queueSnapshot(version: number): void {
-    const snapshots = this.snapshots;
-    if (!snapshots || !this.materialised) return;
-    const slab = this.materialised.slice();
-    this.snapshotWrites = this.snapshotWrites
-      .then(async () => {
-        await writeSnapshot(snapshots.dir, this.log, version, slab);
-        // Fetchable from now on; pruned ones stop being offered before their files go.
-        this.retained = [...this.retained.filter((r) => r.version !== version), { version }].sort((a, b) => a.version - b.version).slice(-snapshots.keep);
-        await pruneSnapshots(snapshots.dir, snapshots.keep);
-      })
-      .catch((err: unknown) => logger.warn({ version, err: (err as Error).message }, 'writing a snapshot failed; the log alone still holds the model'));
+    return this.replica.fetchableSnapshots();
   }
 
   /** Resolves once every snapshot queued so far is written (or failed). */
   snapshotsWritten(): Promise<void> {
-    return this.snapshotWrites;
+    return this.replica.snapshotsWritten();
   }
 
   /** The round the loop runs next: the one after the log's last entry. */
@@ -508,19 +372,12 @@ export class Coordinator {
 
   /** SHA-256 of the materialised weights at `version`, while it is among the recent versions kept for audits. */
   weightsSha256At(version: number): string | undefined {
-    return this.shaAt.get(version);
+    return this.replica.weightsSha256At(version);
   }
 
   /** base + replay(log): the model the log describes, bit for bit. Kept up to date as rounds commit. */
   materialise(): Float32Array {
-    if (!this.materialised) {
-      const slab = this.baseSlab.slice();
-      this.shaAt.set(0, slabSha256(slab));
-      replay(this.engine, slab, this.log.entries(), this.log.distribution, { decayRanges: this.log.header.decayRanges, base: this.baseSlab, padding: this.padding, lowRank: this.lowRank });
-      this.materialised = slab;
-      this.shaAt.set(this.log.version, slabSha256(slab));
-    }
-    return this.materialised;
+    return this.replica.materialise();
   }
 
   /** SHA-256 of the materialised weights at the log head. */
@@ -554,7 +411,7 @@ export class Coordinator {
   /** Starts serving agents. */
   async listen(): Promise<string> {
     if (this.listener) return this.listener.address;
-    await this.restoreFromSnapshot();
+    await this.replica.restore();
     this.listener = await this.transport.listen(this.handler());
     this.health.set('SERVING');
     this.pinger = setInterval(() => this.pingAll(), this.options.heartbeatMs);
@@ -606,18 +463,9 @@ export class Coordinator {
    */
   private announceEnd(reason: JobEndReason): void {
     if (this.ended) return;
-    this.flushBroadcast();
     this.ended = { jobId: this.options.jobId, reason, version: this.log.version, headHash: this.log.headHash };
-    this.endMessage = { kind: 'jobEnd', jobEnd: this.ended };
     logger.info({ ...this.ended }, 'job ended; telling the agents');
-    for (const agent of this.agents.values()) this.sendJobEnd(agent);
-  }
-
-  private sendJobEnd(agent: AgentRecord): void {
-    const session = agent.session;
-    if (!session || !this.endMessage) return;
-    this.deliverPending(agent);
-    session.send(this.endMessage);
+    this.broadcaster.announceEnd(this.ended);
   }
 
   /** stop(), wait for the loop, close every stream and the listener, then the log (pending appends flushed). */
@@ -625,11 +473,11 @@ export class Coordinator {
     this.health.set('NOT_SERVING');
     this.stop();
     await this.running?.catch(() => undefined);
-    this.flushBroadcast();
+    this.broadcaster.flush();
     if (this.pinger) clearInterval(this.pinger);
     await this.listener?.close(graceMs);
     this.listener = undefined;
-    await this.snapshotWrites;
+    await this.replica.snapshotsWritten();
     await this.log.close();
   }
 
@@ -702,7 +550,7 @@ export class Coordinator {
     for (const { agentId, seeds } of sendable) {
       const agent = this.agents.get(agentId)!;
       agent.stats.tasks++;
-      this.deliverPending(agent);
+      this.broadcaster.deliverPending(agent);
       const sent = agent.session!.send({
         kind: 'task',
         task: {
@@ -789,10 +637,9 @@ export class Coordinator {
     // Durable first: the entry is on stable storage before any agent hears of it.
     const entry = await this.log.append({ round, lr: update.lr, decay: update.decay, terms: update.terms });
     for (const agentId of answers.accepted) this.agents.get(agentId)!.stats.accepted++;
-    this.advanceMaterialised(entry);
-    this.maybeSnapshot(entry.version);
-    this.broadcast(entry);
-    await this.maybeCompact(round);
+    this.replica.committed(entry);
+    this.broadcaster.broadcast(entry);
+    await this.replica.maybeCompact(round, (rebase) => this.broadcaster.broadcast(rebase));
     const report: RoundReport = {
       round,
       attempt,
@@ -819,66 +666,6 @@ export class Coordinator {
       }
     }
     return 'committed';
-  }
-
-  /**
-   * Compaction (options.compactEvery, pool mode): once that many updates follow the last rebase, appends a
-   * rebase record — durable before broadcast, like any entry — and applies it to the materialised weights.
-   */
-  private async maybeCompact(round: number): Promise<void> {
-    const every = this.options.compactEvery;
-    if (every === undefined || this.log.version - this.log.lastRebaseVersion < every) return;
-    const rebase = await this.log.appendRebase({ round });
-    this.advanceMaterialised(rebase);
-    this.maybeSnapshot(rebase.version);
-    this.broadcast(rebase);
-    logger.info({ version: rebase.version, seeds: rebase.terms.length }, 'rebase record appended (compaction)');
-  }
-
-  private advanceMaterialised(entry: LogEntry): void {
-    if (!this.materialised) return;
-    replay(this.engine, this.materialised, [entry], this.log.distribution, { decayRanges: this.log.header.decayRanges, base: this.baseSlab, padding: this.padding, lowRank: this.lowRank });
-    this.shaAt.set(entry.version, slabSha256(this.materialised));
-    this.shaAt.delete(entry.version - SHA_HISTORY);
-  }
-
-  /**
-   * Sends a committed (durable) entry to every connected agent. Agents asked in a round get every entry they
-   * have not been sent right before their task (deliverPending); the rest get them at the next flush, at most
-   * options.broadcastIntervalMs later, several entries in one write per connection. The message object of an
-   * entry is shared by all recipients, so the transport encodes it once.
-   */
-  private broadcast(entry: LogEntry): void {
-    this.updateMessages.set(entry.version, { kind: 'update', update: entry });
-    if (this.flushTimer) return;
-    const flush = (): void => {
-      this.flushTimer = undefined;
-      this.flushBroadcast();
-    };
-    const interval = this.options.broadcastIntervalMs;
-    this.flushTimer = interval === 0 ? setImmediate(flush) : setTimeout(flush, interval);
-  }
-
-  /** Sends the agent's session every committed entry after the last one it was sent. */
-  private deliverPending(agent: AgentRecord): void {
-    const head = this.log.version;
-    if (!agent.session || agent.sentVersion >= head) return;
-    for (let version = agent.sentVersion + 1; version <= head; version++) {
-      const message = this.updateMessages.get(version) ?? { kind: 'update' as const, update: this.log.entries(version - 1, version)[0]! };
-      agent.session.send(message);
-    }
-    agent.sentVersion = head;
-  }
-
-  private flushBroadcast(): void {
-    if (this.flushTimer) {
-      clearTimeout(this.flushTimer as NodeJS.Timeout);
-      clearImmediate(this.flushTimer as NodeJS.Immediate);
-      this.flushTimer = undefined;
-    }
-    for (const agent of this.agents.values()) this.deliverPending(agent);
-    const head = this.log.version;
-    for (const version of this.updateMessages.keys()) if (version < head) this.updateMessages.delete(version);
   }
 
   private notify(): void {
@@ -1124,7 +911,7 @@ export class Coordinator {
         agent.joinedAtVersion = this.log.version;
         const jobEnd = this.endOfJob();
         logger.info({ agent: agent.id, peer, version: request.versionHeld, ...(jobEnd ? { jobEnded: jobEnd.reason } : {}) }, 'agent joined');
-        const snapshotVersion = this.retained.at(-1)?.version ?? 0;
+        const snapshotVersion = this.replica.newestSnapshot();
         return {
           jobId: this.options.jobId,
           distribution: header.distribution,
@@ -1137,10 +924,10 @@ export class Coordinator {
           decayRanges: header.decayRanges.map(([s, e]): [number, number] => [s, e]),
           heartbeatMs: this.options.heartbeatMs,
           snapshotVersion,
-          snapshotBytes: snapshotVersion === 0 ? 0 : fetchSnapshotBytes(snapshotVersion, this.baseSlab.length * 4, this.snapshots!.chunkBytes, this.log.publicKey !== undefined),
-          logBytes: this.logBytesFrom(this.logPathFrom(request.versionHeld)),
-          logBytesAfterSnapshot: this.logBytesFrom(this.logPathFrom(snapshotVersion)),
-          logFloor: this.logFloor(),
+          snapshotBytes: this.replica.snapshotBytes(snapshotVersion),
+          logBytes: this.replica.logBytesFrom(request.versionHeld),
+          logBytesAfterSnapshot: this.replica.logBytesFrom(snapshotVersion),
+          logFloor: this.replica.logFloor(),
           rebaseVersion: this.log.lastRebaseVersion,
           compactEvery: this.options.compactEvery ?? 0,
           ...(jobEnd ? { jobEnd } : {}),
@@ -1156,7 +943,7 @@ export class Coordinator {
         if (request.fromVersion > head || to > head) {
           throw new TransportError('OUT_OF_RANGE', `fetchLog: versions ${request.fromVersion}..${to} exceed the head (${head})`);
         }
-        const floor = this.logFloor();
+        const floor = this.replica.logFloor();
         if (request.fromVersion < floor) {
           throw new TransportError('OUT_OF_RANGE', `fetchLog: entries up to version ${floor} are served only as a snapshot (FetchSnapshot); asked from ${request.fromVersion}`);
         }
@@ -1167,7 +954,7 @@ export class Coordinator {
       fetchSnapshot: async (request: FetchSnapshotRequest, info: CallInfo): Promise<Iterable<SnapshotChunk>> => {
         const agent = this.joined(info);
         if (!this.spend(agent)) throw this.overBudget(agent);
-        return this.snapshotChunks(request);
+        return this.replica.snapshotChunks(request);
       },
 
       session: (session: ServerSession): void => {
@@ -1178,7 +965,7 @@ export class Coordinator {
         // The agent caught up (FetchLog) to the head its Join reported before opening the session; entries
         // committed since then reach it on this session (it skips any it fetched meanwhile).
         agent.sentVersion = Math.min(agent.joinedAtVersion, this.log.version);
-        this.deliverPending(agent);
+        this.broadcaster.deliverPending(agent);
         session.listen({
           message: (message: AgentMessage) => {
             if (agent.session !== session) return;
@@ -1215,7 +1002,7 @@ export class Coordinator {
                 agent.version = message.heartbeat.version;
                 agent.weightsSha256 = message.heartbeat.weightsSha256;
                 agent.weightsVersion = message.heartbeat.version;
-                const ours = this.shaAt.get(message.heartbeat.version);
+                const ours = this.replica.weightsSha256At(message.heartbeat.version);
                 if (ours !== undefined && ours !== message.heartbeat.weightsSha256) {
                   agent.stats.divergent++;
                   logger.warn({ agent: agent.id, version: message.heartbeat.version }, 'agent weights differ from the log materialisation');
@@ -1245,7 +1032,7 @@ export class Coordinator {
           },
         });
         // A session opened after the end (its agent joined just before) hears it at once.
-        if (this.ended) this.sendJobEnd(agent);
+        this.broadcaster.sendJobEnd(agent);
         this.notify();
       },
     };
