@@ -7,6 +7,7 @@
  */
 import { z } from 'zod';
 import { SeededRng, type Seed } from '../shared/data/index.js';
+import type { EvaluationMiddleware } from '../edge-agent/evaluation.js';
 import type { SeedEvaluation } from '../edge-agent/mezo-evaluator.js';
 
 export const ATTACKS = ['sign-flip', 'scale', 'random'] as const;
@@ -155,4 +156,46 @@ export function forgeEvaluations(evaluations: readonly SeedEvaluation[], attack:
     const lossMinus = mean - g * epsilon;
     return { seed: e.seed, lossPlus, lossMinus, g: (lossPlus - lossMinus) / (2 * epsilon), valid: true };
   });
+}
+
+/** A fault the simulation injected into a task: the agent logs it as a failed task and leaves it unanswered. */
+export class SimulatedFaultError extends Error {
+  override name = 'SimulatedFaultError';
+}
+
+/** Which virtual agent process a fault middleware serves. */
+export interface AgentFaults {
+  plan: FaultPlan;
+  /** The agent's index in the fleet. */
+  agent: number;
+  /** How many times it has crashed and come back (faults are drawn per process). */
+  incarnation: number;
+  /** Its agent id, for the errors. */
+  name: string;
+  /** Draws a byzantine agent's random forgeries. */
+  forger: SeededRng;
+  /** Called when the agent crashes on a task: the simulation closes it and starts it again later. */
+  crash: () => void;
+}
+
+/**
+ * The plan's faults as an evaluation middleware (edge-agent/evaluation.ts) for one agent process: on its n-th
+ * task it may crash before evaluating, and after evaluating it may forge the answer (byzantine), send it late
+ * (straggler) or lose it (dropout: computed and lost on the way, as on a flaky link).
+ */
+export function faultMiddleware(faults: AgentFaults): EvaluationMiddleware {
+  const { plan, agent, incarnation, name, forger } = faults;
+  let tasks = 0;
+  return async (context, next) => {
+    const fault = plan.taskFault(agent, tasks++, incarnation);
+    if (fault.crash) {
+      faults.crash();
+      throw new SimulatedFaultError(`${name} crashed (simulated)`);
+    }
+    let evaluations = await next(context);
+    if (plan.isByzantine(agent)) evaluations = forgeEvaluations(evaluations, plan.options.attack, context.task.epsilon, forger);
+    if (fault.delayMs > 0) await new Promise((r) => setTimeout(r, fault.delayMs));
+    if (fault.drop) throw new SimulatedFaultError(`${name}: answer lost (simulated dropout)`);
+    return evaluations;
+  };
 }

@@ -35,7 +35,7 @@ import { redactSecrets } from '../shared/redact.js';
 import { loadDefaultModel, paddingRanges, type PreparedModel } from '../shared/model/index.js';
 import { noise } from '../shared/noise/index.js';
 import { GrpcTransport, InMemoryTransport, type Transport } from '../shared/transport/index.js';
-import { FaultPlan, faultOptionsSchema, forgeEvaluations, type FaultOptions } from './faults.js';
+import { FaultPlan, faultMiddleware, faultOptionsSchema, type FaultOptions } from './faults.js';
 import { FleetData, type FleetDataSummary } from './fleet-data.js';
 import { SharedReplica } from './shared-replica.js';
 
@@ -436,7 +436,6 @@ export async function runSimulation(input: SimulateOptionsInput = {}, hooks: Sim
       const incarnation = incarnations[k]!;
       const replica = replicas[k % replicas.length]!;
       const forger = new SeededRng(options.seed, 'simulate-forge', k, incarnation);
-      let tasks = 0;
       const crash = (): void => {
         crashes++;
         // Off the agent's own task chain: close() waits for the work in hand, which is this task.
@@ -453,41 +452,16 @@ export async function runSimulation(input: SimulateOptionsInput = {}, hooks: Sim
           void run.finally(() => runs.delete(run));
         });
       };
-      const createBackend = async (): Promise<MezoBackend> => {
-        const view = replica.view();
-        if (!faulty && !faults.isByzantine(k)) return view;
-        return {
-          ...view,
-          manifest: view.manifest,
-          distribution: view.distribution,
-          rank: view.rank,
-          restore: view.restore,
-          apply: (terms, decay) => view.apply(terms, decay),
-          run: (batch) => view.run(batch),
-          snapshot: () => view.snapshot(),
-          sha256: () => view.sha256(),
-          load: (slab) => view.load(slab),
-          close: () => view.close(),
-          evaluate: async (seeds, epsilon, batch, fuse) => {
-            const fault = faults.taskFault(k, tasks++, incarnation);
-            if (fault.crash) {
-              crash();
-              throw new SimulationError(`${agentName(k, width)} crashed (simulated)`);
-            }
-            let evaluations = await view.evaluate(seeds, epsilon, batch, fuse);
-            if (faults.isByzantine(k)) evaluations = forgeEvaluations(evaluations, options.faults.attack, epsilon, forger);
-            if (fault.delayMs > 0) await new Promise((r) => setTimeout(r, fault.delayMs));
-            // A dropped answer is computed and lost on the way, as on a flaky link.
-            if (fault.drop) throw new SimulationError(`${agentName(k, width)}: answer lost (simulated dropout)`);
-            return evaluations;
-          },
-        };
-      };
+      // Only the agents with faults to inject carry the middleware: the others evaluate as a real agent does.
+      const evaluation = faulty || faults.isByzantine(k)
+        ? [faultMiddleware({ plan: faults, agent: k, incarnation, name: agentName(k, width), forger, crash })]
+        : [];
       const agent = new Agent({
         agentId: agentName(k, width),
         transport: agentTransport!(),
         prepared,
-        createBackend,
+        createBackend: async () => replica.view(),
+        evaluation,
         data: () => data.share(k),
         dataSeed: k,
         keepLogReplica: false,
