@@ -2,26 +2,25 @@
  * The agent side's shared subscriptions: per connection and job, one subscription for the update broadcast
  * and one for the downlink (one wildcard for every agent on a shared connection, or one per agent where the
  * NATS user may read only its own subjects), demultiplexed to the sessions (client-session.ts) by agent and
- * session id; a sweeper ends sessions that heard nothing within their liveness window; a dropped or closed
- * connection ends every session on it.
+ * session id; the framed-session core's sweeper (../framed-session/liveness.ts) ends sessions that heard
+ * nothing within their liveness window; a dropped or closed connection ends every session on it.
  */
 import type { Msg, NatsConnection, Subscription } from 'nats';
 import { getCodecs } from '../codecs.js';
 import { TransportError } from '../errors.js';
+import { LivenessSweeper, SessionTable, tooLarge } from '../framed-session/index.js';
 import type { CoordinatorMessage } from '../messages.js';
 import type { NatsClientSession } from './client-session.js';
 import type { JobSubjects } from './subjects.js';
-import { asTransportError, oversize } from './wire.js';
+import { asTransportError } from './wire.js';
 
 /** One connection's view of one job: the shared subscriptions and the sessions they feed. */
 export class ClientHub {
-  private readonly sessions = new Map<string, NatsClientSession>();
+  private readonly sessions = new SessionTable<NatsClientSession>();
   private broadcast: Subscription | undefined;
   private wildcard: Subscription | undefined;
   private readonly perAgent = new Map<string, { sub: Subscription; users: number }>();
-  private sweeper: NodeJS.Timeout | undefined;
-  private sweepMs = Infinity;
-  private lastSweep = 0;
+  private readonly liveness = new LivenessSweeper(() => this.sessions.all());
   private statusWatch: { stop(): void } | undefined;
   private readonly codecs = getCodecs();
 
@@ -53,7 +52,7 @@ export class ClientHub {
   /** Registers a session before its open request goes out, so nothing sent to it can be missed. */
   attach(session: NatsClientSession): void {
     if (this.sessions.size === 0) this.start();
-    this.sessions.set(session.id, session);
+    this.sessions.add(session);
     if (this.perAgentDownlink) {
       const held = this.perAgent.get(session.agentId);
       if (held) held.users++;
@@ -61,20 +60,12 @@ export class ClientHub {
     } else {
       this.wildcard ??= this.subscribe(this.subjects.downAll, (m) => this.onDown(m));
     }
-    const sweepMs = Math.max(10, Math.floor(session.livenessMs / 5));
-    if (sweepMs < this.sweepMs) {
-      this.sweepMs = sweepMs;
-      if (this.sweeper) clearInterval(this.sweeper);
-      this.lastSweep = Date.now();
-      this.sweeper = setInterval(() => this.sweep(), sweepMs);
-      // Optional: a browser's interval handle is a number, with nothing to unref.
-      this.sweeper.unref?.();
-    }
+    this.liveness.watch(session.livenessMs);
   }
 
   detach(session: NatsClientSession): void {
     if (this.sessions.get(session.id) !== session) return;
-    this.sessions.delete(session.id);
+    this.sessions.delete(session);
     if (this.perAgentDownlink) {
       const held = this.perAgent.get(session.agentId);
       if (held && --held.users === 0) {
@@ -105,37 +96,12 @@ export class ClientHub {
     this.wildcard = undefined;
     this.statusWatch?.stop();
     this.statusWatch = undefined;
-    if (this.sweeper) clearInterval(this.sweeper);
-    this.sweeper = undefined;
-    this.sweepMs = Infinity;
+    this.liveness.stop();
     this.onEmpty();
   }
 
   endAll(error: TransportError): void {
-    for (const session of [...this.sessions.values()]) session.closeWith(error);
-  }
-
-  private sweep(): void {
-    const now = Date.now();
-    const stalled = now - this.lastSweep > 2 * this.sweepMs + 100;
-    this.lastSweep = now;
-    if (stalled) {
-      // This process was not running (a long task on the event loop): the silence is ours, not the
-      // coordinator's. Start every window afresh rather than end healthy sessions.
-      for (const session of this.sessions.values()) session.lastHeard = now;
-      return;
-    }
-    // Decide after the poll phase has read what already arrived on the socket.
-    setImmediate(() => this.expire());
-  }
-
-  private expire(): void {
-    const now = Date.now();
-    for (const session of [...this.sessions.values()]) {
-      if (now - session.lastHeard > session.livenessMs) {
-        session.abort(new TransportError('UNAVAILABLE', `nothing from the coordinator for ${session.livenessMs} ms`));
-      }
-    }
+    for (const session of this.sessions.all()) session.closeWith(error);
   }
 
   private onDown(msg: Msg): void {
@@ -143,13 +109,13 @@ export class ClientHub {
     if (!parsed) return;
     const session = this.sessions.get(parsed.last);
     if (!session || session.agentId !== parsed.agentId) return;
-    session.onDown(msg, this.maxBytes);
+    session.onDown(msg);
   }
 
   /** Decoded once, handed to every session on this connection (each agent ignores updates it holds). */
   private onBroadcast(msg: Msg): void {
     if (msg.data.length > this.maxBytes) {
-      for (const session of [...this.sessions.values()]) session.abort(oversize(msg.data.length, this.maxBytes, 'update'));
+      for (const session of this.sessions.all()) session.abort(tooLarge(msg.data.length, this.maxBytes, 'update'));
       return;
     }
     let message: CoordinatorMessage;
@@ -157,10 +123,10 @@ export class ClientHub {
       message = this.codecs.coordinatorMessage.decode(msg.data);
     } catch (err) {
       const error = asTransportError(err);
-      for (const session of [...this.sessions.values()]) session.invalid(error);
+      for (const session of this.sessions.all()) session.invalid(error);
       return;
     }
-    for (const session of [...this.sessions.values()]) session.deliver(message);
+    for (const session of this.sessions.all()) session.deliver(message);
   }
 }
 

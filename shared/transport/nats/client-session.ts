@@ -1,29 +1,28 @@
 /**
- * One Session on the agent's side of NATS: opened by a request on `rpc.<agent>.session` once the hub
- * (client-hub.ts) listens on its downlink; uplink queued until the open is answered; with a token, every
- * message either way under the session key (proof.ts), and a downlink message that fails its MAC or sequence
- * number — or, for an end, the log key's signature — dropped and counted.
+ * One Session on the agent's side of NATS: the framed-session core's client end
+ * (../framed-session/client-session.ts: the open's states, uplink held until the open is answered, downlink
+ * decoded in order, the liveness clock, the end reported once) with what NATS adds. The session is opened by a
+ * request on `rpc.<agent>.session` once the hub (client-hub.ts) listens on its downlink; with a token, every
+ * message either way is under the session key (proof.ts), and a downlink message that fails its MAC or
+ * sequence number — or, for an end, the log key's signature — is dropped and counted.
  */
 import { Empty, headers as natsHeaders, nuid, type Msg, type MsgHdrs, type NatsConnection } from 'nats';
 import { LogVerifier } from '../../log/log-signature.js';
-import { getCodecs } from '../codecs.js';
-import { TransportError } from '../errors.js';
-import type { AgentMessage, CoordinatorMessage } from '../messages.js';
-import type { ClientSession, StreamListener } from '../transport.js';
+import type { TransportError } from '../errors.js';
+import { FramedClientSession } from '../framed-session/index.js';
+import type { CoordinatorMessage } from '../messages.js';
+import type { StreamListener } from '../transport.js';
 import type { ClientHub } from './client-hub.js';
 import type { NatsCoordinatorClient } from './client.js';
 import { PROOF_HEADERS, PROOF_WINDOW_MS, SESSION_END_STATEMENT, downlinkMac, sameMac, sessionEndFields, sessionKey, uplinkMac } from './proof.js';
 import { NATS_HEADERS } from './subjects.js';
-import { asTransportError, endHeaders, oversize, statusOf } from './wire.js';
+import { asTransportError, endHeaders, statusOf } from './wire.js';
 
 /** Downlink messages an agent holds while its session open is unanswered (their MACs need the reply's nonce). */
 const MAX_EARLY_DOWNLINK = 1024;
 
-export class NatsClientSession implements ClientSession {
+export class NatsClientSession extends FramedClientSession {
   readonly id = nuid.next();
-  lastHeard = Date.now();
-  private state: 'opening' | 'open' | 'closed' = 'opening';
-  private queued: Buffer[] = [];
   private hub: ClientHub | undefined;
   private nc: NatsConnection | undefined;
   /** With a token: the session key (proof.ts) the uplink is authenticated with, and the last sequence used. */
@@ -39,12 +38,10 @@ export class NatsClientSession implements ClientSession {
   constructor(
     private readonly client: NatsCoordinatorClient,
     readonly agentId: string,
-    private readonly listener: StreamListener<CoordinatorMessage>,
-    readonly livenessMs: number,
-  ) {}
-
-  get closed(): boolean {
-    return this.state === 'closed';
+    listener: StreamListener<CoordinatorMessage>,
+    livenessMs: number,
+  ) {
+    super(listener, client.maxBytes, livenessMs);
   }
 
   /** Subscribes (through the hub) first, then asks the coordinator to open the session. */
@@ -53,7 +50,7 @@ export class NatsClientSession implements ClientSession {
     this.nc = nc;
     this.hub = hub;
     hub.attach(this);
-    this.lastHeard = Date.now();
+    this.heard();
     const { headers: h, nonce } = this.client.proofHeaders('session', Empty, { [NATS_HEADERS.session]: this.id });
     nc.request(hub.subjects.rpc(this.agentId, 'session'), Empty, { timeout: timeoutMs, headers: h }).then(
       (reply) => {
@@ -69,20 +66,33 @@ export class NatsClientSession implements ClientSession {
           this.closeWith(refused);
           return;
         }
-        this.state = 'open';
-        this.lastHeard = Date.now();
         // Uplink sent before the coordinator accepted goes out now, in order.
-        const waiting = this.queued;
-        this.queued = [];
-        for (const bytes of waiting) if (!this.publish(bytes)) return;
+        if (!this.opened()) return;
         // So does the downlink that came before this reply, now that its MACs can be checked.
         const early = this.early;
         this.early = [];
-        for (const down of early) this.onDown(down, hub.maxBytes);
+        for (const down of early) this.onDown(down);
       },
       // No answer in time: the coordinator may still have opened it, so say it is over.
       (err: unknown) => this.abort(asTransportError(err, 'session open')),
     );
+  }
+
+  protected sendFrame(bytes: Uint8Array): boolean {
+    return this.publish(bytes);
+  }
+
+  protected sendEndFrame(error: TransportError): void {
+    if (!this.nc || this.nc.isClosed()) return;
+    // With a token the end must carry the session key's MAC, known once the open is answered: it waits for that.
+    if (this.state === 'opening' && this.client.token !== '') this.pendingEnd = error;
+    // Otherwise sent even while opening: it follows the open request, so the coordinator sees it after the open.
+    else this.publish(Empty, endHeaders(error));
+  }
+
+  protected forgotten(): void {
+    this.hub?.detach(this);
+    this.client.forget(this);
   }
 
   private publish(bytes: Uint8Array, headers?: MsgHdrs): boolean {
@@ -101,46 +111,13 @@ export class NatsClientSession implements ClientSession {
     }
   }
 
-  send(message: AgentMessage): boolean {
-    if (this.closed) return false;
-    const bytes = getCodecs().agentMessage.encode(message);
-    const limit = this.client.maxBytes;
-    if (bytes.length > limit) {
-      this.abort(oversize(bytes.length, limit, 'message'));
-      return true;
-    }
-    if (this.state === 'opening') this.queued.push(bytes);
-    else this.publish(bytes);
-    return true;
-  }
-
-  end(): void {
-    this.abort(new TransportError('CANCELLED', 'agent ended the session'));
-  }
-
-  /** Ends the session here and tells the coordinator why. */
-  abort(error: TransportError): void {
-    if (this.closed) return;
-    if (this.nc && !this.nc.isClosed()) {
-      // With a token the end must carry the session key's MAC, known once the open is answered: it waits for that.
-      if (this.state === 'opening' && this.client.token !== '') this.pendingEnd = error;
-      // Otherwise sent even while opening: it follows the open request, so the coordinator sees it after the open.
-      else this.publish(Empty, endHeaders(error));
-    }
-    this.closeWith(error);
-  }
-
-  deliver(message: CoordinatorMessage): void {
-    if (!this.closed) this.listener.message(message);
-  }
-
   /**
    * A message on this session's downlink. With a session key only the coordinator's count: the next sequence
    * number and a valid MAC, or (an end only) the log key's signature of a restarted coordinator's end for this
    * session. Anything else — forged, replayed, garbled — is dropped and counted, and does not even count as a
    * sign of life.
    */
-  onDown(msg: Msg, maxBytes: number): void {
+  onDown(msg: Msg): void {
     if (this.closed) return;
     if (this.state === 'opening' && this.client.token !== '') {
       if (this.early.length < MAX_EARLY_DOWNLINK) this.early.push(msg);
@@ -156,19 +133,8 @@ export class NatsClientSession implements ClientSession {
       this.closeWith(statusOf(msg));
       return;
     }
-    this.lastHeard = Date.now();
-    if (msg.data.length > maxBytes) {
-      this.abort(oversize(msg.data.length, maxBytes, 'message'));
-      return;
-    }
-    let message: CoordinatorMessage;
-    try {
-      message = getCodecs().coordinatorMessage.decode(msg.data);
-    } catch (err) {
-      this.invalid(asTransportError(err));
-      return;
-    }
-    this.deliver(message);
+    this.heard();
+    this.receive(msg.data);
   }
 
   private authenticDown(msg: Msg): boolean {
@@ -190,19 +156,5 @@ export class NatsClientSession implements ClientSession {
     if (publicKey === undefined || !/^\d{1,15}$/.test(time) || Math.abs(Date.now() - Number(time)) > PROOF_WINDOW_MS || msg.data.length > 0) return false;
     const fields = sessionEndFields(this.hub!.subjects.root, this.agentId, this.id, h?.get(NATS_HEADERS.status) ?? '', h?.get(NATS_HEADERS.message) ?? '', time);
     return LogVerifier.for(publicKey).verifyStatement(SESSION_END_STATEMENT, fields, h?.get(PROOF_HEADERS.signature) ?? '');
-  }
-
-  invalid(error: TransportError): void {
-    if (!this.closed) this.listener.invalid(error);
-  }
-
-  /** Reported on a later turn of the event loop, as gRPC reports a stream's end. */
-  closeWith(error: TransportError | undefined): void {
-    if (this.closed) return;
-    this.state = 'closed';
-    this.queued = [];
-    this.hub?.detach(this);
-    this.client.forget(this);
-    setImmediate(() => this.listener.closed(error));
   }
 }

@@ -1,12 +1,13 @@
 /**
  * The agent's side of the NATS transport: one CoordinatorClient per agent connection. Requests carry a proof
  * of the token (proof.ts), never the token; FetchLog may read the job's JetStream log stream directly
- * (stream-reads.ts); a snapshot is pulled piece by piece; sessions are client-session.ts on the connection's
+ * (stream-reads.ts); a snapshot is pulled piece by piece (../framed-session/snapshot-pieces.ts); sessions are client-session.ts on the connection's
  * hub (client-hub.ts). Its own connection is opened through the transport's connect function (connect.ts).
  */
 import { Empty, headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection } from 'nats';
 import { getCodecs } from '../codecs.js';
 import { TransportError } from '../errors.js';
+import { livenessWindowMs, pullSnapshot, tooLarge, type ReceivedPiece } from '../framed-session/index.js';
 import {
   DEFAULT_MAX_MESSAGE_BYTES,
   checkAgentId,
@@ -26,11 +27,7 @@ import { newNonce, PROOF_HEADERS, requestProof } from './proof.js';
 import { readFromLogStream } from './stream-reads.js';
 import { NATS_HEADERS, type JobSubjects, type RpcMethod } from './subjects.js';
 import type { NatsTransportOptions } from './transport.js';
-import { asTransportError, oversize, settleWithin, statusOf } from './wire.js';
-
-const DEFAULT_LIVENESS_PERIODS = 5;
-/** The liveness window never drops below this, so a busy event loop does not end healthy sessions. */
-const MIN_LIVENESS_MS = 1000;
+import { asTransportError, settleWithin, statusOf } from './wire.js';
 
 /** Counts of one transport's clients, kept across reconnects. */
 export interface DownlinkCounters {
@@ -134,7 +131,7 @@ export class NatsCoordinatorClient implements CoordinatorClient {
 
   private async request(method: RpcMethod, bytes: Uint8Array, extra?: Record<string, string>): Promise<Msg> {
     const nc = await this.connection();
-    if (bytes.length > this.maxBytes) throw oversize(bytes.length, this.maxBytes, 'request');
+    if (bytes.length > this.maxBytes) throw tooLarge(bytes.length, this.maxBytes, 'request');
     const h = this.proofHeaders(method, bytes, extra).headers;
     let reply: Msg;
     try {
@@ -144,7 +141,7 @@ export class NatsCoordinatorClient implements CoordinatorClient {
     }
     const error = statusOf(reply);
     if (error) throw error;
-    if (reply.data.length > this.maxBytes) throw oversize(reply.data.length, this.maxBytes, 'response');
+    if (reply.data.length > this.maxBytes) throw tooLarge(reply.data.length, this.maxBytes, 'response');
     return reply;
   }
 
@@ -172,28 +169,22 @@ export class NatsCoordinatorClient implements CoordinatorClient {
   }
 
   fetchSnapshot(request: FetchSnapshotRequest): AsyncIterable<SnapshotChunk> {
-    const self = this;
-    return (async function* (): AsyncGenerator<SnapshotChunk> {
-      let reply = await self.request('snapshot', self.codecs.snapshotRequest.encode(request));
-      const transfer = reply.headers?.get(NATS_HEADERS.transfer) ?? '';
-      let complete = false;
-      try {
-        for (;;) {
-          yield self.codecs.snapshotChunk.decode(reply.data);
-          if (reply.headers?.get(NATS_HEADERS.more) !== '1') break;
-          reply = await self.request('snapshot', Empty, { [NATS_HEADERS.transfer]: transfer });
-        }
-        complete = true;
-      } finally {
-        // Abandoned early: let the coordinator drop the transfer now rather than at its timeout.
-        if (!complete && transfer !== '') self.request('snapshot', Empty, { [NATS_HEADERS.transfer]: transfer, [NATS_HEADERS.control]: 'cancel' }).catch(() => undefined);
-      }
-    })();
+    const piece = (reply: Msg): ReceivedPiece => ({
+      bytes: reply.data,
+      transferId: reply.headers?.get(NATS_HEADERS.transfer) ?? '',
+      more: reply.headers?.get(NATS_HEADERS.more) === '1',
+    });
+    return pullSnapshot(
+      async () => piece(await this.request('snapshot', this.codecs.snapshotRequest.encode(request))),
+      async (transfer) => piece(await this.request('snapshot', Empty, { [NATS_HEADERS.transfer]: transfer })),
+      // Abandoned early: the coordinator drops the transfer now rather than at its timeout.
+      (transfer) => void this.request('snapshot', Empty, { [NATS_HEADERS.transfer]: transfer, [NATS_HEADERS.control]: 'cancel' }).catch(() => undefined),
+      (bytes) => this.codecs.snapshotChunk.decode(bytes),
+    );
   }
 
   session(listener: StreamListener<CoordinatorMessage>): ClientSession {
-    const periods = this.options.livenessPeriods ?? DEFAULT_LIVENESS_PERIODS;
-    const livenessMs = this.options.livenessMs ?? Math.max(MIN_LIVENESS_MS, periods * (this.heartbeatMs || 2000));
+    const livenessMs = livenessWindowMs(this.heartbeatMs, this.options.livenessPeriods, this.options.livenessMs);
     const session = new NatsClientSession(this, this.credentials.agentId, listener, livenessMs);
     this.sessions.add(session);
     this.connection().then(

@@ -4,13 +4,15 @@
  * Session opens) are checked against the proof of the agent's token (proof.ts) and answered with a status
  * header; sessions (server-session.ts) get their downlink under the session key; a committed update sent to
  * many sessions as one message object is published once on the broadcast subject; a session this coordinator
- * does not know (it restarted) is told so with an end signed by the log's key, rate-limited.
+ * does not know (it restarted) is told so with an end signed by the log's key, rate-limited. The session
+ * table, snapshot transfers and metering are the framed-session core's (../framed-session/).
  */
 import { Empty, headers as natsHeaders, nuid, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from 'nats';
 import { getCodecs } from '../codecs.js';
 import { TransportError } from '../errors.js';
+import { SessionTable, SnapshotTransfers, accepted, meteredCall, pieceBytesFor, tooLarge } from '../framed-session/index.js';
 import { ServiceHealth } from '../health.js';
-import { MAX_SNAPSHOT_CHUNK_BYTES, checkAgentId, type CoordinatorMessage, type SnapshotChunk } from '../messages.js';
+import { checkAgentId, type CoordinatorMessage } from '../messages.js';
 import { TrafficMeter, type RefusedTraffic } from '../traffic-meter.js';
 import type { CallInfo, CoordinatorHandler, HealthStatus, Listener, Traffic } from '../transport.js';
 import {
@@ -28,13 +30,11 @@ import {
 } from './proof.js';
 import { NatsServerSession } from './server-session.js';
 import { NATS_HEADERS, isSessionId, type JobSubjects, type RpcMethod } from './subjects.js';
-import { asTransportError, endHeaders, oversize, pieces, settleWithin, statusHeaders, statusOf } from './wire.js';
+import { asTransportError, endHeaders, settleWithin, statusHeaders, statusOf } from './wire.js';
 
 /** Signed ends of unknown sessions per second, and in a burst (a restarted coordinator's whole fleet at once). */
 const SIGNED_ENDS_PER_SECOND = 200;
 const SIGNED_END_BURST = 10_000;
-/** What a snapshot piece leaves to its header fields and NATS headers within the payload limit. */
-const PIECE_OVERHEAD = 1024;
 
 interface CachedUpdate {
   bytes: Buffer;
@@ -43,17 +43,10 @@ interface CachedUpdate {
   tooLarge?: TransportError;
 }
 
-interface Transfer {
-  agentId: string;
-  iterator: Iterator<SnapshotChunk>;
-  next: IteratorResult<SnapshotChunk>;
-  timer?: NodeJS.Timeout;
-}
-
 export class NatsListener implements Listener {
   readonly address: string;
   private readonly codecs = getCodecs();
-  private readonly sessions = new Map<string, NatsServerSession>();
+  private readonly sessions = new SessionTable<NatsServerSession>();
   /** Per agent only for agents the coordinator accepted a call from (traffic-meter.ts). */
   private readonly meter = new TrafficMeter();
   /** Nonces of verified requests inside the proof window (replays are refused). */
@@ -63,7 +56,7 @@ export class NatsListener implements Listener {
   private readonly signedEnds = { tokens: SIGNED_END_BURST, at: performance.now() };
   /** Update messages already published on the broadcast subject, by message object (as gRPC caches serialisation). */
   private readonly published = new WeakMap<CoordinatorMessage, CachedUpdate>();
-  private readonly transfers = new Map<string, Transfer>();
+  private readonly transfers: SnapshotTransfers;
   private readonly subscriptions: Subscription[] = [];
   private clock = 0;
   /** The coordinator's health when it gave one (../health.ts), else this listener's own. */
@@ -83,6 +76,7 @@ export class NatsListener implements Listener {
   ) {
     this.address = `nats://${nc.getServer()}/${subjects.root}`;
     this.health = handler.health ?? new ServiceHealth('SERVING');
+    this.transfers = new SnapshotTransfers(callTimeoutMs, () => nuid.next());
     const subscribe = (subject: string, onMessage: (msg: Msg) => void): void => {
       this.subscriptions.push(
         nc.subscribe(subject, {
@@ -116,7 +110,7 @@ export class NatsListener implements Listener {
   }
 
   private endAll(error: TransportError): void {
-    for (const session of [...this.sessions.values()]) session.end(error);
+    for (const session of this.sessions.all()) session.end(error);
   }
 
   traffic(): ReadonlyMap<string, Traffic> {
@@ -159,18 +153,12 @@ export class NatsListener implements Listener {
     return this.nonces.remember(`${agentId}\n${nonce}`, at + PROOF_WINDOW_MS, now) ? nonce : undefined;
   }
 
-  /** The coordinator accepted a call of the agent: its request counts for it from now on. */
-  private accepted(agentId: string, bytesUp: number): void {
-    this.meter.admit(agentId);
-    this.meter.up(agentId, bytesUp);
-  }
-
   setHealth(status: HealthStatus): void {
     this.health.set(status);
   }
 
   forget(session: NatsServerSession): void {
-    if (this.sessions.get(session.id) === session) this.sessions.delete(session.id);
+    this.sessions.delete(session);
   }
 
   private publish(subject: string, bytes: Uint8Array, headers?: MsgHdrs): TransportError | undefined {
@@ -232,7 +220,7 @@ export class NatsListener implements Listener {
       if (!cached) {
         const bytes = this.codecs.coordinatorMessage.encode(message);
         cached = { bytes, publishedAt: ++this.clock };
-        if (bytes.length > this.maxBytes) cached.tooLarge = oversize(bytes.length, this.maxBytes, 'update');
+        if (bytes.length > this.maxBytes) cached.tooLarge = tooLarge(bytes.length, this.maxBytes, 'update');
         else {
           const failed = this.publish(this.subjects.updates, bytes);
           if (failed) cached.tooLarge = failed;
@@ -256,7 +244,7 @@ export class NatsListener implements Listener {
     }
     const bytes = this.codecs.coordinatorMessage.encode(message);
     if (bytes.length > this.maxBytes) {
-      session.end(oversize(bytes.length, this.maxBytes, 'message'));
+      session.end(tooLarge(bytes.length, this.maxBytes, 'message'));
       return true;
     }
     const failed = this.publish(this.subjects.down(agentId, session.id), bytes, this.downlinkHeaders(session, bytes));
@@ -291,7 +279,7 @@ export class NatsListener implements Listener {
       return;
     }
     if (msg.data.length > this.maxBytes) {
-      session.end(oversize(msg.data.length, this.maxBytes, 'message'));
+      session.end(tooLarge(msg.data.length, this.maxBytes, 'message'));
       return;
     }
     this.meter.up(agentId, msg.data.length);
@@ -313,7 +301,7 @@ export class NatsListener implements Listener {
 
   private respond(msg: Msg, bytes: Uint8Array, agentId: string, extra?: Record<string, string>): void {
     if (bytes.length > this.maxBytes) {
-      this.respondError(msg, oversize(bytes.length, this.maxBytes, 'response'));
+      this.respondError(msg, tooLarge(bytes.length, this.maxBytes, 'response'));
       return;
     }
     this.meter.down(agentId, bytes.length);
@@ -372,23 +360,23 @@ export class NatsListener implements Listener {
     }
     if (msg.data.length > this.maxBytes) {
       this.meter.refuse(msg.data.length);
-      this.respondError(msg, oversize(msg.data.length, this.maxBytes, 'request'));
+      this.respondError(msg, tooLarge(msg.data.length, this.maxBytes, 'request'));
       return;
     }
     switch (method) {
       case 'join':
         this.track(async () => {
           try {
-            const request = this.codecs.joinRequest.decode(msg.data);
-            // The subject names the agent (and NATS permissions bind it to a user): the request must agree.
-            if (request.agentId !== info.agentId) {
-              throw new TransportError('PERMISSION_DENIED', `join.agentId: ${request.agentId} joined on the subject of agent ${info.agentId}`);
-            }
-            const accepted = await this.handler.join({ ...request, token: info.token }, info.peer);
-            this.accepted(info.agentId, msg.data.length);
-            this.respond(msg, this.codecs.joinAccepted.encode(accepted), info.agentId);
+            const reply = await meteredCall(this.meter, () => info.agentId, msg.data.length, async () => {
+              const request = this.codecs.joinRequest.decode(msg.data);
+              // The subject names the agent (and NATS permissions bind it to a user): the request must agree.
+              if (request.agentId !== info.agentId) {
+                throw new TransportError('PERMISSION_DENIED', `join.agentId: ${request.agentId} joined on the subject of agent ${info.agentId}`);
+              }
+              return this.codecs.joinAccepted.encode(await this.handler.join({ ...request, token: info.token }, info.peer));
+            });
+            this.respond(msg, reply, info.agentId);
           } catch (err) {
-            this.meter.refuse(msg.data.length);
             this.respondError(msg, err);
           }
         });
@@ -396,11 +384,11 @@ export class NatsListener implements Listener {
       case 'fetchlog':
         this.track(async () => {
           try {
-            const response = await this.handler.fetchLog(this.codecs.fetchLogRequest.decode(msg.data), info);
-            this.accepted(info.agentId, msg.data.length);
-            this.respond(msg, this.codecs.fetchLogResponse.encode(response), info.agentId);
+            const reply = await meteredCall(this.meter, () => info.agentId, msg.data.length, async () =>
+              this.codecs.fetchLogResponse.encode(await this.handler.fetchLog(this.codecs.fetchLogRequest.decode(msg.data), info)),
+            );
+            this.respond(msg, reply, info.agentId);
           } catch (err) {
-            this.meter.refuse(msg.data.length);
             this.respondError(msg, err);
           }
         });
@@ -419,53 +407,32 @@ export class NatsListener implements Listener {
 
   /** Largest data slice of one snapshot piece: within the size limit and the server's payload limit. */
   private pieceBytes(): number {
-    const serverLimit = this.nc.info?.max_payload ?? 1024 * 1024;
-    const limit = Math.min(this.maxBytes, serverLimit, MAX_SNAPSHOT_CHUNK_BYTES + PIECE_OVERHEAD) - PIECE_OVERHEAD;
-    return Math.max(4, limit - (limit % 4));
+    return pieceBytesFor(Math.min(this.maxBytes, this.nc.info?.max_payload ?? 1024 * 1024));
   }
 
   private async onSnapshot(msg: Msg, info: CallInfo): Promise<void> {
-    try {
-      const transferId = msg.headers?.get(NATS_HEADERS.transfer) ?? '';
-      let transfer: Transfer | undefined;
-      if (transferId === '') {
-        const chunks = await this.handler.fetchSnapshot(this.codecs.snapshotRequest.decode(msg.data), info);
-        const iterator = pieces(chunks, this.pieceBytes())[Symbol.iterator]();
-        transfer = { agentId: info.agentId, iterator, next: iterator.next() };
-        if (transfer.next.done) throw new TransportError('NOT_FOUND', 'fetchSnapshot: the snapshot has no data');
-      } else {
-        transfer = this.transfers.get(transferId);
-        if (!transfer || transfer.agentId !== info.agentId) throw new TransportError('NOT_FOUND', `snapshot transfer ${transferId} is unknown or expired`);
-        if (msg.headers?.get(NATS_HEADERS.control) === 'cancel') {
-          this.endTransfer(transferId);
-          msg.respond(Empty);
-          return;
-        }
+    const transferId = msg.headers?.get(NATS_HEADERS.transfer) ?? '';
+    if (transferId !== '' && msg.headers?.get(NATS_HEADERS.control) === 'cancel') {
+      try {
+        this.transfers.check(transferId, info.agentId);
+        this.transfers.end(transferId);
+        msg.respond(Empty);
+      } catch (err) {
+        this.meter.refuse(msg.data.length);
+        this.respondError(msg, err);
       }
-      this.accepted(info.agentId, msg.data.length);
-      const id = transferId || nuid.next();
-      const piece = transfer.next.value as SnapshotChunk;
-      transfer.next = transfer.iterator.next();
-      const more = !transfer.next.done;
-      clearTimeout(transfer.timer);
-      if (more) {
-        transfer.timer = setTimeout(() => this.endTransfer(id), this.callTimeoutMs);
-        transfer.timer.unref();
-        this.transfers.set(id, transfer);
-      } else this.transfers.delete(id);
+      return;
+    }
+    try {
+      const { piece, more, transferId: id } = await meteredCall(this.meter, () => info.agentId, msg.data.length, async () =>
+        transferId === ''
+          ? this.transfers.start(info.agentId, await this.handler.fetchSnapshot(this.codecs.snapshotRequest.decode(msg.data), info), this.pieceBytes())
+          : this.transfers.next(transferId, info.agentId),
+      );
       this.respond(msg, this.codecs.snapshotChunk.encode(piece), info.agentId, { [NATS_HEADERS.transfer]: id, [NATS_HEADERS.more]: more ? '1' : '0' });
     } catch (err) {
-      this.meter.refuse(msg.data.length);
       this.respondError(msg, err);
     }
-  }
-
-  private endTransfer(id: string): void {
-    const transfer = this.transfers.get(id);
-    if (!transfer) return;
-    clearTimeout(transfer.timer);
-    transfer.iterator.return?.();
-    this.transfers.delete(id);
   }
 
   private openSession(msg: Msg, info: CallInfo, requestNonce: string | undefined): void {
@@ -475,12 +442,15 @@ export class NatsListener implements Listener {
       this.respondError(msg, new TransportError('INVALID_ARGUMENT', `${NATS_HEADERS.session}: must be 1-64 letters and digits`));
       return;
     }
-    if (this.sessions.has(sessionId)) {
+    const session = new NatsServerSession(this, info, sessionId, this.clock + 1);
+    try {
+      this.sessions.add(session);
+    } catch (err) {
       this.meter.refuse(msg.data.length);
-      this.respondError(msg, new TransportError('ALREADY_EXISTS', `session ${sessionId} is already open`));
+      this.respondError(msg, err);
       return;
     }
-    const session = new NatsServerSession(this, info, sessionId, ++this.clock);
+    this.clock++;
     const extra: Record<string, string> = {};
     if (requestNonce !== undefined) {
       // Proven with the token: from now on only messages under the session key count as the agent's, and the
@@ -490,17 +460,15 @@ export class NatsListener implements Listener {
       session.key = sessionKey(info.token, this.subjects.root, info.agentId, sessionId, requestNonce, sessionNonce);
       extra[PROOF_HEADERS.sessionNonce] = sessionNonce;
     }
-    this.sessions.set(sessionId, session);
     try {
       this.handler.session(session);
     } catch (err) {
-      this.sessions.delete(sessionId);
-      session.ended = true;
+      session.refuse();
       this.meter.refuse(msg.data.length);
       this.respondError(msg, err);
       return;
     }
-    this.accepted(info.agentId, msg.data.length);
+    accepted(this.meter, info.agentId, msg.data.length);
     try {
       msg.respond(Empty, { headers: statusHeaders(undefined, extra) });
     } catch (err) {
@@ -513,7 +481,7 @@ export class NatsListener implements Listener {
       this.health.set('NOT_SERVING');
       this.endAll(new TransportError('UNAVAILABLE', 'coordinator shutting down'));
       for (const sub of this.subscriptions) sub.unsubscribe();
-      for (const id of [...this.transfers.keys()]) this.endTransfer(id);
+      this.transfers.endAll();
       if (this.inFlight > 0) {
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, graceMs);
