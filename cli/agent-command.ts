@@ -8,9 +8,9 @@ import { privacyFloorSchema } from '../shared/privacy/record-dp.js';
 import { availableParallelism, totalmem } from 'node:os';
 import { InvalidArgumentError, type Command } from 'commander';
 import { z } from 'zod';
-import { resolveConfig, type EnvBinding } from '../shared/config/index.js';
-import { byteSize, layeredFlags, number } from './option-parsing.js';
-import { NATS_FLAGS, addNatsOptions, natsConfigSchema, natsEnv, natsTransportOptions } from './nats-options.js';
+import { byteSize } from './option-parsing.js';
+import { configFlag, defineCommandOptions } from './command-options.js';
+import { natsConfigSchema, natsOptionSpecs, natsTransportOptions } from './nats-options.js';
 import type { AgentExit } from '../edge-agent/agent.js';
 import type { DeviceBudget } from '../edge-agent/device-budget.js';
 import type { Manifest, PreparedModel } from '../shared/model/index.js';
@@ -81,64 +81,55 @@ export const agentConfigSchema = z
   .refine((c) => c.data !== undefined || c.agentIndex < c.numAgents, { path: ['agentIndex'], message: 'must be below numAgents' });
 export type AgentConfig = z.output<typeof agentConfigSchema>;
 
-const ENV: Record<string, EnvBinding> = {
-  MEZO_AGENT_COORDINATOR: { path: 'coordinator', type: 'string' },
-  MEZO_AGENT_ID: { path: 'agentId', type: 'string' },
-  MEZO_AGENT_TOKEN: { path: 'token', type: 'string' },
-  MEZO_AGENT_DATA: { path: 'data', type: 'string' },
-  MEZO_AGENT_INDEX: { path: 'agentIndex', type: 'number' },
-  MEZO_AGENT_NUM_AGENTS: { path: 'numAgents', type: 'number' },
-  MEZO_AGENT_STATE_DIR: { path: 'stateDir', type: 'string' },
-  MEZO_AGENT_LOG_PUBLIC_KEY: { path: 'logPublicKey', type: 'string' },
-  MEZO_AGENT_DP_MAX_CLIP: { path: 'privacyFloor.maxClip', type: 'number' },
-  MEZO_AGENT_DP_MIN_NOISE_MULTIPLIER: { path: 'privacyFloor.minNoiseMultiplier', type: 'number' },
-  MEZO_AGENT_DP_REQUIRE_PRIVATE: { path: 'privacyFloor.requirePrivate', type: 'boolean' },
-  MEZO_AGENT_TLS_CA: { path: 'tlsCa', type: 'string' },
-  MEZO_AGENT_TLS_CERT: { path: 'tlsCert', type: 'string' },
-  MEZO_AGENT_TLS_KEY: { path: 'tlsKey', type: 'string' },
-  MEZO_AGENT_JOB_ID: { path: 'jobId', type: 'string' },
-  MEZO_AGENT_KEEP_WAITING: { path: 'keepWaiting', type: 'boolean' },
-  MEZO_AGENT_GIVE_UP_AFTER_MS: { path: 'giveUpAfterMs', type: 'number' },
-  MEZO_AGENT_HEALTH_LISTEN: { path: 'healthListen', type: 'string' },
-  MEZO_AGENT_MEMORY_BUDGET: { path: 'memoryBudget', type: 'string' },
-  MEZO_AGENT_PLAN_BATCH: { path: 'planBatch', type: 'number' },
-  MEZO_AGENT_MAX_THREADS: { path: 'maxThreads', type: 'number' },
-  MEZO_AGENT_PAUSE_ABOVE_LOAD: { path: 'pauseAboveLoad', type: 'number' },
-  ...natsEnv('MEZO_AGENT'),
-};
-
-const FLAGS: Record<string, string> = {
-  coordinator: 'coordinator',
-  agentId: 'agentId',
-  token: 'token',
-  model: 'model',
-  data: 'data',
-  agentIndex: 'agentIndex',
-  numAgents: 'numAgents',
-  taskSeed: 'taskSeed',
-  stateDir: 'stateDir',
-  logPublicKey: 'logPublicKey',
-  dpMaxClip: 'privacyFloor.maxClip',
-  dpMinNoiseMultiplier: 'privacyFloor.minNoiseMultiplier',
-  dpRequirePrivate: 'privacyFloor.requirePrivate',
-  worker: 'worker',
-  threads: 'threads',
-  tlsCa: 'tlsCa',
-  tlsCert: 'tlsCert',
-  tlsKey: 'tlsKey',
-  tlsServerName: 'tlsServerName',
-  jobId: 'jobId',
-  natsReadLog: 'natsReadLog',
-  keepWaiting: 'keepWaiting',
-  giveUpAfterMs: 'giveUpAfterMs',
-  healthListen: 'healthListen',
-  memoryBudget: 'memoryBudget',
-  planBatch: 'planBatch',
-  maxThreads: 'maxThreads',
-  pauseAboveLoad: 'pauseAboveLoad',
-  ...NATS_FLAGS,
-};
-
+/**
+ * Every flag of `mezo agent`, in --help order: its config key and help (cli/command-options.ts derives the flag's
+ * spelling, its MEZO_AGENT_* variable and its parser from these and the schema).
+ */
+export const agentOptions = defineCommandOptions(agentConfigSchema, 'MEZO_AGENT', {
+  ...natsOptionSpecs,
+  jobId: { key: 'jobId', arg: '<id>', help: 'NATS: the job to join (default mezo-job)' },
+  natsReadLog: { key: 'natsReadLog', help: "NATS: catch up by reading the job's JetStream log stream directly" },
+  config: configFlag('MEZO_AGENT'),
+  coordinator: { key: 'coordinator', arg: '<host:port>', help: 'coordinator address (default 127.0.0.1:7070)' },
+  // The two variables older than the derived names (MEZO_AGENT_AGENT_ID would stutter).
+  agentId: { key: 'agentId', arg: '<id>', env: 'MEZO_AGENT_ID', help: "this agent's id" },
+  token: { key: 'token', arg: '<token>', help: 'join token' },
+  model: { key: 'model', arg: '<dir>', help: 'prepared model directory (default: the embedded default model)' },
+  data: { key: 'data', arg: '<file>', help: 'local data: .jsonl, .csv or .mzds (default: the default task)' },
+  agentIndex: { key: 'agentIndex', arg: '<k>', env: 'MEZO_AGENT_INDEX', help: "default task: this agent's share k of N" },
+  numAgents: { key: 'numAgents', help: 'default task: number of shares N' },
+  taskSeed: { key: 'taskSeed', help: 'default task: partition seed' },
+  stateDir: { key: 'stateDir', arg: '<dir>', help: 'keep a log replica here for fast restarts' },
+  logPublicKey: {
+    key: 'logPublicKey',
+    arg: '<key>',
+    help: "pin the coordinator's log key (ed25519:…, printed by mezo coordinator); another key is refused",
+  },
+  dpMaxClip: { key: 'privacyFloor.maxClip', arg: '<x>', help: 'privacy floor: decline tasks whose record-level DP clip is above this (docs/privacy.md)' },
+  dpMinNoiseMultiplier: {
+    key: 'privacyFloor.minNoiseMultiplier',
+    arg: '<x>',
+    help: 'privacy floor: decline tasks whose record-level DP noise multiplier is below this (or that have none)',
+  },
+  dpRequirePrivate: { key: 'privacyFloor.requirePrivate', help: 'privacy floor: decline tasks not in private mode' },
+  threads: { key: 'threads', help: 'onnxruntime intra-op threads' },
+  maxThreads: { key: 'maxThreads', help: 'cap on the threads of onnxruntime (intra-op) and of the noise addon' },
+  memoryBudget: {
+    key: 'memoryBudget',
+    arg: '<size>',
+    help: "memory the agent may use, e.g. 512MiB: it joins only if mezo plan's MeZO peak fits (else exits 3) and declines tasks whose batch does not",
+  },
+  planBatch: { key: 'planBatch', help: 'the batch size the memory budget is checked at before joining (default 64)' },
+  pauseAboveLoad: { key: 'pauseAboveLoad', arg: '<load>', help: 'decline tasks and report busy while the 1-minute load average per core is above this' },
+  worker: { key: 'worker', negate: true, help: 'run the model on the main thread' },
+  tlsCa: { key: 'tlsCa', arg: '<pem>', help: "connect over TLS, trusting this CA bundle for the coordinator's certificate" },
+  tlsCert: { key: 'tlsCert', arg: '<pem>', help: "mutual TLS: this agent's certificate (with --tls-key)" },
+  tlsKey: { key: 'tlsKey', arg: '<pem>', help: 'private key of --tls-cert' },
+  tlsServerName: { key: 'tlsServerName', arg: '<name>', help: "name to check the coordinator's certificate against (default: the host dialled)" },
+  keepWaiting: { key: 'keepWaiting', help: 'when the job ends, stay for the next job instead of exiting' },
+  healthListen: { key: 'healthListen', arg: '<host:port>', help: 'serve /healthz and /readyz here, e.g. 127.0.0.1:9465 (default: no HTTP)' },
+  giveUpAfterMs: { key: 'giveUpAfterMs', arg: '<ms>', help: 'exit with an error after this long without reaching a coordinator (default: never)' },
+});
 
 /** The one line `mezo agent` prints when it exits normally. */
 export function describeExit(agentId: string, exit: AgentExit): string {
@@ -149,7 +140,7 @@ export function describeExit(agentId: string, exit: AgentExit): string {
 }
 
 export function resolveAgentConfig(flags: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): AgentConfig {
-  return resolveConfig(agentConfigSchema, { env, envBindings: ENV, ...layeredFlags(flags, FLAGS) });
+  return agentOptions.resolve(flags, env);
 }
 
 /** The agent's data: its --data file read the way the model reads its input (token ids for an int64 input). */
@@ -246,39 +237,11 @@ export async function runAgent(config: AgentConfig, signals: NodeJS.Signals[] = 
 }
 
 export function registerAgentCommand(program: Command): void {
-  addNatsOptions(program.command('agent'))
+  agentOptions
+    .register(program.command('agent'))
     .description('join a federated MeZO job as an edge agent')
-    .option('--job-id <id>', 'NATS: the job to join (default mezo-job)')
-    .option('--nats-read-log', 'NATS: catch up by reading the job\'s JetStream log stream directly')
-    .option('--config <file>', 'JSON config file (defaults < file < MEZO_AGENT_* env < flags)')
-    .option('--coordinator <host:port>', 'coordinator address (default 127.0.0.1:7070)')
-    .option('--agent-id <id>', 'this agent\'s id')
-    .option('--token <token>', 'join token')
-    .option('--model <dir>', 'prepared model directory (default: the embedded default model)')
-    .option('--data <file>', 'local data: .jsonl, .csv or .mzds (default: the default task)')
-    .option('--agent-index <k>', 'default task: this agent\'s share k of N', number)
-    .option('--num-agents <n>', 'default task: number of shares N', number)
-    .option('--task-seed <n>', 'default task: partition seed', number)
-    .option('--state-dir <dir>', 'keep a log replica here for fast restarts')
-    .option('--log-public-key <key>', 'pin the coordinator\'s log key (ed25519:…, printed by mezo coordinator); another key is refused')
-    .option('--dp-max-clip <x>', 'privacy floor: decline tasks whose record-level DP clip is above this (docs/privacy.md)', number)
-    .option('--dp-min-noise-multiplier <x>', 'privacy floor: decline tasks whose record-level DP noise multiplier is below this (or that have none)', number)
-    .option('--dp-require-private', 'privacy floor: decline tasks not in private mode')
-    .option('--threads <n>', 'onnxruntime intra-op threads', number)
-    .option('--max-threads <n>', 'cap on the threads of onnxruntime (intra-op) and of the noise addon', number)
-    .option('--memory-budget <size>', 'memory the agent may use, e.g. 512MiB: it joins only if mezo plan\'s MeZO peak fits (else exits 3) and declines tasks whose batch does not')
-    .option('--plan-batch <n>', 'the batch size the memory budget is checked at before joining (default 64)', number)
-    .option('--pause-above-load <load>', 'decline tasks and report busy while the 1-minute load average per core is above this', number)
-    .option('--no-worker', 'run the model on the main thread')
-    .option('--tls-ca <pem>', 'connect over TLS, trusting this CA bundle for the coordinator\'s certificate')
-    .option('--tls-cert <pem>', 'mutual TLS: this agent\'s certificate (with --tls-key)')
-    .option('--tls-key <pem>', 'private key of --tls-cert')
-    .option('--tls-server-name <name>', 'name to check the coordinator\'s certificate against (default: the host dialled)')
-    .option('--keep-waiting', 'when the job ends, stay for the next job instead of exiting')
-    .option('--health-listen <host:port>', 'serve /healthz and /readyz here, e.g. 127.0.0.1:9465 (default: no HTTP)')
-    .option('--give-up-after-ms <ms>', 'exit with an error after this long without reaching a coordinator (default: never)', number)
     .action(async (flags: Record<string, unknown>) => {
-      const config = resolveAgentConfig({ ...flags, worker: flags.worker === false ? false : undefined });
+      const config = resolveAgentConfig(flags);
       const { DeviceBudgetError } = await import('../edge-agent/device-budget.js');
       let exit: AgentExit;
       try {

@@ -14,15 +14,15 @@ import type { FeatureArray, LocalDataset } from '../shared/data/index.js';
 import type { Manifest } from '../shared/model/index.js';
 import type { ProgressReporter } from '../shared/progress.js';
 import type { CoordinatorOutcome } from './coordinator-summary.js';
-import { resolveConfig, type EnvBinding } from '../shared/config/index.js';
 import { roundOptionsSchema } from '../coordinator/options.js';
 import { centralDpOptionsSchema } from '../coordinator/dp-strategy.js';
 import { secureAggregationOptionsSchema } from '../coordinator/secure-aggregation.js';
-import { SECURE_AGGREGATION_FLAGS, addSecureAggregationOptions } from './secure-aggregation-options.js';
-import { DP_FLAGS, RECORD_DP_FLAGS, addDpOptions, addRecordDpOptions, dpEnv, recordDpEnv, type PrivacySpent } from './dp-options.js';
+import { secureAggregationOptionSpecs } from './secure-aggregation-options.js';
+import { dpOptionSpecs, recordDpOptionSpecs, type PrivacySpent } from './dp-options.js';
 import { recordDpOptionsSchema, type RecordPrivacySpent } from '../shared/privacy/record-dp.js';
-import { layeredFlags, number, size } from './option-parsing.js';
-import { NATS_FLAGS, addNatsOptions, natsConfigSchema, natsEnv, openCoordinatorNats } from './nats-options.js';
+import { size } from './option-parsing.js';
+import { configFlag, defineCommandOptions } from './command-options.js';
+import { natsConfigSchema, natsOptionSpecs, openCoordinatorNats } from './nats-options.js';
 
 export const coordinatorConfigSchema = z.strictObject({
   /** host:port to serve on. */
@@ -103,102 +103,89 @@ export const coordinatorConfigSchema = z.strictObject({
   });
 export type CoordinatorConfig = z.output<typeof coordinatorConfigSchema>;
 
-const ENV: Record<string, EnvBinding> = {
-  MEZO_COORDINATOR_LISTEN: { path: 'listen', type: 'string' },
-  MEZO_COORDINATOR_LOG: { path: 'log', type: 'string' },
-  MEZO_COORDINATOR_SIGNING_KEY: { path: 'signingKey', type: 'string' },
-  MEZO_COORDINATOR_MODEL: { path: 'model', type: 'string' },
-  MEZO_COORDINATOR_JOB_ID: { path: 'job.jobId', type: 'string' },
-  MEZO_COORDINATOR_ROUNDS: { path: 'job.rounds', type: 'number' },
-  MEZO_COORDINATOR_AGENTS_PER_ROUND: { path: 'job.strategy.agentsPerRound', type: 'number' },
-  MEZO_COORDINATOR_QUORUM: { path: 'job.quorum', type: 'number' },
-  MEZO_COORDINATOR_DEADLINE_MS: { path: 'job.deadlineMs', type: 'number' },
-  MEZO_COORDINATOR_SEEDS_PER_AGENT: { path: 'job.strategy.seedsPerAgent', type: 'number' },
-  MEZO_COORDINATOR_LR: { path: 'job.strategy.schedule.lr', type: 'number' },
-  MEZO_COORDINATOR_EPSILON: { path: 'job.epsilon', type: 'number' },
-  MEZO_COORDINATOR_TOKEN: { path: 'job.token', type: 'string' },
-  MEZO_COORDINATOR_COMPACT_EVERY: { path: 'job.compactEvery', type: 'number' },
-  MEZO_COORDINATOR_METRICS_LISTEN: { path: 'metricsListen', type: 'string' },
-  MEZO_COORDINATOR_METRICS_TOKEN: { path: 'metricsToken', type: 'string' },
-  MEZO_COORDINATOR_RUN_RECORD: { path: 'runRecord', type: 'string' },
-  MEZO_COORDINATOR_EVAL_DATA: { path: 'evalData', type: 'string' },
-  MEZO_COORDINATOR_EVAL_EVERY: { path: 'evalEvery', type: 'number' },
-  MEZO_COORDINATOR_TLS_CERT: { path: 'tlsCert', type: 'string' },
-  MEZO_COORDINATOR_TLS_KEY: { path: 'tlsKey', type: 'string' },
-  MEZO_COORDINATOR_TLS_CLIENT_CA: { path: 'tlsClientCa', type: 'string' },
-  MEZO_COORDINATOR_LOG_STORE: { path: 'logStore', type: 'string' },
-  ...natsEnv('MEZO_COORDINATOR'),
-  ...dpEnv('MEZO_COORDINATOR'),
-  ...recordDpEnv('MEZO_COORDINATOR'),
-};
-
-const FLAGS: Record<string, string> = {
-  listen: 'listen',
-  log: 'log',
-  signingKey: 'signingKey',
-  model: 'model',
-  maxMessageBytes: 'maxMessageBytes',
-  jobId: 'job.jobId',
-  rounds: 'job.rounds',
-  agentsPerRound: 'job.strategy.agentsPerRound',
-  quorum: 'job.quorum',
-  deadlineMs: 'job.deadlineMs',
-  maxAttempts: 'job.maxAttempts',
-  seedsPerAgent: 'job.strategy.seedsPerAgent',
-  seedMode: 'job.strategy.seedMode',
-  poolSize: 'job.strategy.poolSize',
-  sampling: 'job.strategy.sampling',
-  minMemory: 'job.strategy.minMemoryBytes',
-  strategy: 'job.strategy.aggregation',
-  trimFraction: 'job.strategy.trimFraction',
-  clip: 'job.strategy.clip',
-  momentum: 'job.strategy.momentum.beta',
-  momentumWindow: 'job.strategy.momentum.window',
-  lossGuard: 'job.strategy.lossGuard.threshold',
-  plateauPatience: 'job.strategy.plateau.patience',
-  plateauFactor: 'job.strategy.plateau.factor',
-  lr: 'job.strategy.schedule.lr',
-  schedule: 'job.strategy.schedule.kind',
-  minLr: 'job.strategy.schedule.minLr',
-  warmupSteps: 'job.strategy.schedule.warmupSteps',
-  seed: 'job.strategy.seed',
-  epsilon: 'job.epsilon',
-  batchSize: 'job.batchSize',
-  distribution: 'job.distribution',
-  rank: 'job.rank',
-  vPeriod: 'job.strategy.vPeriod',
-  heartbeatMs: 'job.heartbeatMs',
-  token: 'job.token',
-  tlsCert: 'tlsCert',
-  tlsKey: 'tlsKey',
-  tlsClientCa: 'tlsClientCa',
-  snapshotEvery: 'snapshotEvery',
-  snapshotDir: 'snapshotDir',
-  keepVersions: 'keepVersions',
-  compactEvery: 'job.compactEvery',
-  metricsListen: 'metricsListen',
-  metricsToken: 'metricsToken',
-  runRecord: 'runRecord',
-  evalData: 'evalData',
-  evalEvery: 'evalEvery',
-  rateLimit: 'job.rateLimit.perSecond',
-  rateBurst: 'job.rateLimit.burst',
-  logStore: 'logStore',
-  natsReplicas: 'nats.replicas',
-  ...NATS_FLAGS,
-  ...DP_FLAGS,
-  dpFleetSize: 'dp.fleetSize',
-  ...SECURE_AGGREGATION_FLAGS,
-  ...RECORD_DP_FLAGS,
-  dpRecordShardSize: 'recordDp.shardSize',
-  dpRecordFleetSize: 'recordDp.fleetSize',
-};
-
-
+/**
+ * Every flag of `mezo coordinator`, in --help order: its config key and help (cli/command-options.ts derives the
+ * flag's spelling, its MEZO_COORDINATOR_* variable and its parser from these and the schema).
+ */
+export const coordinatorOptions = defineCommandOptions(coordinatorConfigSchema, 'MEZO_COORDINATOR', {
+  ...natsOptionSpecs,
+  ...dpOptionSpecs,
+  ...recordDpOptionSpecs,
+  ...secureAggregationOptionSpecs,
+  config: configFlag('MEZO_COORDINATOR'),
+  listen: { key: 'listen', arg: '<host:port>', help: 'address to serve on (default 0.0.0.0:7070)' },
+  log: { key: 'log', arg: '<path>', help: 'durable update log; reopening it resumes the job' },
+  signingKey: { key: 'signingKey', arg: '<file>', help: 'Ed25519 key that signs the log entries, created when absent (default: coordinator.key next to the log)' },
+  model: { key: 'model', arg: '<dir>', help: 'prepared model directory (default: the embedded default model)' },
+  jobId: { key: 'job.jobId', arg: '<id>', help: 'job id (part of the log header)' },
+  rounds: { key: 'job.rounds', help: 'total rounds of the job' },
+  agentsPerRound: { key: 'job.strategy.agentsPerRound', arg: '<m>', help: 'agents asked per round' },
+  quorum: { key: 'job.quorum', arg: '<k>', help: 'results that close a round (default: all asked)' },
+  deadlineMs: { key: 'job.deadlineMs', arg: '<ms>', help: 'round deadline' },
+  maxAttempts: { key: 'job.maxAttempts', help: 'attempts per round before failing' },
+  seedsPerAgent: { key: 'job.strategy.seedsPerAgent', help: 'seeds each agent evaluates per round' },
+  seedMode: { key: 'job.strategy.seedMode', arg: '<mode>', help: 'shared | distinct | pool' },
+  poolSize: { key: 'job.strategy.poolSize', arg: '<k>', help: 'pool mode: K, the seeds of the job-wide pool' },
+  sampling: { key: 'job.strategy.sampling', arg: '<kind>', help: 'uniform | capability' },
+  minMemory: {
+    key: 'job.strategy.minMemoryBytes',
+    arg: '<size>',
+    parse: size,
+    help: "capability sampling: memory a task needs, e.g. mezo plan's MeZO peak at --batch-size; agents offering less (their --memory-budget when set) are skipped",
+  },
+  strategy: { key: 'job.strategy.aggregation', arg: '<aggregation>', help: 'mean | trimmed-mean | median' },
+  trimFraction: { key: 'job.strategy.trimFraction', arg: '<x>', help: 'trimmed mean: fraction cut from each end' },
+  clip: { key: 'job.strategy.clip', arg: '<x>', help: 'clip |g| before aggregating' },
+  momentum: { key: 'job.strategy.momentum.beta', arg: '<beta>', help: "seed-space momentum: re-apply the last rounds' directions decayed by beta^age (default off)" },
+  momentumWindow: { key: 'job.strategy.momentum.window', arg: '<W>', help: 'rounds of history momentum re-applies (default 4)' },
+  lossGuard: { key: 'job.strategy.lossGuard.threshold', arg: '<sds>', help: "undo the previous round when a round's loss jumps this many running sds above its mean (default off)" },
+  plateauPatience: { key: 'job.strategy.plateau.patience', help: 'cut the rate when the smoothed training loss stalls this many rounds (default off)' },
+  plateauFactor: { key: 'job.strategy.plateau.factor', arg: '<x>', help: 'what each plateau cut multiplies the rate by (default 0.5)' },
+  lr: { key: 'job.strategy.schedule.lr', arg: '<x>', help: 'learning rate' },
+  schedule: { key: 'job.strategy.schedule.kind', arg: '<kind>', help: 'constant | linear | cosine' },
+  minLr: { key: 'job.strategy.schedule.minLr', arg: '<x>', help: 'final rate of linear/cosine' },
+  warmupSteps: { key: 'job.strategy.schedule.warmupSteps', help: 'warm-up rounds' },
+  seed: { key: 'job.strategy.seed', arg: '<n>', help: 'seed of agent sampling and perturbation seeds' },
+  epsilon: { key: 'job.epsilon', arg: '<x>', help: 'perturbation size' },
+  batchSize: { key: 'job.batchSize', help: 'examples per evaluation' },
+  distribution: { key: 'job.distribution', arg: '<kind>', help: 'gaussian | rademacher | lowrank (LOZO: rank-r noise on weight matrices)' },
+  rank: { key: 'job.rank', arg: '<r>', help: 'lowrank: the rank r of each matrix perturbation, 1–64' },
+  vPeriod: { key: 'job.strategy.vPeriod', help: "rounds that share V (the seeds' high word); 1 draws every seed afresh" },
+  heartbeatMs: { key: 'job.heartbeatMs', arg: '<ms>', help: 'ping/heartbeat period' },
+  token: { key: 'job.token', arg: '<token>', help: 'join token agents must present' },
+  metricsListen: { key: 'metricsListen', arg: '<host:port>', help: 'serve the dashboard (/), Prometheus /metrics, /healthz and /readyz here' },
+  metricsToken: { key: 'metricsToken', arg: '<token>', help: 'token the dashboard and metrics require (bearer header, cookie or ?token=)' },
+  runRecord: { key: 'runRecord', arg: '<path>', help: 'write the run record (run.json, for `mezo report`) when the run ends' },
+  evalData: {
+    key: 'evalData',
+    arg: '<file>',
+    help: 'held-out data (.jsonl, .csv, .mzds) to score the weights on (default with the embedded model: its shifted test digits)',
+  },
+  evalEvery: { key: 'evalEvery', help: 'held-out evaluation every n rounds, before the first and after the last (0: never; default: about 10 per run)' },
+  json: { help: 'print the report as JSON even on a terminal (a pipe always gets JSON)' },
+  maxMessageBytes: { key: 'maxMessageBytes', help: 'largest accepted message' },
+  tlsCert: { key: 'tlsCert', arg: '<pem>', help: 'serve TLS with this certificate chain (with --tls-key)' },
+  tlsKey: { key: 'tlsKey', arg: '<pem>', help: 'private key of --tls-cert' },
+  tlsClientCa: { key: 'tlsClientCa', arg: '<pem>', help: 'mutual TLS: require agent certificates signed by this CA' },
+  snapshotEvery: { key: 'snapshotEvery', help: 'snapshot the weights every n versions, so restarts replay only the tail (0: off)' },
+  snapshotDir: { key: 'snapshotDir', arg: '<dir>', help: 'where snapshots go (default: snapshots/ next to the log)' },
+  keepVersions: {
+    key: 'keepVersions',
+    help: 'serve the log only for the newest n versions (never past the newest snapshot); agents further behind download a snapshot',
+  },
+  compactEvery: { key: 'job.compactEvery', help: 'pool mode: append a rebase record (base + the K per-seed coefficient sums) after every n updates' },
+  rateLimit: { key: 'job.rateLimit.perSecond', help: 'messages per second each agent may send (0: unlimited; default 100)' },
+  rateBurst: { key: 'job.rateLimit.burst', help: 'burst of the per-agent rate limit (default 200)' },
+  logStore: { key: 'logStore', arg: '<kind>', help: 'file (the --log file) | jetstream (a JetStream stream on the NATS server; needs --transport nats)' },
+  natsReplicas: { key: 'nats.replicas', help: 'JetStream log: servers that store the stream (default 1)' },
+  dpFleetSize: { key: 'dp.fleetSize', help: 'central DP: agents that may be sampled, to derive the noise multiplier from --dp-epsilon' },
+  dpRecordShardSize: { key: 'recordDp.shardSize', help: "record-level DP: the fewest examples an agent holds (ε is accounted for that agent's data)" },
+  dpRecordFleetSize: { key: 'recordDp.fleetSize', help: 'record-level DP: agents that may be sampled, to derive the noise multiplier from --dp-record-epsilon' },
+});
 
 /** Defaults < --config file < MEZO_COORDINATOR_* < flags. */
 export function resolveCoordinatorConfig(flags: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): CoordinatorConfig {
-  return resolveConfig(coordinatorConfigSchema, { env, envBindings: ENV, ...layeredFlags(flags, FLAGS) });
+  return coordinatorOptions.resolve(flags, env);
 }
 
 /** What a terminal shows besides the logs: progress while the job runs, a summary when it ends. */
@@ -463,65 +450,9 @@ function showProgress(bar: ProgressReporter, coordinator: Coordinator, monitor: 
 }
 
 export function registerCoordinatorCommand(program: Command): void {
-  addSecureAggregationOptions(addRecordDpOptions(addDpOptions(addNatsOptions(program.command('coordinator')))))
+  coordinatorOptions
+    .register(program.command('coordinator'))
     .description('coordinate a federated MeZO job over gRPC or NATS (durable, seed-replayable update log)')
-    .option('--config <file>', 'JSON config file (defaults < file < MEZO_COORDINATOR_* env < flags)')
-    .option('--listen <host:port>', 'address to serve on (default 0.0.0.0:7070)')
-    .option('--log <path>', 'durable update log; reopening it resumes the job')
-    .option('--signing-key <file>', 'Ed25519 key that signs the log entries, created when absent (default: coordinator.key next to the log)')
-    .option('--model <dir>', 'prepared model directory (default: the embedded default model)')
-    .option('--job-id <id>', 'job id (part of the log header)')
-    .option('--rounds <n>', 'total rounds of the job', number)
-    .option('--agents-per-round <m>', 'agents asked per round', number)
-    .option('--quorum <k>', 'results that close a round (default: all asked)', number)
-    .option('--deadline-ms <ms>', 'round deadline', number)
-    .option('--max-attempts <n>', 'attempts per round before failing', number)
-    .option('--seeds-per-agent <n>', 'seeds each agent evaluates per round', number)
-    .option('--seed-mode <mode>', 'shared | distinct | pool')
-    .option('--pool-size <k>', 'pool mode: K, the seeds of the job-wide pool', number)
-    .option('--sampling <kind>', 'uniform | capability')
-    .option('--min-memory <size>', 'capability sampling: memory a task needs, e.g. mezo plan\'s MeZO peak at --batch-size; agents offering less (their --memory-budget when set) are skipped', size)
-    .option('--strategy <aggregation>', 'mean | trimmed-mean | median')
-    .option('--trim-fraction <x>', 'trimmed mean: fraction cut from each end', number)
-    .option('--clip <x>', 'clip |g| before aggregating', number)
-    .option('--momentum <beta>', 'seed-space momentum: re-apply the last rounds\' directions decayed by beta^age (default off)', number)
-    .option('--momentum-window <W>', 'rounds of history momentum re-applies (default 4)', number)
-    .option('--loss-guard <sds>', 'undo the previous round when a round\'s loss jumps this many running sds above its mean (default off)', number)
-    .option('--plateau-patience <n>', 'cut the rate when the smoothed training loss stalls this many rounds (default off)', number)
-    .option('--plateau-factor <x>', 'what each plateau cut multiplies the rate by (default 0.5)', number)
-    .option('--lr <x>', 'learning rate', number)
-    .option('--schedule <kind>', 'constant | linear | cosine')
-    .option('--min-lr <x>', 'final rate of linear/cosine', number)
-    .option('--warmup-steps <n>', 'warm-up rounds', number)
-    .option('--seed <n>', 'seed of agent sampling and perturbation seeds')
-    .option('--epsilon <x>', 'perturbation size', number)
-    .option('--batch-size <n>', 'examples per evaluation', number)
-    .option('--distribution <kind>', 'gaussian | rademacher | lowrank (LOZO: rank-r noise on weight matrices)')
-    .option('--rank <r>', 'lowrank: the rank r of each matrix perturbation, 1–64', number)
-    .option('--v-period <n>', 'rounds that share V (the seeds\' high word); 1 draws every seed afresh', number)
-    .option('--heartbeat-ms <ms>', 'ping/heartbeat period', number)
-    .option('--token <token>', 'join token agents must present')
-    .option('--metrics-listen <host:port>', 'serve the dashboard (/), Prometheus /metrics, /healthz and /readyz here')
-    .option('--metrics-token <token>', 'token the dashboard and metrics require (bearer header, cookie or ?token=)')
-    .option('--run-record <path>', 'write the run record (run.json, for `mezo report`) when the run ends')
-    .option('--eval-data <file>', 'held-out data (.jsonl, .csv, .mzds) to score the weights on (default with the embedded model: its shifted test digits)')
-    .option('--eval-every <n>', 'held-out evaluation every n rounds, before the first and after the last (0: never; default: about 10 per run)', number)
-    .option('--json', 'print the report as JSON even on a terminal (a pipe always gets JSON)')
-    .option('--max-message-bytes <n>', 'largest accepted message', number)
-    .option('--tls-cert <pem>', 'serve TLS with this certificate chain (with --tls-key)')
-    .option('--tls-key <pem>', 'private key of --tls-cert')
-    .option('--tls-client-ca <pem>', 'mutual TLS: require agent certificates signed by this CA')
-    .option('--snapshot-every <n>', 'snapshot the weights every n versions, so restarts replay only the tail (0: off)', number)
-    .option('--snapshot-dir <dir>', 'where snapshots go (default: snapshots/ next to the log)')
-    .option('--keep-versions <n>', 'serve the log only for the newest n versions (never past the newest snapshot); agents further behind download a snapshot', number)
-    .option('--compact-every <n>', 'pool mode: append a rebase record (base + the K per-seed coefficient sums) after every n updates', number)
-    .option('--rate-limit <n>', 'messages per second each agent may send (0: unlimited; default 100)', number)
-    .option('--rate-burst <n>', 'burst of the per-agent rate limit (default 200)', number)
-    .option('--log-store <kind>', 'file (the --log file) | jetstream (a JetStream stream on the NATS server; needs --transport nats)')
-    .option('--nats-replicas <n>', 'JetStream log: servers that store the stream (default 1)', number)
-    .option('--dp-fleet-size <n>', 'central DP: agents that may be sampled, to derive the noise multiplier from --dp-epsilon', number)
-    .option('--dp-record-shard-size <n>', "record-level DP: the fewest examples an agent holds (ε is accounted for that agent's data)", number)
-    .option('--dp-record-fleet-size <n>', 'record-level DP: agents that may be sampled, to derive the noise multiplier from --dp-record-epsilon', number)
     .action(async (flags: Record<string, unknown>) => {
       const config = resolveCoordinatorConfig(flags);
       // A terminal gets a progress bar and a summary; a pipe (or --json) the JSON report, with JSON log lines.

@@ -1,11 +1,10 @@
 /**
  * The NATS options `mezo coordinator` and `mezo agent` share (`--transport nats`): servers, credentials
  * (user/password, token or an nkey seed file), TLS files and the subject prefix, as one `nats` block of the
- * config (defaults < file < MEZO_<ROLE>_NATS_* < flags), plus what the coordinator opens with them.
+ * config (defaults < file < MEZO_<ROLE>_* < flags), plus what the coordinator opens with them.
  */
-import type { Command } from 'commander';
 import { z } from 'zod';
-import type { EnvBinding } from '../shared/config/index.js';
+import type { OptionSpecs } from './command-options.js';
 import type { LogHeaderInput, LogSigner, UpdateLog } from '../shared/log/index.js';
 import type { NatsAuth, NatsConnectOptions, Transport } from '../shared/transport/index.js';
 
@@ -38,48 +37,22 @@ export const natsConfigSchema = z
   .refine((c) => (c.tlsCert === undefined) === (c.tlsKey === undefined), { path: ['tlsKey'], message: '--nats-tls-cert and --nats-tls-key go together' });
 export type NatsConfig = z.output<typeof natsConfigSchema>;
 
-/** MEZO_<ROLE>_NATS_* variables onto the `nats` block. */
-export function natsEnv(prefix: 'MEZO_COORDINATOR' | 'MEZO_AGENT'): Record<string, EnvBinding> {
-  return {
-    [`${prefix}_TRANSPORT`]: { path: 'transport', type: 'string' },
-    [`${prefix}_NATS_URL`]: { path: 'nats.url', type: 'string' },
-    [`${prefix}_NATS_USER`]: { path: 'nats.user', type: 'string' },
-    [`${prefix}_NATS_PASS`]: { path: 'nats.pass', type: 'string' },
-    [`${prefix}_NATS_TOKEN`]: { path: 'nats.token', type: 'string' },
-    [`${prefix}_NATS_NKEY_SEED_FILE`]: { path: 'nats.nkeySeedFile', type: 'string' },
-    [`${prefix}_NATS_TLS_CA`]: { path: 'nats.tlsCa', type: 'string' },
-    [`${prefix}_NATS_TLS_CERT`]: { path: 'nats.tlsCert', type: 'string' },
-    [`${prefix}_NATS_TLS_KEY`]: { path: 'nats.tlsKey', type: 'string' },
-  };
-}
-
-/** commander option names onto config paths. */
-export const NATS_FLAGS: Record<string, string> = {
-  transport: 'transport',
-  natsUrl: 'nats.url',
-  natsUser: 'nats.user',
-  natsPass: 'nats.pass',
-  natsToken: 'nats.token',
-  natsNkeySeedFile: 'nats.nkeySeedFile',
-  natsTlsCa: 'nats.tlsCa',
-  natsTlsCert: 'nats.tlsCert',
-  natsTlsKey: 'nats.tlsKey',
-  natsSubjectPrefix: 'nats.subjectPrefix',
-};
-
-export function addNatsOptions(command: Command): Command {
-  return command
-    .option('--transport <kind>', 'grpc | nats (default grpc)')
-    .option('--nats-url <urls>', 'NATS server URL(s), comma-separated (default nats://127.0.0.1:4222)')
-    .option('--nats-user <name>', 'NATS user (with --nats-pass)')
-    .option('--nats-pass <password>', 'NATS password')
-    .option('--nats-token <token>', 'NATS server token')
-    .option('--nats-nkey-seed-file <file>', 'file holding this client\'s NATS nkey seed')
-    .option('--nats-tls-ca <pem>', 'connect to NATS over TLS, trusting this CA bundle')
-    .option('--nats-tls-cert <pem>', 'mutual TLS to NATS: this client\'s certificate (with --nats-tls-key)')
-    .option('--nats-tls-key <pem>', 'private key of --nats-tls-cert')
-    .option('--nats-subject-prefix <prefix>', 'root of the job\'s NATS subjects (default mezo)');
-}
+/**
+ * The NATS flags (cli/command-options.ts derives each one's MEZO_<ROLE>_* variable, e.g. MEZO_AGENT_NATS_URL,
+ * and parser from these and the schema); `transport` and the `nats` block are config keys of both commands.
+ */
+export const natsOptionSpecs = {
+  transport: { key: 'transport', arg: '<kind>', help: 'grpc | nats (default grpc)' },
+  natsUrl: { key: 'nats.url', arg: '<urls>', help: 'NATS server URL(s), comma-separated (default nats://127.0.0.1:4222)' },
+  natsUser: { key: 'nats.user', arg: '<name>', help: 'NATS user (with --nats-pass)' },
+  natsPass: { key: 'nats.pass', arg: '<password>', help: 'NATS password' },
+  natsToken: { key: 'nats.token', arg: '<token>', help: 'NATS server token' },
+  natsNkeySeedFile: { key: 'nats.nkeySeedFile', arg: '<file>', help: 'file holding this client\'s NATS nkey seed' },
+  natsTlsCa: { key: 'nats.tlsCa', arg: '<pem>', help: 'connect to NATS over TLS, trusting this CA bundle' },
+  natsTlsCert: { key: 'nats.tlsCert', arg: '<pem>', help: 'mutual TLS to NATS: this client\'s certificate (with --nats-tls-key)' },
+  natsTlsKey: { key: 'nats.tlsKey', arg: '<pem>', help: 'private key of --nats-tls-cert' },
+  natsSubjectPrefix: { key: 'nats.subjectPrefix', arg: '<prefix>', help: 'root of the job\'s NATS subjects (default mezo)' },
+} satisfies OptionSpecs;
 
 function natsAuth(config: NatsConfig): NatsAuth | undefined {
   if (config.user !== undefined && config.pass !== undefined) return { user: config.user, pass: config.pass };

@@ -1,7 +1,6 @@
-/** Shared pieces of the commands' option handling: number arguments and flags mapped onto config paths. */
+/** Shared pieces of the commands' option handling: number and size arguments (cli/command-options.ts uses them). */
 import { InvalidArgumentError } from 'commander';
 import { z } from 'zod';
-import type { ConfigLayers } from '../shared/config/index.js';
 import { parseByteSize } from '../shared/plan/byte-size.js';
 
 /** commander argument parser for a finite number. */
@@ -34,21 +33,3 @@ export const byteSize = z.union([z.number(), z.string()]).transform((value, ctx)
     return z.NEVER;
   }
 });
-
-const kebab = (name: string): string => `--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
-
-/**
- * The config layers given on the command line: the flags that were set, moved to their config paths (with
- * their --names for error messages), and the --config file if one was named.
- */
-export function layeredFlags(flags: Record<string, unknown>, table: Record<string, string>): Pick<ConfigLayers, 'flags' | 'flagNames' | 'file'> {
-  const layered: Record<string, unknown> = {};
-  const flagNames: Record<string, string> = {};
-  for (const [option, path] of Object.entries(table)) {
-    if (flags[option] !== undefined) {
-      layered[path] = flags[option];
-      flagNames[path] = kebab(option);
-    }
-  }
-  return { flags: layered, flagNames, ...(typeof flags.config === 'string' ? { file: flags.config } : {}) };
-}

@@ -6,82 +6,73 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { resolveConfig, type EnvBinding } from '../shared/config/index.js';
 import { simulateOptionsSchema, type SimulateOptions, type SimulationReport } from '../simulation/simulate.js';
-import { DP_FLAGS, RECORD_DP_FLAGS, addDpOptions, addRecordDpOptions, formatPrivacy } from './dp-options.js';
+import { dpOptionSpecs, formatPrivacy, recordDpOptionSpecs } from './dp-options.js';
 import { formatRecordPrivacy } from '../shared/privacy/record-dp.js';
-import { layeredFlags, number } from './option-parsing.js';
-import { SECURE_AGGREGATION_FLAGS, addSecureAggregationOptions } from './secure-aggregation-options.js';
+import { configFlag, defineCommandOptions } from './command-options.js';
+import { secureAggregationOptionSpecs } from './secure-aggregation-options.js';
 
 export const DEFAULT_SIMULATE_OUT = 'mezo-simulate';
 
-const ENV: Record<string, EnvBinding> = {
-  MEZO_SIMULATE_AGENTS: { path: 'agents', type: 'number' },
-  MEZO_SIMULATE_AGENTS_PER_ROUND: { path: 'agentsPerRound', type: 'number' },
-  MEZO_SIMULATE_ROUNDS: { path: 'rounds', type: 'number' },
-  MEZO_SIMULATE_TRANSPORT: { path: 'transport', type: 'string' },
-  MEZO_SIMULATE_NATS_URL: { path: 'natsUrl', type: 'string' },
-  MEZO_SIMULATE_SEED: { path: 'seed', type: 'number' },
-  MEZO_SIMULATE_OUT: { path: 'out', type: 'string' },
-  MEZO_SIMULATE_REPLICAS: { path: 'replicas', type: 'number' },
-  MEZO_SIMULATE_DASHBOARD_LISTEN: { path: 'dashboardListen', type: 'string' },
-  MEZO_SIMULATE_DASHBOARD_TOKEN: { path: 'dashboardToken', type: 'string' },
-};
-
-/** Command-line option → config path. */
-const FLAGS: Record<string, string> = {
-  agents: 'agents',
-  agentsPerRound: 'agentsPerRound',
-  rounds: 'rounds',
-  seedsPerAgent: 'seedsPerAgent',
-  seedMode: 'seedMode',
-  poolSize: 'poolSize',
-  transport: 'transport',
-  natsUrl: 'natsUrl',
-  partitioner: 'partitioner',
-  alpha: 'alpha',
-  shardsPerAgent: 'shardsPerAgent',
-  minPerAgent: 'minPerAgent',
-  batchSize: 'batchSize',
-  epsilon: 'epsilon',
-  distribution: 'distribution',
-  rank: 'rank',
-  vPeriod: 'vPeriod',
-  lr: 'schedule.lr',
-  schedule: 'schedule.kind',
-  minLr: 'schedule.minLr',
-  warmupSteps: 'schedule.warmupSteps',
-  strategy: 'aggregation',
-  clip: 'clip',
-  momentum: 'momentum.beta',
-  momentumWindow: 'momentum.window',
-  lossGuard: 'lossGuard.threshold',
-  plateauPatience: 'plateau.patience',
-  plateauFactor: 'plateau.factor',
-  ...DP_FLAGS,
-  ...SECURE_AGGREGATION_FLAGS,
-  ...RECORD_DP_FLAGS,
-  quorum: 'quorum',
-  deadlineMs: 'deadlineMs',
-  maxAttempts: 'maxAttempts',
-  dropout: 'faults.dropout',
-  straggler: 'faults.straggler',
-  crash: 'faults.crash',
-  rejoinMs: 'faults.rejoinMs',
-  byzantine: 'faults.byzantine',
-  attack: 'faults.attack',
-  seed: 'seed',
-  replicas: 'replicas',
-  worker: 'worker',
-  evalEvery: 'evalEvery',
-  out: 'out',
-  dashboardListen: 'dashboardListen',
-  dashboardToken: 'dashboardToken',
-};
+/**
+ * Every flag of `mezo simulate`, in --help order: its config key and help (cli/command-options.ts derives the
+ * flag's spelling, its MEZO_SIMULATE_* variable and its parser from these and the schema).
+ */
+export const simulateOptions = defineCommandOptions(simulateOptionsSchema, 'MEZO_SIMULATE', {
+  ...dpOptionSpecs,
+  ...recordDpOptionSpecs,
+  ...secureAggregationOptionSpecs,
+  config: configFlag('MEZO_SIMULATE'),
+  agents: { key: 'agents', help: 'virtual agents (default 100)' },
+  agentsPerRound: { key: 'agentsPerRound', arg: '<m>', help: 'agents asked per round (default 10)' },
+  rounds: { key: 'rounds', help: 'rounds (default 300)' },
+  seedsPerAgent: { key: 'seedsPerAgent', arg: '<k>', help: 'seeds each asked agent evaluates (default 8 with distinct seeds, else 1)' },
+  seedMode: { key: 'seedMode', arg: '<mode>', help: 'shared | distinct | pool (default distinct)' },
+  poolSize: { key: 'poolSize', arg: '<K>', help: 'seeds in the pool (seed mode pool)' },
+  transport: { key: 'transport', arg: '<kind>', help: 'memory | grpc | nats (default memory)' },
+  natsUrl: { key: 'natsUrl', arg: '<url>', help: 'NATS server for --transport nats (default: start nats-server from PATH)' },
+  partitioner: { key: 'partitioner', arg: '<kind>', help: 'iid | dirichlet | label-shards (default dirichlet)' },
+  alpha: { key: 'alpha', arg: '<x>', help: 'Dirichlet concentration (default 0.5; smaller is more skewed)' },
+  shardsPerAgent: { key: 'shardsPerAgent', help: 'label shards per agent' },
+  minPerAgent: { key: 'minPerAgent', help: 'digits per agent at least (the pool repeats when needed)' },
+  batchSize: { key: 'batchSize', help: 'examples per task (default 32)' },
+  epsilon: { key: 'epsilon', arg: '<x>', help: 'perturbation size ε' },
+  distribution: { key: 'distribution', arg: '<kind>', help: 'gaussian | rademacher | lowrank (LOZO: rank-r noise on weight matrices)' },
+  rank: { key: 'rank', arg: '<r>', help: 'lowrank: the rank r of each matrix perturbation, 1–64' },
+  vPeriod: { key: 'vPeriod', help: "rounds that share V (the seeds' high word); 1 draws every seed afresh" },
+  lr: { key: 'schedule.lr', arg: '<x>', help: 'peak learning rate (default 8e-3 at 80 distinct seeds per round; docs/learning.md)' },
+  schedule: { key: 'schedule.kind', arg: '<kind>', help: 'constant | linear | cosine (default cosine, decaying over the run)' },
+  minLr: { key: 'schedule.minLr', arg: '<x>', help: 'final learning rate of linear/cosine' },
+  warmupSteps: { key: 'schedule.warmupSteps', help: 'linear warm-up rounds' },
+  strategy: { key: 'aggregation', arg: '<kind>', help: 'aggregation: mean | trimmed-mean | median (default mean)' },
+  clip: { key: 'clip', arg: '<x>', help: 'clip each |g| to this bound before aggregating' },
+  momentum: { key: 'momentum.beta', arg: '<beta>', help: "seed-space momentum: re-apply the last rounds' directions decayed by beta^age (default off)" },
+  momentumWindow: { key: 'momentum.window', arg: '<W>', help: 'rounds of history momentum re-applies (default 4)' },
+  lossGuard: { key: 'lossGuard.threshold', arg: '<sds>', help: "undo the previous round when a round's loss jumps this many running sds above its mean (default off)" },
+  plateauPatience: { key: 'plateau.patience', help: 'cut the rate when the smoothed training loss stalls this many rounds (default off)' },
+  plateauFactor: { key: 'plateau.factor', arg: '<x>', help: 'what each plateau cut multiplies the rate by (default 0.5)' },
+  quorum: { key: 'quorum', arg: '<fraction>', help: 'fraction of the asked agents that closes a round (default 1; 0.5 with dropout or crashes)' },
+  deadlineMs: { key: 'deadlineMs', help: 'round deadline' },
+  maxAttempts: { key: 'maxAttempts', help: 'attempts per round before the run fails' },
+  dropout: { key: 'faults.dropout', arg: '<p>', help: 'probability an answer is lost' },
+  straggler: { key: 'faults.straggler', arg: '<spec>', help: 'answer latency: none | exp:MEAN_MS | lognormal:MEDIAN_MS:SIGMA | uniform:MIN_MS:MAX_MS' },
+  crash: { key: 'faults.crash', arg: '<p>', help: 'probability an agent crashes on a task and rejoins later' },
+  rejoinMs: { key: 'faults.rejoinMs', help: 'how long a crashed agent stays away' },
+  byzantine: { key: 'faults.byzantine', arg: '<fraction>', help: 'fraction of agents that forge their answers' },
+  attack: { key: 'faults.attack', arg: '<kind>', help: 'sign-flip | scale | random (default sign-flip)' },
+  seed: { key: 'seed', help: 'seed of the data split, device shifts, sampling, seeds and faults' },
+  replicas: { key: 'replicas', help: 'weight replicas the virtual agents share (default 1)' },
+  worker: { key: 'worker', negate: true, help: 'run the replicas on the main thread' },
+  evalEvery: { key: 'evalEvery', help: 'evaluate the shifted-test accuracy every n rounds' },
+  out: { key: 'out', arg: '<dir>', help: `output directory: update.log, report.json, run.json (default ${DEFAULT_SIMULATE_OUT})` },
+  dashboardListen: { key: 'dashboardListen', arg: '<host:port>', help: 'serve the live dashboard and /metrics here while the run lasts (port 0: any)' },
+  dashboardToken: { key: 'dashboardToken', arg: '<token>', help: 'token the dashboard asks for (default: none)' },
+  json: { help: 'print the report as JSON on stdout' },
+});
 
 /** Resolves the configuration from defaults, --config, MEZO_SIMULATE_* and flags; the report goes to ./mezo-simulate by default. */
 export function resolveSimulateConfig(flags: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): SimulateOptions & { out: string } {
-  const config = resolveConfig(simulateOptionsSchema, { env, envBindings: ENV, ...layeredFlags(flags, FLAGS) });
+  const config = simulateOptions.resolve(flags, env);
   return { ...config, out: config.out ?? DEFAULT_SIMULATE_OUT };
 }
 
@@ -139,56 +130,11 @@ export function formatSimulationReport(report: SimulationReport, files: { log: s
 }
 
 export function registerSimulateCommand(program: Command): void {
-  addSecureAggregationOptions(addRecordDpOptions(addDpOptions(program.command('simulate'))))
+  simulateOptions
+    .register(program.command('simulate'))
     .description('simulate a federated fine-tune on this machine: the default model, N virtual agents, the coordinator')
-    .option('--config <file>', 'JSON config file (defaults < file < MEZO_SIMULATE_* env < flags)')
-    .option('--agents <n>', 'virtual agents (default 100)', number)
-    .option('--agents-per-round <m>', 'agents asked per round (default 10)', number)
-    .option('--rounds <n>', 'rounds (default 300)', number)
-    .option('--seeds-per-agent <k>', 'seeds each asked agent evaluates (default 8 with distinct seeds, else 1)', number)
-    .option('--seed-mode <mode>', 'shared | distinct | pool (default distinct)')
-    .option('--pool-size <K>', 'seeds in the pool (seed mode pool)', number)
-    .option('--transport <kind>', 'memory | grpc | nats (default memory)')
-    .option('--nats-url <url>', 'NATS server for --transport nats (default: start nats-server from PATH)')
-    .option('--partitioner <kind>', 'iid | dirichlet | label-shards (default dirichlet)')
-    .option('--alpha <x>', 'Dirichlet concentration (default 0.5; smaller is more skewed)', number)
-    .option('--shards-per-agent <n>', 'label shards per agent', number)
-    .option('--min-per-agent <n>', 'digits per agent at least (the pool repeats when needed)', number)
-    .option('--batch-size <n>', 'examples per task (default 32)', number)
-    .option('--epsilon <x>', 'perturbation size ε', number)
-    .option('--distribution <kind>', 'gaussian | rademacher | lowrank (LOZO: rank-r noise on weight matrices)')
-    .option('--rank <r>', 'lowrank: the rank r of each matrix perturbation, 1–64', number)
-    .option('--v-period <n>', 'rounds that share V (the seeds\' high word); 1 draws every seed afresh', number)
-    .option('--lr <x>', 'peak learning rate (default 8e-3 at 80 distinct seeds per round; docs/learning.md)', number)
-    .option('--schedule <kind>', 'constant | linear | cosine (default cosine, decaying over the run)')
-    .option('--min-lr <x>', 'final learning rate of linear/cosine', number)
-    .option('--warmup-steps <n>', 'linear warm-up rounds', number)
-    .option('--strategy <kind>', 'aggregation: mean | trimmed-mean | median (default mean)')
-    .option('--clip <x>', 'clip each |g| to this bound before aggregating', number)
-    .option('--momentum <beta>', 'seed-space momentum: re-apply the last rounds\' directions decayed by beta^age (default off)', number)
-    .option('--momentum-window <W>', 'rounds of history momentum re-applies (default 4)', number)
-    .option('--loss-guard <sds>', 'undo the previous round when a round\'s loss jumps this many running sds above its mean (default off)', number)
-    .option('--plateau-patience <n>', 'cut the rate when the smoothed training loss stalls this many rounds (default off)', number)
-    .option('--plateau-factor <x>', 'what each plateau cut multiplies the rate by (default 0.5)', number)
-    .option('--quorum <fraction>', 'fraction of the asked agents that closes a round (default 1; 0.5 with dropout or crashes)', number)
-    .option('--deadline-ms <n>', 'round deadline', number)
-    .option('--max-attempts <n>', 'attempts per round before the run fails', number)
-    .option('--dropout <p>', 'probability an answer is lost', number)
-    .option('--straggler <spec>', 'answer latency: none | exp:MEAN_MS | lognormal:MEDIAN_MS:SIGMA | uniform:MIN_MS:MAX_MS')
-    .option('--crash <p>', 'probability an agent crashes on a task and rejoins later', number)
-    .option('--rejoin-ms <n>', 'how long a crashed agent stays away', number)
-    .option('--byzantine <fraction>', 'fraction of agents that forge their answers', number)
-    .option('--attack <kind>', 'sign-flip | scale | random (default sign-flip)')
-    .option('--seed <n>', 'seed of the data split, device shifts, sampling, seeds and faults', number)
-    .option('--replicas <n>', 'weight replicas the virtual agents share (default 1)', number)
-    .option('--no-worker', 'run the replicas on the main thread')
-    .option('--eval-every <n>', 'evaluate the shifted-test accuracy every n rounds', number)
-    .option('--out <dir>', `output directory: update.log, report.json, run.json (default ${DEFAULT_SIMULATE_OUT})`)
-    .option('--dashboard-listen <host:port>', 'serve the live dashboard and /metrics here while the run lasts (port 0: any)')
-    .option('--dashboard-token <token>', 'token the dashboard asks for (default: none)')
-    .option('--json', 'print the report as JSON on stdout')
     .action(async (flags: Record<string, unknown>) => {
-      const config = resolveSimulateConfig({ ...flags, worker: flags.worker === false ? false : undefined });
+      const config = resolveSimulateConfig(flags);
       const { runSimulation } = await import('../simulation/simulate.js');
       // A simulation's output is its progress and report; per-round and per-agent info lines would bury them.
       if (process.env.MEZO_LOG_LEVEL === undefined) (await import('../shared/logger.js')).logger.level = 'warn';

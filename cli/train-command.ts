@@ -8,11 +8,10 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import { z } from 'zod';
-import { resolveConfig, type EnvBinding } from '../shared/config/index.js';
 import { localTrainOptionsSchema, type LocalTrainReport } from '../edge-agent/local-trainer.js';
 import { lrScheduleWithDefault } from '../shared/optim/lr-schedule.js';
 import { refinePerturbation } from '../shared/optim/perturbation.js';
-import { layeredFlags, number } from './option-parsing.js';
+import { configFlag, defineCommandOptions } from './command-options.js';
 import { formatRecordPrivacy } from '../shared/privacy/record-dp.js';
 import type { Manifest } from '../shared/model/index.js';
 
@@ -76,58 +75,57 @@ export const trainConfigSchema = z.strictObject({
 });
 export type TrainConfig = z.output<typeof trainConfigSchema>;
 
-const ENV: Record<string, EnvBinding> = {
-  MEZO_TRAIN_MODEL: { path: 'model', type: 'string' },
-  MEZO_TRAIN_DATA: { path: 'data', type: 'string' },
-  MEZO_TRAIN_OUT: { path: 'out', type: 'string' },
-  MEZO_TRAIN_STEPS: { path: 'train.steps', type: 'number' },
-  MEZO_TRAIN_BATCH_SIZE: { path: 'train.batchSize', type: 'number' },
-  MEZO_TRAIN_LR: { path: 'train.schedule.lr', type: 'number' },
-  MEZO_TRAIN_EPSILON: { path: 'train.epsilon', type: 'number' },
-  MEZO_TRAIN_SEED: { path: 'train.seed', type: 'string' },
-  MEZO_TRAIN_THREADS: { path: 'threads', type: 'number' },
-  MEZO_TRAIN_RESTORE: { path: 'restore', type: 'string' },
-};
-
-/** Command-line option → config path. */
-const FLAGS: Record<string, string> = {
-  model: 'model',
-  data: 'data',
-  heldOut: 'heldOut',
-  agents: 'agents',
-  out: 'out',
-  worker: 'worker',
-  threads: 'threads',
-  noiseThreads: 'noiseThreads',
-  restore: 'restore',
-  steps: 'train.steps',
-  batchSize: 'train.batchSize',
-  epsilon: 'train.epsilon',
-  lr: 'train.schedule.lr',
-  schedule: 'train.schedule.kind',
-  minLr: 'train.schedule.minLr',
-  warmupSteps: 'train.schedule.warmupSteps',
-  perturbations: 'train.perturbations',
-  distribution: 'train.distribution',
-  rank: 'train.rank',
-  vPeriod: 'train.vPeriod',
-  clip: 'train.clip',
-  dpRecordClip: 'train.recordDp.clip',
-  dpRecordNoiseMultiplier: 'train.recordDp.noiseMultiplier',
-  dpRecordEpsilon: 'train.recordDp.epsilon',
-  dpRecordDelta: 'train.recordDp.delta',
-  weightDecay: 'train.weightDecay',
-  evalEvery: 'train.evalEvery',
-  patience: 'train.earlyStop.patience',
-  minDelta: 'train.earlyStop.minDelta',
-  seed: 'train.seed',
-  jobId: 'train.jobId',
-};
-
+/**
+ * Every flag of `mezo train`, in --help order: its config key and help (cli/command-options.ts derives the flag's
+ * spelling, its MEZO_TRAIN_* variable and its parser from these and the schema).
+ */
+export const trainOptions = defineCommandOptions(trainConfigSchema, 'MEZO_TRAIN', {
+  config: configFlag('MEZO_TRAIN'),
+  model: { key: 'model', arg: '<dir>', help: 'prepared model directory (default: the embedded default model)' },
+  data: { key: 'data', arg: '<file>', help: 'training data: .jsonl, .csv or .mzds (default: the default task)' },
+  heldOut: { key: 'heldOut', arg: '<file>', help: 'held-out data for evaluation' },
+  agents: { key: 'agents', help: 'default task: number of simulated devices whose data is pooled' },
+  out: { key: 'out', arg: '<dir>', help: 'output directory: update.log, trained.slab, report.json' },
+  steps: { key: 'train.steps', help: `MeZO steps (default ${DEFAULT_STEPS})` },
+  batchSize: { key: 'train.batchSize', help: 'examples per step' },
+  epsilon: { key: 'train.epsilon', arg: '<x>', help: 'perturbation size ε' },
+  lr: { key: 'train.schedule.lr', arg: '<x>', help: `peak learning rate (default ${DEFAULT_LR})` },
+  schedule: { key: 'train.schedule.kind', arg: '<kind>', help: `constant | linear | cosine (default ${DEFAULT_SCHEDULE}, decaying over the run)` },
+  minLr: { key: 'train.schedule.minLr', arg: '<x>', help: 'final learning rate of linear/cosine' },
+  warmupSteps: { key: 'train.schedule.warmupSteps', help: 'linear warm-up steps' },
+  perturbations: { key: 'train.perturbations', arg: '<q>', help: `perturbations per step (default ${DEFAULT_PERTURBATIONS})` },
+  distribution: { key: 'train.distribution', arg: '<kind>', help: 'gaussian | rademacher | lowrank (LOZO: rank-r noise on weight matrices)' },
+  rank: { key: 'train.rank', arg: '<r>', help: 'lowrank: the rank r of each matrix perturbation, 1–64' },
+  vPeriod: { key: 'train.vPeriod', help: "lowrank: steps that share V (the seeds' high word); 1 draws every seed afresh" },
+  clip: { key: 'train.clip', arg: '<x>', help: 'clip |g| to this bound' },
+  dpRecordClip: {
+    key: 'train.recordDp.clip',
+    arg: '<x>',
+    help: "record-level DP: clip each example's projected gradient (over a step's perturbations, L2) to this (docs/privacy.md)",
+  },
+  dpRecordNoiseMultiplier: { key: 'train.recordDp.noiseMultiplier', arg: '<x>', help: "record-level DP: noise standard deviation on each step's sum, in units of the clip" },
+  dpRecordEpsilon: {
+    key: 'train.recordDp.epsilon',
+    arg: '<x>',
+    help: 'record-level DP: the ε budget for the training data (derives the noise multiplier when none is given)',
+  },
+  dpRecordDelta: { key: 'train.recordDp.delta', arg: '<x>', help: 'record-level DP: δ (default 1e-5)' },
+  weightDecay: { key: 'train.weightDecay', arg: '<x>', help: 'decoupled weight decay on weight matrices' },
+  evalEvery: { key: 'train.evalEvery', help: 'evaluate on held-out data every n steps (0: only at the end)' },
+  patience: { key: 'train.earlyStop.patience', help: 'early stop after n evaluations without improvement' },
+  minDelta: { key: 'train.earlyStop.minDelta', arg: '<x>', help: 'improvement that counts for early stopping' },
+  seed: { key: 'train.seed', arg: '<n>', help: 'seed of perturbations, batch order and the default task' },
+  jobId: { key: 'train.jobId', arg: '<id>', help: 'job id recorded in the update log' },
+  threads: { key: 'threads', help: 'onnxruntime intra-op threads' },
+  noiseThreads: { key: 'noiseThreads', help: 'native noise threads' },
+  restore: { key: 'restore', arg: '<mode>', help: 'reload (exact: canonical weights kept on disk) | subtract (no copy, last-bit drift)' },
+  worker: { key: 'worker', negate: true, help: 'run the model on the main thread' },
+  json: { help: 'print the report as JSON on stdout' },
+});
 
 /** Resolves the configuration from defaults, --config, MEZO_TRAIN_* and flags. */
 export function resolveTrainConfig(flags: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): TrainConfig {
-  return resolveConfig(trainConfigSchema, { env, envBindings: ENV, ...layeredFlags(flags, FLAGS) });
+  return trainOptions.resolve(flags, env);
 }
 
 export interface TrainOutcome {
@@ -209,44 +207,11 @@ export async function runTrain(config: TrainConfig, options: { quiet?: boolean }
 }
 
 export function registerTrainCommand(program: Command): void {
-  program
-    .command('train')
+  trainOptions
+    .register(program.command('train'))
     .description('fine-tune a prepared model locally with MeZO (default: the embedded default model and task)')
-    .option('--config <file>', 'JSON config file (defaults < file < MEZO_TRAIN_* env < flags)')
-    .option('--model <dir>', 'prepared model directory (default: the embedded default model)')
-    .option('--data <file>', 'training data: .jsonl, .csv or .mzds (default: the default task)')
-    .option('--held-out <file>', 'held-out data for evaluation')
-    .option('--agents <n>', 'default task: number of simulated devices whose data is pooled', number)
-    .option('--out <dir>', 'output directory: update.log, trained.slab, report.json')
-    .option('--steps <n>', `MeZO steps (default ${DEFAULT_STEPS})`, number)
-    .option('--batch-size <n>', 'examples per step', number)
-    .option('--epsilon <x>', 'perturbation size ε', number)
-    .option('--lr <x>', `peak learning rate (default ${DEFAULT_LR})`, number)
-    .option('--schedule <kind>', `constant | linear | cosine (default ${DEFAULT_SCHEDULE}, decaying over the run)`)
-    .option('--min-lr <x>', 'final learning rate of linear/cosine', number)
-    .option('--warmup-steps <n>', 'linear warm-up steps', number)
-    .option('--perturbations <q>', `perturbations per step (default ${DEFAULT_PERTURBATIONS})`, number)
-    .option('--distribution <kind>', 'gaussian | rademacher | lowrank (LOZO: rank-r noise on weight matrices)')
-    .option('--rank <r>', 'lowrank: the rank r of each matrix perturbation, 1–64', number)
-    .option('--v-period <n>', 'lowrank: steps that share V (the seeds\' high word); 1 draws every seed afresh', number)
-    .option('--clip <x>', 'clip |g| to this bound', number)
-    .option('--dp-record-clip <x>', "record-level DP: clip each example's projected gradient (over a step's perturbations, L2) to this (docs/privacy.md)", number)
-    .option('--dp-record-noise-multiplier <x>', 'record-level DP: noise standard deviation on each step\'s sum, in units of the clip', number)
-    .option('--dp-record-epsilon <x>', 'record-level DP: the ε budget for the training data (derives the noise multiplier when none is given)', number)
-    .option('--dp-record-delta <x>', 'record-level DP: δ (default 1e-5)', number)
-    .option('--weight-decay <x>', 'decoupled weight decay on weight matrices', number)
-    .option('--eval-every <n>', 'evaluate on held-out data every n steps (0: only at the end)', number)
-    .option('--patience <n>', 'early stop after n evaluations without improvement', number)
-    .option('--min-delta <x>', 'improvement that counts for early stopping', number)
-    .option('--seed <n>', 'seed of perturbations, batch order and the default task')
-    .option('--job-id <id>', 'job id recorded in the update log')
-    .option('--threads <n>', 'onnxruntime intra-op threads', number)
-    .option('--noise-threads <n>', 'native noise threads', number)
-    .option('--restore <mode>', 'reload (exact: canonical weights kept on disk) | subtract (no copy, last-bit drift)')
-    .option('--no-worker', 'run the model on the main thread')
-    .option('--json', 'print the report as JSON on stdout')
     .action(async (flags: Record<string, unknown>) => {
-      const config = resolveTrainConfig({ ...flags, worker: flags.worker === false ? false : undefined });
+      const config = resolveTrainConfig(flags);
       const { report, files } = await runTrain(config);
       if (flags.json) {
         process.stdout.write(`${JSON.stringify(report)}\n`);

@@ -16,6 +16,8 @@ type Plain = Record<string, unknown>;
 export interface EnvBinding {
   path: string;
   type: 'string' | 'number' | 'boolean' | 'json';
+  /** Reads the text instead of `type` (the flag's own parser, e.g. a size such as "512MiB"); a throw names the variable. */
+  parse?: (text: string) => unknown;
 }
 
 export interface ConfigLayers {
@@ -56,7 +58,14 @@ function mergeInto(target: Plain, layer: Plain, sources: Map<string, string>, so
   }
 }
 
-function parseEnvValue(name: string, text: string, type: EnvBinding['type']): unknown {
+function parseEnvValue(name: string, text: string, type: EnvBinding['type'], parse: EnvBinding['parse']): unknown {
+  if (parse) {
+    try {
+      return parse(text);
+    } catch (err) {
+      throw new ConfigError(`config: ${name}: ${(err as Error).message}, got ${JSON.stringify(text)}`, { cause: err });
+    }
+  }
   switch (type) {
     case 'string':
       return text;
@@ -104,7 +113,7 @@ export function resolveConfig<S extends z.ZodType>(schema: S, layers: ConfigLaye
   const env = layers.env ?? process.env;
   for (const [name, binding] of Object.entries(layers.envBindings ?? {})) {
     const text = env[name];
-    if (text !== undefined) setPath(merged, binding.path, parseEnvValue(name, text, binding.type), sources, name);
+    if (text !== undefined) setPath(merged, binding.path, parseEnvValue(name, text, binding.type, binding.parse), sources, name);
   }
   for (const [path, value] of Object.entries(layers.flags ?? {})) {
     if (value !== undefined) setPath(merged, path, value, sources, layers.flagNames?.[path] ?? `--${path}`);
