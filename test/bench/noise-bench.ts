@@ -41,8 +41,8 @@ export async function benchNoise(options: { elements?: number; repetitions?: num
   }
   const entries8 = PackedEntries.from(Array.from({ length: 8 }, (_, k) => ({ seed: BigInt(1000 + k), coeff: 1e-6 })));
   const rows: Row[] = [];
-  const add = (name: string, implementation: string, threads: number, run: () => void, updates = elements, reps = repetitions): void => {
-    slab.fill(0.01);
+  const add = (name: string, implementation: string, threads: number, run: () => void, updates = elements, reps = repetitions, on: Float32Array = slab): void => {
+    on.fill(0.01);
     rows.push({ name, implementation, threads, timing: time(run, { repetitions: reps }), elementUpdates: updates });
   };
 
@@ -68,16 +68,25 @@ export async function benchNoise(options: { elements?: number; repetitions?: num
     rows.push({ name: 'perturb gaussian', implementation: `native ${generic.simd}`, threads: 1, timing: generic.gaussian, elementUpdates: elements });
     rows.push({ name: 'perturb rademacher', implementation: `native ${generic.simd}`, threads: 1, timing: generic.rademacher, elementUpdates: elements });
   }
-  // The WebAssembly kernel (browsers' kernel) in this process's V8: its SIMD path, and the portable C++ loops
-  // compiled alone to show what that path gains. Each call copies the slab through the module's memory.
+  // The WebAssembly kernel (browsers' kernel) in this process's V8. 'wasm simd128': its SIMD path on a slab in
+  // the module's memory (allocateSlab), worked on in place, which is what the browser agent runs; 'wasm simd128
+  // copied': the same on a plain Float32Array, copied into the module and back per call (any other caller's
+  // path); 'wasm portable': the portable C++ loops alone, in place, to show what the SIMD path gains.
   const wasmKernel = await loadWasmKernel();
   const wasm = new NoiseEngine(wasmKernel);
+  const wasmSlab = wasmKernel.allocateSlab(elements);
+  if (!wasmKernel.inPlace(wasmSlab)) throw new Error('noise bench: the wasm slab is not worked on in place');
   const oneEntry = PackedEntries.from([{ seed: 42n, coeff: 1e-3 }]);
-  add('perturb gaussian', 'wasm simd128', 1, () => wasm.perturb(slab, 42n, 1e-3));
-  add('perturb rademacher', 'wasm simd128', 1, () => wasm.perturb(slab, 42n, 1e-3, { distribution: 'rademacher' }));
-  add('accumulate 8 gaussian', 'wasm simd128', 1, () => wasm.accumulate(slab, entries8), elements * 8);
-  add('perturb gaussian', 'wasm portable', 1, () =>
-    wasmKernel.accumulatePortable(slab, oneEntry.keys, oneEntry.coeffs, 0, 0, elements, 0),
+  const onWasm = (name: string, implementation: string, run: () => void, updates = elements): void =>
+    add(name, implementation, 1, run, updates, repetitions, wasmSlab);
+  onWasm('perturb gaussian', 'wasm simd128', () => wasm.perturb(wasmSlab, 42n, 1e-3));
+  onWasm('perturb rademacher', 'wasm simd128', () => wasm.perturb(wasmSlab, 42n, 1e-3, { distribution: 'rademacher' }));
+  onWasm('accumulate 8 gaussian', 'wasm simd128', () => wasm.accumulate(wasmSlab, entries8), elements * 8);
+  add('perturb gaussian', 'wasm simd128 copied', 1, () => wasm.perturb(slab, 42n, 1e-3));
+  add('perturb rademacher', 'wasm simd128 copied', 1, () => wasm.perturb(slab, 42n, 1e-3, { distribution: 'rademacher' }));
+  add('accumulate 8 gaussian', 'wasm simd128 copied', 1, () => wasm.accumulate(slab, entries8), elements * 8);
+  onWasm('perturb gaussian', 'wasm portable', () =>
+    wasmKernel.accumulatePortable(wasmSlab, oneEntry.keys, oneEntry.coeffs, 0, 0, elements, 0),
   );
   const jsReps = Math.max(3, Math.floor(repetitions / 2));
   add('perturb gaussian', 'js', 1, () => js.perturb(slab, 42n, 1e-3), elements, jsReps);
@@ -108,10 +117,16 @@ export async function benchNoise(options: { elements?: number; repetitions?: num
     const ratio = floorNs / nsPer(rademacher);
     targets.push({ target: 'native rademacher speed / floor speed', value: ratio, goal: '>= 0.8', met: ratio >= 0.8 });
   }
-  const wasmGaussian = find('perturb gaussian', 'wasm simd128');
-  if (gaussian && wasmGaussian) {
-    const ratio = nsPer(gaussian) / nsPer(wasmGaussian);
-    targets.push({ target: `wasm gaussian speed / native ${native?.kernel.simd} gaussian speed`, value: ratio, goal: '>= 0.3', met: ratio >= 0.3 });
+  // The target is the browser agent's path (slab in the module's memory); the copying path is shown beside it.
+  for (const [implementation, label] of [
+    ['wasm simd128', 'slab in module memory'],
+    ['wasm simd128 copied', 'slab copied through'],
+  ] as const) {
+    const wasmGaussian = find('perturb gaussian', implementation);
+    if (gaussian && wasmGaussian) {
+      const ratio = nsPer(gaussian) / nsPer(wasmGaussian);
+      targets.push({ target: `wasm gaussian speed (${label}) / native ${native?.kernel.simd} gaussian speed`, value: ratio, goal: '>= 0.3', met: ratio >= 0.3 });
+    }
   }
   if (gaussian && accumulate8) {
     const ratio = nsPer(accumulate8) / nsPer(gaussian);
