@@ -3,13 +3,14 @@
  * model on the calling thread, the worker one (worker-backend.ts) on a worker thread so the caller's event loop
  * stays free for heartbeats and cancellation while onnxruntime computes.
  */
+import type { Estimator } from '../shared/optim/estimator.js';
 import type { Manifest, PreparedModel, RunResult, TrainableSession } from '../shared/model/index.js';
 import { createTrainableSession, paddingRanges, slabSha256 } from '../shared/model/index.js';
 import type { NoiseEngine } from '../shared/noise/engine.js';
 import type { Distribution, Seed } from '../shared/noise/index.js';
 import { feedsForBatch, type BatchData } from './batch-feeds.js';
 import { MezoEvaluator, type SeedEvaluation, type UpdateRule } from './mezo-evaluator.js';
-import { FileSlabCheckpoint, MemorySlabCheckpoint, type SlabCheckpoint } from './slab-checkpoint.js';
+import { MemorySlabCheckpoint, type SlabCheckpoint } from './slab-checkpoint.js';
 import { checkPerturbation, noiseModeFor } from '../shared/optim/perturbation.js';
 
 /** Record-level DP for one evaluation: clip and noise per example, g divided by the task's batch size. */
@@ -44,9 +45,10 @@ export interface MezoBackend {
   load(slab: Float32Array): Promise<void>;
   /**
    * Two perturbed losses per seed on one batch; with `fuse`, each restore also applies the seed's update. With
-   * `recordDp`, g is clipped per example and noised (shared/privacy/record-dp.ts).
+   * `recordDp`, g is clipped per example and noised (shared/privacy/record-dp.ts). With the `forward` estimator
+   * (shared/optim/estimator.ts), one loss per seed centred on the seeds' mean.
    */
-  evaluate(seeds: readonly Seed[], epsilon: number, batch: BatchData, fuse?: UpdateRule, recordDp?: RecordDpEvaluation): Promise<SeedEvaluation[]>;
+  evaluate(seeds: readonly Seed[], epsilon: number, batch: BatchData, fuse?: UpdateRule, recordDp?: RecordDpEvaluation, estimator?: Estimator): Promise<SeedEvaluation[]>;
   /** Weight decay (optional), then θ += Σ coeff·z(seed) in order, in one pass. */
   apply(terms: ReadonlyArray<{ seed: Seed; coeff: number }>, decay?: DecayUpdate): Promise<void>;
   /** Loss (and correct count) of the current weights on a batch. */
@@ -71,6 +73,11 @@ export interface BackendOptions {
   checkpointPath?: string;
   /** Keep the checkpoint in memory instead (twice the weights' memory: simulation workers and tests). */
   checkpointInMemory?: boolean;
+  /**
+   * Where the checkpoint lives, given by the caller (a platform's own storage): takes precedence over
+   * checkpointPath and checkpointInMemory. Default: a file (file-slab-checkpoint.ts).
+   */
+  checkpoint?: (length: number) => SlabCheckpoint;
 }
 
 /** What `load` accepts: a Float32Array of exactly `length` finite values (checked before anything changes). */
@@ -82,9 +89,12 @@ export function checkLoadable(slab: unknown, length: number): asserts slab is Fl
   }
 }
 
-function createCheckpoint(length: number, options: BackendOptions): SlabCheckpoint | undefined {
+async function createCheckpoint(length: number, options: BackendOptions): Promise<SlabCheckpoint | undefined> {
   if ((options.restore ?? 'reload') === 'subtract') return undefined;
+  if (options.checkpoint) return options.checkpoint(length);
   if (options.checkpointInMemory) return new MemorySlabCheckpoint();
+  // The Node default, loaded only when used: a browser passes checkpointInMemory or its own checkpoint.
+  const { FileSlabCheckpoint } = await import('./file-slab-checkpoint.js');
   return new FileSlabCheckpoint(length, options.checkpointPath);
 }
 
@@ -115,18 +125,21 @@ export class InProcessBackend implements MezoBackend {
     if (restore !== 'reload' && restore !== 'subtract') {
       throw new RangeError(`options.restore must be 'reload' or 'subtract', got ${JSON.stringify(restore)}`);
     }
+    if (options.checkpoint !== undefined && typeof options.checkpoint !== 'function') {
+      throw new TypeError(`options.checkpoint must be a function (length) => SlabCheckpoint, got ${typeof options.checkpoint}`);
+    }
     const session = await createTrainableSession(prepared, {
       slab: options.slab ?? prepared.slab.slice(),
       ...(options.intraOpThreads !== undefined ? { intraOpThreads: options.intraOpThreads } : {}),
     });
-    const checkpoint = createCheckpoint(session.slab.length, options);
+    const checkpoint = await createCheckpoint(session.slab.length, options);
     return new InProcessBackend(session, engine, options.distribution ?? 'gaussian', checkpoint, options.rank);
   }
 
-  async evaluate(seeds: readonly Seed[], epsilon: number, batch: BatchData, fuse?: UpdateRule, recordDp?: RecordDpEvaluation): Promise<SeedEvaluation[]> {
+  async evaluate(seeds: readonly Seed[], epsilon: number, batch: BatchData, fuse?: UpdateRule, recordDp?: RecordDpEvaluation, estimator?: Estimator): Promise<SeedEvaluation[]> {
     const feeds = feedsForBatch(this.manifest, batch);
-    if (recordDp) return this.evaluator.evaluateRecordDp(seeds, epsilon, () => this.session.runPerExample(feeds), recordDp, recordDp.batchSize, fuse);
-    return this.evaluator.evaluate(seeds, epsilon, async () => (await this.session.run(feeds)).loss, fuse);
+    if (recordDp) return this.evaluator.evaluateRecordDp(seeds, epsilon, () => this.session.runPerExample(feeds), recordDp, recordDp.batchSize, fuse, estimator);
+    return this.evaluator.evaluate(seeds, epsilon, async () => (await this.session.run(feeds)).loss, fuse, estimator);
   }
 
   apply(terms: ReadonlyArray<{ seed: Seed; coeff: number }>, decay?: DecayUpdate): Promise<void> {

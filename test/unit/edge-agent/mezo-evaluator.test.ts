@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { MezoEvaluator, coefficientFor } from '../../../edge-agent/mezo-evaluator.js';
 import { noise } from '../../../shared/noise/index.js';
 import { float32Ulp } from '../../../shared/noise/drift.js';
-import { FileSlabCheckpoint, MemorySlabCheckpoint } from '../../../edge-agent/slab-checkpoint.js';
+import { FileSlabCheckpoint } from '../../../edge-agent/file-slab-checkpoint.js';
+import { MemorySlabCheckpoint } from '../../../edge-agent/slab-checkpoint.js';
 import { expectSameBits } from '../../helpers/bits.js';
 
 /** L(θ) = ½ Σ w_i (θ_i − t_i)², whose gradient w ⊙ (θ − t) is known exactly. */
