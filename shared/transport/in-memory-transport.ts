@@ -3,10 +3,16 @@
  * by the gRPC service's own serializers, size-checked, counted and deserialized and decoded (validated) on the
  * far side, so it moves and counts the bytes gRPC would (less gRPC's 5-byte frame); delivery is asynchronous
  * and in order per stream; errors carry the same status names. For tests and simulations that need no sockets.
+ *
+ * Sessions, their ends, the session table and metering are the framed-session core's (framed-session/); what
+ * is this link's own is how a frame moves: on a later turn of the event loop, in order, and a message object
+ * sent on many sessions (a broadcast) serialized and decoded once. Nothing is lost in one process, so there is
+ * no liveness window, and a snapshot's chunks go as they are (no pieces).
  */
 import { TransportError, toTransportError } from './errors.js';
 import { ServiceHealth } from './health.js';
 import { getCodecs, type Codec } from './codecs.js';
+import { FramedClientSession, FramedServerSession, SessionTable, meteredCall, tooLarge } from './framed-session/index.js';
 import { TrafficMeter } from './traffic-meter.js';
 import {
   DEFAULT_MAX_MESSAGE_BYTES,
@@ -24,125 +30,128 @@ import type {
   CoordinatorHandler,
   HealthStatus,
   Listener,
-  ServerSession,
   StreamListener,
   Transport,
 } from './transport.js';
 
 let instances = 0;
+let sessionIds = 0;
 
 const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
+/** How a frame moves on this link: on a later turn of the event loop, in the order sent. */
+const later = (deliver: () => void): void => {
+  setImmediate(deliver);
+};
+
 const asTransportError = (err: unknown): TransportError => toTransportError(err);
 
-interface WireCopy<T> {
+interface WireCopy {
   bytes: Buffer;
-  decoded?: { message: T } | { error: TransportError };
+  decoded?: { message: CoordinatorMessage } | { error: TransportError };
 }
-const wireCopies = new WeakMap<object, WireCopy<unknown>>();
+const wireCopies = new WeakMap<CoordinatorMessage, WireCopy>();
 
-/** One direction of a stream: encode, serialize, check, deliver later in order. */
-class Pipe<T> {
-  private listener: StreamListener<T> | undefined;
-  private backlog: Array<() => void> = [];
-  private done = false;
+/** What a session's two ends share on this link: the size limit, the meter, and the table of open sessions. */
+interface MemoryLink {
+  maxBytes: number;
+  meter: TrafficMeter;
+  sessions: SessionTable<MemoryServerSession>;
+}
+
+/** The coordinator's end: a frame goes to the agent's end on a later turn. */
+class MemoryServerSession extends FramedServerSession {
+  peer!: MemoryClientSession;
 
   constructor(
-    private readonly codec: Codec<T>,
-    private readonly maxBytes: number,
-    private readonly onOversize: (error: TransportError) => void,
-    private readonly count: (bytes: number) => void,
-  ) {}
-
-  attach(listener: StreamListener<T>): void {
-    this.listener = listener;
-    const waiting = this.backlog;
-    this.backlog = [];
-    waiting.forEach((deliver) => deliver());
+    info: CallInfo,
+    private readonly link: MemoryLink,
+  ) {
+    super(info, String(++sessionIds), 0);
   }
 
-  private post(deliver: () => void): void {
-    setImmediate(() => {
-      if (this.listener) deliver();
-      else this.backlog.push(deliver);
-    });
-  }
-
-  get closed(): boolean {
-    return this.done;
-  }
-
-  push(message: T): boolean {
-    if (this.done) return false;
-    // The same message object sent on many streams (a broadcast) is serialized and decoded once; every
+  protected sendFrame(message: CoordinatorMessage): boolean {
+    // The same message object sent on many sessions (a broadcast) is serialized and decoded once; every
     // recipient gets that one decoded copy, as a gRPC client would get equal copies. Receivers do not mutate
     // messages.
-    let copy = wireCopies.get(message as object) as WireCopy<T> | undefined;
+    let copy = wireCopies.get(message);
     if (!copy) {
-      copy = { bytes: this.codec.encode(message) };
-      wireCopies.set(message as object, copy);
+      copy = { bytes: getCodecs().coordinatorMessage.encode(message) };
+      wireCopies.set(message, copy);
     }
-    if (copy.bytes.length > this.maxBytes) {
-      this.onOversize(new TransportError('RESOURCE_EXHAUSTED', `message larger than the ${this.maxBytes}-byte limit`));
+    if (copy.bytes.length > this.link.maxBytes) {
+      this.end(tooLarge(copy.bytes.length, this.link.maxBytes, 'message'));
       return true;
     }
-    this.count(copy.bytes.length);
+    this.link.meter.down(this.info.agentId, copy.bytes.length);
     const shared = copy;
-    this.post(() => {
+    const peer = this.peer;
+    later(() => {
       if (!shared.decoded) {
         try {
-          shared.decoded = { message: this.codec.decode(shared.bytes) };
+          shared.decoded = { message: getCodecs().coordinatorMessage.decode(shared.bytes) };
         } catch (err) {
           shared.decoded = { error: asTransportError(err) };
         }
       }
-      if ('error' in shared.decoded) this.listener!.invalid(shared.decoded.error);
-      else this.listener!.message(shared.decoded.message);
+      if ('error' in shared.decoded) peer.invalid(shared.decoded.error);
+      else peer.deliver(shared.decoded.message);
     });
     return true;
   }
 
-  finish(error?: TransportError): void {
-    if (this.done) return;
-    this.post(() => this.listener!.closed(error));
-    // Messages already posted are still delivered; nothing new is accepted.
-    this.done = true;
+  protected sendEndFrame(error: TransportError | undefined): void {
+    const peer = this.peer;
+    // After the messages already sent: the agent hears them, then the end.
+    later(() => peer.closeWith(error));
+  }
+
+  protected forgotten(): void {
+    this.link.sessions.delete(this);
   }
 }
 
-class MemorySession implements ServerSession {
-  readonly down: Pipe<CoordinatorMessage>;
-  readonly up: Pipe<AgentMessage>;
+/** The agent's end: open at once (the coordinator's end holds what arrives before the handler listens). */
+class MemoryClientSession extends FramedClientSession {
+  /** The agent ended the session; its own end is reported after what was already on the way to it. */
+  ending = false;
 
   constructor(
-    readonly info: CallInfo,
-    maxBytes: number,
-    meter: TrafficMeter,
-    private readonly onEnd: (session: MemorySession) => void,
+    listener: StreamListener<CoordinatorMessage>,
+    private readonly link: MemoryLink,
+    readonly peer: MemoryServerSession,
+    private readonly onForget: (session: MemoryClientSession) => void,
   ) {
-    const codecs = getCodecs();
-    this.down = new Pipe(codecs.coordinatorMessage, maxBytes, (e) => this.abort(e), (n) => meter.down(info.agentId, n));
-    this.up = new Pipe(codecs.agentMessage, maxBytes, (e) => this.abort(e), (n) => meter.up(info.agentId, n));
+    super(listener, link.maxBytes);
+    this.opened();
   }
 
-  send(message: CoordinatorMessage): boolean {
-    return this.down.push(message);
+  protected sendFrame(bytes: Uint8Array): boolean {
+    this.link.meter.up(this.peer.info.agentId, bytes.length);
+    const peer = this.peer;
+    later(() => peer.receive(bytes));
+    return true;
   }
 
-  end(error?: TransportError): void {
-    this.abort(error);
+  protected sendEndFrame(error: TransportError): void {
+    const peer = this.peer;
+    later(() => peer.finish(error));
   }
 
-  listen(listener: StreamListener<AgentMessage>): void {
-    this.up.attach(listener);
+  protected forgotten(): void {
+    this.onForget(this);
   }
 
-  /** Ends both directions: the agent hears `error`, the coordinator hears it too (or a clean close). */
-  abort(error?: TransportError): void {
-    if (this.down.closed && this.up.closed) return;
-    this.down.finish(error);
-    this.up.finish(error);
-    this.onEnd(this);
+  /** In one process nothing is lost: messages already on the way to the agent still reach it before its end. */
+  override abort(error: TransportError): void {
+    if (this.closed || this.ending) return;
+    this.ending = true;
+    this.sendEndFrame(error);
+    later(() => this.closeWith(error));
+  }
+
+  override send(message: AgentMessage): boolean {
+    return this.ending ? false : super.send(message);
   }
 }
 
@@ -153,7 +162,7 @@ export interface InMemoryTransportOptions {
 export class InMemoryTransport implements Transport {
   readonly address = `memory://${++instances}`;
   private handler: CoordinatorHandler | undefined;
-  private readonly sessions = new Set<MemorySession>();
+  private readonly sessions = new SessionTable<MemoryServerSession>();
   private readonly maxBytes: number;
   private meter = new TrafficMeter();
   /** What a health check here would answer: the coordinator's health while one listens (../health.ts). */
@@ -181,7 +190,7 @@ export class InMemoryTransport implements Transport {
         if (this.handler !== handler) return;
         this.handler = undefined;
         health.set('NOT_SERVING');
-        for (const session of [...this.sessions]) session.abort(new TransportError('UNAVAILABLE', 'coordinator shutting down'));
+        for (const session of this.sessions.all()) session.end(new TransportError('UNAVAILABLE', 'coordinator shutting down'));
         await tick();
       },
     };
@@ -202,19 +211,17 @@ export class InMemoryTransport implements Transport {
     await tick();
     const handler = this.serving();
     const requestBytes = codecs.request.encode(request);
-    if (requestBytes.length > this.maxBytes) throw new TransportError('RESOURCE_EXHAUSTED', `request larger than the ${this.maxBytes}-byte limit`);
+    if (requestBytes.length > this.maxBytes) throw tooLarge(requestBytes.length, this.maxBytes, 'request');
     let responseBytes: Buffer;
     try {
-      responseBytes = codecs.response.encode(await serve(handler, codecs.request.decode(requestBytes)));
+      responseBytes = await meteredCall(this.meter, () => agentId, requestBytes.length, async () =>
+        codecs.response.encode(await serve(handler, codecs.request.decode(requestBytes))),
+      );
     } catch (err) {
-      this.meter.refuse(requestBytes.length);
       throw asTransportError(err);
     }
-    // Counted per agent only once the coordinator accepted the call: a refused caller's id is no one's.
-    this.meter.admit(agentId);
-    this.meter.up(agentId, requestBytes.length);
     await tick();
-    if (responseBytes.length > this.maxBytes) throw new TransportError('RESOURCE_EXHAUSTED', `response larger than the ${this.maxBytes}-byte limit`);
+    if (responseBytes.length > this.maxBytes) throw tooLarge(responseBytes.length, this.maxBytes, 'response');
     this.meter.down(agentId, responseBytes.length);
     return codecs.response.decode(responseBytes);
   }
@@ -227,20 +234,13 @@ export class InMemoryTransport implements Transport {
     try {
       const handler = this.serving();
       const bytes = codecs.snapshotRequest.encode(request);
-      try {
-        chunks = await handler.fetchSnapshot(codecs.snapshotRequest.decode(bytes), info());
-      } catch (err) {
-        this.meter.refuse(bytes.length);
-        throw err;
-      }
-      this.meter.admit(info().agentId);
-      this.meter.up(info().agentId, bytes.length);
+      chunks = await meteredCall(this.meter, () => info().agentId, bytes.length, () => handler.fetchSnapshot(codecs.snapshotRequest.decode(bytes), info()));
     } catch (err) {
       throw asTransportError(err);
     }
     for (const chunk of chunks) {
       const bytes = codecs.snapshotChunk.encode(chunk);
-      if (bytes.length > this.maxBytes) throw new TransportError('RESOURCE_EXHAUSTED', `message larger than the ${this.maxBytes}-byte limit`);
+      if (bytes.length > this.maxBytes) throw tooLarge(bytes.length, this.maxBytes, 'message');
       this.meter.down(info().agentId, bytes.length);
       await tick();
       if (!this.handler) throw new TransportError('UNAVAILABLE', 'coordinator shutting down');
@@ -249,7 +249,7 @@ export class InMemoryTransport implements Transport {
   }
 
   connect(credentials: AgentCredentials): CoordinatorClient {
-    const mine = new Set<MemorySession>();
+    const mine = new Set<MemoryClientSession>();
     const info = (): CallInfo => ({ agentId: checkAgentId(credentials.agentId), token: credentials.token, peer: this.address });
     return {
       join: (request) =>
@@ -262,35 +262,34 @@ export class InMemoryTransport implements Transport {
         ),
       fetchSnapshot: (request) => this.snapshotStream(request, info),
       session: (listener): ClientSession => {
-        let session: MemorySession;
-        let refusal: TransportError | undefined;
+        let callInfo: CallInfo;
         try {
-          session = new MemorySession(info(), this.maxBytes, this.meter, (s) => {
-            this.sessions.delete(s);
-            mine.delete(s);
-          });
+          callInfo = info();
         } catch (err) {
-          refusal = asTransportError(err);
+          const refusal = asTransportError(err);
           setImmediate(() => listener.closed(refusal));
           return { send: () => false, end: () => undefined };
         }
-        session.down.attach(listener);
-        setImmediate(() => {
-          if (session.down.closed) return;
+        const link: MemoryLink = { maxBytes: this.maxBytes, meter: this.meter, sessions: this.sessions };
+        const server = new MemoryServerSession(callInfo, link);
+        const client = new MemoryClientSession(listener, link, server, (s) => mine.delete(s));
+        server.peer = client;
+        mine.add(client);
+        // The open reaches the coordinator on a later turn, before anything the agent sends on the session.
+        later(() => {
+          if (client.ending || client.closed) return;
           try {
-            this.sessions.add(session);
-            mine.add(session);
-            this.serving().session(session);
-            this.meter.admit(session.info.agentId);
+            this.sessions.add(server);
+            this.serving().session(server);
+            this.meter.admit(callInfo.agentId);
           } catch (err) {
             this.meter.refuse(0);
-            session.abort(asTransportError(err));
+            server.refuse();
+            const refusal = asTransportError(err);
+            later(() => client.closeWith(refusal));
           }
         });
-        return {
-          send: (message) => session.up.push(message),
-          end: () => session.abort(new TransportError('CANCELLED', 'agent ended the session')),
-        };
+        return client;
       },
       close: () => {
         for (const session of [...mine]) session.abort(new TransportError('CANCELLED', 'agent closed the connection'));
