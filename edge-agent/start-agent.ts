@@ -4,6 +4,7 @@
  * installs no signal handlers and writes nothing of its own (the structured logger is the only output).
  */
 import { Agent, type AgentExit, type AgentInit, type AgentState } from './agent.js';
+import { checkMiddleware } from './evaluation.js';
 import type { MezoBackend } from './mezo-backend.js';
 
 export type StartAgentOptions = AgentInit;
@@ -38,6 +39,7 @@ export function startAgent(options: StartAgentOptions): AgentHandle {
   if (typeof options.createBackend !== 'function') throw new TypeError('startAgent: options.createBackend must be a function (distribution, rank?) => Promise<MezoBackend>');
   if (typeof options.prepared !== 'object' || options.prepared === null) throw new TypeError('startAgent: options.prepared must be a PreparedModel');
   if (options.data === undefined || options.data === null) throw new TypeError('startAgent: options.data must be a LocalDataset or a function returning one');
+  checkMiddleware(options.evaluation, 'startAgent: options.evaluation');
   const agent = new Agent(options);
   const running = agent.run();
   // Observed through waitForEnd(); an early failure must not surface as an unhandled rejection meanwhile.

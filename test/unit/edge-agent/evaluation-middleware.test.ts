@@ -8,7 +8,8 @@ import { checkMiddleware, composeEvaluation, evaluateOnBackend, type EvaluationC
 import { InProcessBackend } from '../../../edge-agent/mezo-backend.js';
 import { loadDefaultModel } from '../../../shared/model/index.js';
 import { noise } from '../../../shared/noise/index.js';
-import type { Task } from '../../../shared/transport/index.js';
+import { InMemoryTransport, type Task } from '../../../shared/transport/index.js';
+import { startAgent, type StartAgentOptions } from '../../../edge-agent/start-agent.js';
 
 const size = 16;
 const batch = {
@@ -17,7 +18,8 @@ const batch = {
   size,
   shape: [size, 784],
 };
-const task: Task = { jobId: 'middleware-test', round: 0, attempt: 0, version: 0, seeds: [5n, 6n], epsilon: 1e-3, batchSize: size, deadlineMs: 1000, recordPrivacy: undefined, secureAggregation: undefined };
+// The fields every task has; the optional ones (record-level DP, secure aggregation, ...) unset.
+const task = { jobId: 'middleware-test', round: 0, attempt: 0, version: 0, seeds: [5n, 6n], epsilon: 1e-3, batchSize: size, deadlineMs: 1000 } as Task;
 
 let backend: InProcessBackend;
 let context: EvaluationContext;
@@ -74,5 +76,7 @@ describe(`evaluation middleware (${noise.kind} noise)`, () => {
     expect(checkMiddleware(undefined, 'AgentInit.evaluation')).toEqual([]);
     expect(() => checkMiddleware('nope', 'AgentInit.evaluation')).toThrow(/AgentInit\.evaluation must be an array/);
     expect(() => checkMiddleware([async () => [], 3], 'AgentInit.evaluation')).toThrow(/AgentInit\.evaluation\[1\] must be a function.*number/);
+    const options = { agentId: 'a', transport: new InMemoryTransport(), createBackend: async () => backend, prepared: {}, data: () => ({}) } as unknown as StartAgentOptions;
+    expect(() => startAgent({ ...options, evaluation: [null] } as unknown as StartAgentOptions)).toThrow('startAgent: options.evaluation[0] must be a function');
   });
 });
