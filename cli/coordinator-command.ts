@@ -205,12 +205,11 @@ export async function runCoordinator(
   signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM'],
   output: CoordinatorOutput = {},
 ): Promise<CoordinatorReport> {
-  const { loadPrepared, loadDefaultModel, paddingRanges } = await import('../shared/model/index.js');
+  const { loadPrepared, loadDefaultModel } = await import('../shared/model/index.js');
   const { LogSigner, UpdateLog } = await import('../shared/log/index.js');
   const { noise } = await import('../shared/noise/index.js');
-  const { noiseModeFor } = await import('../shared/optim/perturbation.js');
   const { GrpcTransport, serverTlsCredentials } = await import('../shared/transport/index.js');
-  const { Coordinator } = await import('../coordinator/coordinator.js');
+  const { createCoordinator } = await import('../coordinator/create-coordinator.js');
   const { MezoStrategy } = await import('../coordinator/strategy.js');
   const { CentralDpStrategy, stopAtPrivacyBudget } = await import('../coordinator/dp-strategy.js');
   const { CoordinatorMetrics } = await import('../coordinator/metrics.js');
@@ -253,13 +252,13 @@ export async function runCoordinator(
     await nats?.close();
     throw err;
   }));
-  const coordinator = new Coordinator({
+  // The library's wiring (coordinator/create-coordinator.ts); the run monitor below feeds the metrics, so the
+  // handle keeps none of its own.
+  const handle = createCoordinator({
     ...(dp ? { strategy: dp } : {}),
     ...(config.secureAggregation ? { secureAggregation: config.secureAggregation } : {}),
     log,
-    baseSlab: prepared.slab,
-    padding: paddingRanges(prepared.manifest.tensors, prepared.slab.length),
-    lowRank: noiseModeFor(config.job, prepared.manifest.tensors).lowRank,
+    model: prepared,
     engine: noise,
     transport: nats?.transport ?? new GrpcTransport({
       address: config.listen,
@@ -278,7 +277,9 @@ export async function runCoordinator(
           },
         }
       : {}),
+    metrics: false,
   });
+  const coordinator = handle.coordinator;
   const onSignal = (signal: NodeJS.Signals): void => {
     logger.info({ signal }, 'stopping: abandoning the open round and closing streams');
     // An operator's stop ends the job for its agents too (they leave, or wait with --keep-waiting); a crash does not.
@@ -340,7 +341,7 @@ export async function runCoordinator(
       });
       process.stderr.write(`dashboard on ${metricsServer.url}/, metrics on ${metricsServer.url}/metrics\n`);
     }
-    const address = await coordinator.listen();
+    const address = await handle.listen();
     if (log.recovery) {
       const r = log.recovery;
       process.stderr.write(`update log ${config.log}: torn tail truncated (${r.truncatedBytes} bytes; ${r.reason}); kept ${r.keptEntries} entries\n`);
@@ -351,7 +352,7 @@ export async function runCoordinator(
     const before = await heldOut?.evaluateHead();
     if (output.progress) progress = showProgress(output.progress(options.rounds), coordinator, monitor, log.version === 0 ? 0 : log.entries(log.version - 1)[0]!.round + 1);
     if (dp) stopAtPrivacyBudget(coordinator, dp);
-    const report = await coordinator.run();
+    const report = await handle.run();
     // The weights after the last round, unless that round was just evaluated; the bar ends on this figure.
     const after = await heldOut?.finish().catch((err: Error) => {
       logger.error({ err: err.message }, 'the held-out evaluation failed');
@@ -370,7 +371,7 @@ export async function runCoordinator(
     signals.forEach((s) => process.off(s, onSignal));
     // Before close(): the transport's traffic counts go with the listener.
     monitor.finish();
-    await coordinator.close();
+    await handle.close();
     await nats?.close();
     await metricsServer?.close();
     await evaluator?.close();

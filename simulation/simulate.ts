@@ -12,7 +12,7 @@
 import { mkdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
-import { Coordinator, RoundFailedError, type RoundReport, type RunReport } from '../coordinator/index.js';
+import { RoundFailedError, createCoordinator, type Coordinator, type RoundReport, type RunReport } from '../coordinator/index.js';
 import { CentralDpStrategy, centralDpOptionsSchema, stopAtPrivacyBudget } from '../coordinator/dp-strategy.js';
 import { secureAggregationOptionsSchema } from '../coordinator/secure-aggregation.js';
 import { trackRecordPrivacy } from '../coordinator/record-dp.js';
@@ -27,12 +27,12 @@ import { Agent } from '../edge-agent/agent.js';
 import { InProcessBackend, type MezoBackend } from '../edge-agent/mezo-backend.js';
 import { WorkerBackend } from '../edge-agent/worker-backend.js';
 import { lrScheduleSchema } from '../shared/optim/lr-schedule.js';
-import { distributionSchema, noiseModeFor, rankSchema, refinePerturbation, vPeriodSchema } from '../shared/optim/perturbation.js';
+import { distributionSchema, rankSchema, refinePerturbation, vPeriodSchema } from '../shared/optim/perturbation.js';
 import { SeededRng } from '../shared/data/index.js';
 import { LogSigner, UpdateLog } from '../shared/log/index.js';
 import { logger } from '../shared/logger.js';
 import { redactSecrets } from '../shared/redact.js';
-import { loadDefaultModel, paddingRanges, type PreparedModel } from '../shared/model/index.js';
+import { loadDefaultModel, type PreparedModel } from '../shared/model/index.js';
 import { noise } from '../shared/noise/index.js';
 import { GrpcTransport, InMemoryTransport, type Transport } from '../shared/transport/index.js';
 import { FaultPlan, faultMiddleware, faultOptionsSchema, type FaultOptions } from './faults.js';
@@ -383,13 +383,13 @@ export async function runSimulation(input: SimulateOptionsInput = {}, hooks: Sim
         rounds: options.rounds,
       })
     : undefined;
-  const coordinator = new Coordinator({
+  // The library's wiring (coordinator/create-coordinator.ts), as `mezo coordinator` uses it. The metrics are made
+  // once the fleet has joined (below) and fed by the run monitor, so the handle keeps none of its own.
+  const handle = createCoordinator({
     ...(dp ? { strategy: dp } : {}),
     ...(options.secureAggregation ? { secureAggregation: options.secureAggregation } : {}),
     log,
-    baseSlab: prepared.slab,
-    padding: paddingRanges(prepared.manifest.tensors, prepared.slab.length),
-    lowRank: noiseModeFor(options, prepared.manifest.tensors).lowRank,
+    model: prepared,
     engine: noise,
     transport: coordinatorTransport,
     options: {
@@ -410,7 +410,9 @@ export async function runSimulation(input: SimulateOptionsInput = {}, hooks: Sim
       rateLimit: { perSecond: 0 },
       maxAgents: options.agents,
     },
+    metrics: false,
   });
+  const coordinator = handle.coordinator;
 
   const replicas: SharedReplica[] = [];
   const agents: Agent[] = new Array(options.agents);
@@ -423,7 +425,7 @@ export async function runSimulation(input: SimulateOptionsInput = {}, hooks: Sim
   let monitor: RunMonitor | undefined;
   let dashboard: DashboardServer | undefined;
   try {
-    await coordinator.listen();
+    await handle.listen();
     if (!agentTransport) {
       const shared = new GrpcTransport({ address: coordinator.address! });
       agentTransport = () => shared;
@@ -545,7 +547,7 @@ export async function runSimulation(input: SimulateOptionsInput = {}, hooks: Sim
     let run: RunReport;
     let failure: string | undefined;
     try {
-      run = await coordinator.run();
+      run = await handle.run();
     } catch (err) {
       // A fleet that cannot reach quorum (say, a model wrecked by byzantine answers under mean aggregation,
       // whose losses are no longer finite) ends the run; the report says where and why.
@@ -628,7 +630,7 @@ export async function runSimulation(input: SimulateOptionsInput = {}, hooks: Sim
     await dashboard?.close();
     await Promise.all(agents.filter(Boolean).map((a) => a.close().catch(() => undefined)));
     await Promise.all([...runs]);
-    await coordinator.close().catch((err: Error) => logger.warn({ err: err.message }, 'closing the coordinator failed'));
+    await handle.close().catch((err: Error) => logger.warn({ err: err.message }, 'closing the coordinator failed'));
     await Promise.all(replicas.map((r) => r.close()));
     await evaluator.close();
     await nats?.close();
