@@ -68,6 +68,7 @@ export class NatsCoordinatorClient implements CoordinatorClient {
         servers: options.servers ?? 'nats://127.0.0.1:4222',
         ...(options.auth ? { auth: options.auth } : {}),
         ...(options.tls ? { tls: options.tls } : {}),
+        ...(options.readFile ? { readFile: options.readFile } : {}),
         name: `mezo-agent ${credentials.agentId}`,
         inboxPrefix: subjects.inboxPrefix(credentials.agentId),
         // A lost connection ends this client; the agent reconnects with a new one (as with a gRPC channel).

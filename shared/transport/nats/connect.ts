@@ -3,8 +3,10 @@
  * turned into nats.js options, and the connect function that opens the link. That function is injected
  * (`NatsConnectFn`, default the `nats` package's TCP connect for Node), so another link with the same
  * connection API — nats.ws over a WebSocket in a browser — plugs in without touching the protocol code.
+ * Files (TLS PEMs, an nkey seed) are read through a reader that is injected too (`NatsFileReader`, default
+ * node:fs, loaded only when a file is named), and TLS material may be given as text instead, so this module
+ * imports nothing of Node's and a browser build takes it as it is.
  */
-import { readFileSync } from 'node:fs';
 import { connect as tcpConnect, nkeyAuthenticator, type ConnectionOptions, type NatsConnection } from 'nats';
 import { TransportError } from '../errors.js';
 
@@ -24,12 +26,25 @@ export type NatsAuth =
   | { nkeySeed: string }
   | { nkeySeedFile: string };
 
-/** PEM files: the CA the server's certificate must chain to, and for mutual TLS the client's certificate and key. */
+/**
+ * The CA the server's certificate must chain to, and for mutual TLS the client's certificate and key: each as
+ * a PEM file's path (`ca`, `cert`, `key`) or as PEM text (`caPem`, `certPem`, `keyPem`, for a platform without
+ * files), not both.
+ */
 export interface NatsTlsFiles {
   ca?: string;
   cert?: string;
   key?: string;
+  caPem?: string;
+  certPem?: string;
+  keyPem?: string;
 }
+
+/** Reads a text file (TLS PEMs, an nkey seed file). */
+export type NatsFileReader = (path: string) => string | Promise<string>;
+
+/** node:fs, imported on first use: a platform that names no files never loads it. */
+export const nodeFileReader: NatsFileReader = async (path) => (await import('node:fs/promises')).readFile(path, 'utf8');
 
 export interface NatsConnectOptions {
   /** nats://host:port, one or several (a cluster). */
@@ -45,18 +60,20 @@ export interface NatsConnectOptions {
   reconnect?: boolean;
   /** Connection handshake timeout, ms (default 10 s). */
   timeoutMs?: number;
+  /** How TLS and nkey seed files are read (default node:fs). */
+  readFile?: NatsFileReader;
 }
 
 export class NatsConfigError extends Error {
   override name = 'NatsConfigError';
 }
 
-function readSeed(auth: { nkeySeed: string } | { nkeySeedFile: string }): Uint8Array {
+async function readSeed(auth: { nkeySeed: string } | { nkeySeedFile: string }, readFile: NatsFileReader): Promise<Uint8Array> {
   let text: string;
   if ('nkeySeed' in auth) text = auth.nkeySeed;
   else {
     try {
-      text = readFileSync(auth.nkeySeedFile, 'utf8');
+      text = await readFile(auth.nkeySeedFile);
     } catch (err) {
       throw new NatsConfigError(`cannot read the nkey seed file ${auth.nkeySeedFile}: ${(err as Error).message}`, { cause: err });
     }
@@ -67,16 +84,28 @@ function readSeed(auth: { nkeySeed: string } | { nkeySeedFile: string }): Uint8A
   return new TextEncoder().encode(seed);
 }
 
-function readPem(path: string, what: string): string {
+/** One TLS item, from its file or its text; NatsConfigError names the fields when both are given. */
+async function readPem(path: string | undefined, pem: string | undefined, field: string, what: string, readFile: NatsFileReader): Promise<string | undefined> {
+  if (path !== undefined && pem !== undefined) throw new NatsConfigError(`NATS TLS: give tls.${field} (a file) or tls.${field}Pem (its text), not both`);
+  if (pem !== undefined) {
+    if (typeof pem !== 'string' || !pem.includes('-----BEGIN ')) throw new NatsConfigError(`NATS TLS: tls.${field}Pem must be PEM text (-----BEGIN …)`);
+    return pem;
+  }
+  if (path === undefined || path === '') return undefined;
   try {
-    return readFileSync(path, 'utf8');
+    return await readFile(path);
   } catch (err) {
     throw new NatsConfigError(`cannot read the NATS TLS ${what} ${path}: ${(err as Error).message}`, { cause: err });
   }
 }
 
-/** The nats.js options for `options` (files are read now, so a missing one fails before any connection attempt). */
-export function natsConnectionOptions(options: NatsConnectOptions): ConnectionOptions {
+/**
+ * The nats.js options for `options`. Files are read now (through `options.readFile`, default node:fs), so a
+ * missing one fails before any connection attempt.
+ */
+export async function natsConnectionOptions(options: NatsConnectOptions): Promise<ConnectionOptions> {
+  const readFile = options.readFile ?? nodeFileReader;
+  if (typeof readFile !== 'function') throw new NatsConfigError('readFile must be a function (path) => string | Promise<string>');
   const out: ConnectionOptions = {
     servers: options.servers,
     timeout: options.timeoutMs ?? 10_000,
@@ -90,15 +119,16 @@ export function natsConnectionOptions(options: NatsConnectOptions): ConnectionOp
     out.user = auth.user;
     out.pass = auth.pass;
   } else if (auth && 'token' in auth) out.token = auth.token;
-  else if (auth) out.authenticator = nkeyAuthenticator(readSeed(auth));
+  else if (auth) out.authenticator = nkeyAuthenticator(await readSeed(auth, readFile));
   if (options.tls) {
-    const { ca, cert, key } = options.tls;
-    if ((cert === undefined) !== (key === undefined)) throw new NatsConfigError('NATS TLS: a client certificate and its key go together');
-    out.tls = {
-      ...(ca ? { ca: readPem(ca, 'CA') } : {}),
-      ...(cert ? { cert: readPem(cert, 'certificate') } : {}),
-      ...(key ? { key: readPem(key, 'key') } : {}),
-    };
+    const tls = options.tls;
+    if ((tls.cert === undefined && tls.certPem === undefined) !== (tls.key === undefined && tls.keyPem === undefined)) {
+      throw new NatsConfigError('NATS TLS: a client certificate and its key go together');
+    }
+    const ca = await readPem(tls.ca, tls.caPem, 'ca', 'CA', readFile);
+    const cert = await readPem(tls.cert, tls.certPem, 'cert', 'certificate', readFile);
+    const key = await readPem(tls.key, tls.keyPem, 'key', 'key', readFile);
+    out.tls = { ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}) };
   }
   return out;
 }
@@ -108,7 +138,7 @@ export function natsConnectionOptions(options: NatsConnectOptions): ConnectionOp
  * refused credentials, else UNAVAILABLE).
  */
 export async function connectNats(options: NatsConnectOptions, connect: NatsConnectFn = defaultNatsConnect): Promise<NatsConnection> {
-  const connectionOptions = natsConnectionOptions(options);
+  const connectionOptions = await natsConnectionOptions(options);
   if (typeof connect !== 'function') throw new NatsConfigError('connectNats: connect must be a function (options) => Promise<NatsConnection>');
   try {
     return await connect(connectionOptions);

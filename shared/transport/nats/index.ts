@@ -8,11 +8,13 @@ export {
   connectNats,
   natsConnectionOptions,
   defaultNatsConnect,
+  nodeFileReader,
   NatsConfigError,
   type NatsAuth,
   type NatsTlsFiles,
   type NatsConnectOptions,
   type NatsConnectFn,
+  type NatsFileReader,
 } from './connect.js';
 export { createNatsUserNkey, agentPermissions, coordinatorPermissions, natsJobAuthConfig, type NatsPermissions, type NatsUserCredential, type JobAuthConfig } from './auth.js';
 export { jobSubjects, logStreamName, subjectToken, fromSubjectToken, DEFAULT_SUBJECT_PREFIX, NATS_HEADERS, type JobSubjects, type RpcMethod } from './subjects.js';

@@ -32,7 +32,7 @@ import { Empty, type NatsConnection } from 'nats';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../messages.js';
 import type { AgentCredentials, CoordinatorClient, CoordinatorHandler, HealthStatus, Listener, Transport } from '../transport.js';
 import { NatsCoordinatorClient, type DownlinkCounters } from './client.js';
-import { connectNats, type NatsAuth, type NatsConnectFn, type NatsTlsFiles } from './connect.js';
+import { connectNats, type NatsAuth, type NatsConnectFn, type NatsFileReader, type NatsTlsFiles } from './connect.js';
 import { NatsListener } from './listener.js';
 import { DEFAULT_SUBJECT_PREFIX, jobSubjects, type JobSubjects } from './subjects.js';
 import { asTransportError } from './wire.js';
@@ -55,6 +55,8 @@ export interface NatsTransportOptions {
    * API — nats.ws's `connect` for a WebSocket — goes here; the protocol code is the same over either.
    */
   connect?: NatsConnectFn;
+  /** How this transport's own connections read TLS and nkey seed files (default node:fs). */
+  readFile?: NatsFileReader;
   /** Largest encoded message accepted or sent; larger ones fail with RESOURCE_EXHAUSTED. Default 4 MiB. */
   maxMessageBytes?: number;
   /** Deadline of each request (Join, FetchLog, each snapshot piece, Session open), ms. Default 30 s. */
@@ -92,6 +94,7 @@ export class NatsTransport implements Transport {
         servers: this.options.servers!,
         ...(this.options.auth ? { auth: this.options.auth } : {}),
         ...(this.options.tls ? { tls: this.options.tls } : {}),
+        ...(this.options.readFile ? { readFile: this.options.readFile } : {}),
         name: `mezo-coordinator ${this.options.jobId}`,
       }, this.options.connect));
     const listener = new NatsListener(
