@@ -12,6 +12,7 @@ import { getCodecs, wireCodecs } from './codecs.js';
 import { DEFAULT_MAX_MESSAGE_BYTES, checkAgentId, type AgentMessage, type CoordinatorMessage, type SnapshotChunk } from './messages.js';
 import { loadProtocol, receivedBytes } from './proto.js';
 import { TrafficMeter } from './traffic-meter.js';
+import { meteredCall } from './framed-session/metering.js';
 import { ServiceHealth } from './health.js';
 import type {
   AgentCredentials,
@@ -243,30 +244,16 @@ export class GrpcTransport implements Transport {
         encode: (res: Res) => WireObject,
       ) =>
       (call: grpc.ServerUnaryCall<WireObject, WireObject>, callback: grpc.sendUnaryData<WireObject>): void => {
-        let pending: Promise<Res>;
-        let agentId: string;
-        const bytesUp = receivedBytes(call.request);
-        try {
+        let agentId = '';
+        // Counted per agent only once the coordinator accepted the call (framed-session/metering.ts).
+        meteredCall(meter, () => agentId, receivedBytes(call.request), async () => {
           const request = decode(call.request);
           agentId = agentOf(request, call);
           checkCertificateIdentity(call, agentId);
-          pending = serve(request, call);
-        } catch (err) {
-          meter.refuse(bytesUp);
-          callback(toServiceError(err));
-          return;
-        }
-        pending.then(
-          (response) => {
-            // Counted per agent only once the coordinator accepted the call: a refused caller's id is no one's.
-            meter.admit(agentId);
-            meter.up(agentId, bytesUp);
-            callback(null, serialized(method, agentId, encode(response)) as unknown as WireObject);
-          },
-          (err: unknown) => {
-            meter.refuse(bytesUp);
-            callback(toServiceError(err));
-          },
+          return serve(request, call);
+        }).then(
+          (response) => callback(null, serialized(method, agentId, encode(response)) as unknown as WireObject),
+          (err: unknown) => callback(toServiceError(err)),
         );
       };
 
@@ -281,24 +268,23 @@ export class GrpcTransport implements Transport {
       ),
       FetchSnapshot: (call: grpc.ServerWritableStream<WireObject, WireObject>) => {
         void (async () => {
-          const bytesUp = receivedBytes(call.request);
           let chunks: Iterable<SnapshotChunk>;
-          let info: CallInfo;
+          let agentId = '';
           try {
-            info = callInfo(call.metadata, call.getPeer());
-            checkCertificateIdentity(call, info.agentId);
-            chunks = await handler.fetchSnapshot(wireCodecs.snapshotRequest.decode(call.request), info);
+            chunks = await meteredCall(meter, () => agentId, receivedBytes(call.request), async () => {
+              const info = callInfo(call.metadata, call.getPeer());
+              agentId = info.agentId;
+              checkCertificateIdentity(call, info.agentId);
+              return handler.fetchSnapshot(wireCodecs.snapshotRequest.decode(call.request), info);
+            });
           } catch (err) {
-            meter.refuse(bytesUp);
             if (!call.cancelled) call.emit('error', toServiceError(err));
             return;
           }
-          meter.admit(info.agentId);
-          meter.up(info.agentId, bytesUp);
           try {
             for (const chunk of chunks) {
               if (call.cancelled) return;
-              if (!call.write(serialized('FetchSnapshot', info.agentId, wireCodecs.snapshotChunk.encode(chunk)) as unknown as WireObject)) {
+              if (!call.write(serialized('FetchSnapshot', agentId, wireCodecs.snapshotChunk.encode(chunk)) as unknown as WireObject)) {
                 // Backpressure: a slab can be large; wait until the stream drains (or the agent goes away).
                 await new Promise<void>((resolve) => {
                   const done = (): void => {
