@@ -12,6 +12,7 @@
  * - liveness.ts: ending agent-side sessions that heard nothing within their window.
  * - snapshot-pieces.ts: snapshots cut into frame-sized pieces and pulled one by one.
  * - metering.ts: request bytes counted per agent only for accepted calls.
+ * - calls-in-flight.ts: the calls a closing listener gives a grace period.
  *
  * The in-memory transport (../in-memory-transport.ts) and NATS (../nats/) are built on it.
  */
@@ -23,3 +24,4 @@ export { endStatus, errorOfStatus, statusText, tooLarge, MAX_STATUS_TEXT, type E
 export { LivenessSweeper, livenessWindowMs, DEFAULT_LIVENESS_PERIODS, MIN_LIVENESS_MS, type LiveSession } from './liveness.js';
 export { SnapshotTransfers, pieces, pieceBytesFor, pullSnapshot, PIECE_OVERHEAD, type Piece, type ReceivedPiece } from './snapshot-pieces.js';
 export { meteredCall, accepted } from './metering.js';
+export { CallsInFlight } from './calls-in-flight.js';

@@ -10,7 +10,7 @@
 import { Empty, headers as natsHeaders, nuid, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from 'nats';
 import { getCodecs } from '../codecs.js';
 import { TransportError } from '../errors.js';
-import { SessionTable, SnapshotTransfers, accepted, meteredCall, pieceBytesFor, tooLarge } from '../framed-session/index.js';
+import { CallsInFlight, SessionTable, SnapshotTransfers, accepted, meteredCall, pieceBytesFor, tooLarge } from '../framed-session/index.js';
 import { ServiceHealth } from '../health.js';
 import { checkAgentId, type CoordinatorMessage } from '../messages.js';
 import { TrafficMeter, type RefusedTraffic } from '../traffic-meter.js';
@@ -61,8 +61,7 @@ export class NatsListener implements Listener {
   private clock = 0;
   /** The coordinator's health when it gave one (../health.ts), else this listener's own. */
   private readonly health: ServiceHealth;
-  private inFlight = 0;
-  private idle: Array<() => void> = [];
+  private readonly calls = new CallsInFlight();
   private closing: Promise<void> | undefined;
   private statusWatch: { stop(): void } | undefined;
 
@@ -320,18 +319,6 @@ export class NatsListener implements Listener {
     }
   }
 
-  /** Runs an async call, counted so close() can wait for calls in flight. */
-  private track(work: () => Promise<void>): void {
-    this.inFlight++;
-    void work().finally(() => {
-      if (--this.inFlight === 0) {
-        const waiting = this.idle;
-        this.idle = [];
-        waiting.forEach((wake) => wake());
-      }
-    });
-  }
-
   private onRequest(msg: Msg): void {
     if (!msg.reply) return;
     const parsed = this.subjects.parse(msg.subject, 'rpc');
@@ -365,7 +352,7 @@ export class NatsListener implements Listener {
     }
     switch (method) {
       case 'join':
-        this.track(async () => {
+        this.calls.track(async () => {
           try {
             const reply = await meteredCall(this.meter, () => info.agentId, msg.data.length, async () => {
               const request = this.codecs.joinRequest.decode(msg.data);
@@ -382,7 +369,7 @@ export class NatsListener implements Listener {
         });
         return;
       case 'fetchlog':
-        this.track(async () => {
+        this.calls.track(async () => {
           try {
             const reply = await meteredCall(this.meter, () => info.agentId, msg.data.length, async () =>
               this.codecs.fetchLogResponse.encode(await this.handler.fetchLog(this.codecs.fetchLogRequest.decode(msg.data), info)),
@@ -394,7 +381,7 @@ export class NatsListener implements Listener {
         });
         return;
       case 'snapshot':
-        this.track(() => this.onSnapshot(msg, info));
+        this.calls.track(() => this.onSnapshot(msg, info));
         return;
       case 'session':
         this.openSession(msg, info, requestNonce);
@@ -482,15 +469,7 @@ export class NatsListener implements Listener {
       this.endAll(new TransportError('UNAVAILABLE', 'coordinator shutting down'));
       for (const sub of this.subscriptions) sub.unsubscribe();
       this.transfers.endAll();
-      if (this.inFlight > 0) {
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, graceMs);
-          this.idle.push(() => {
-            clearTimeout(timer);
-            resolve();
-          });
-        });
-      }
+      await this.calls.settle(graceMs);
       this.statusWatch?.stop();
       if (this.nc.isClosed()) return;
       // The end messages go out before the connection (if it is ours) closes; a server that is gone (the

@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { getCodecs } from '../../../shared/transport/codecs.js';
 import { TransportError } from '../../../shared/transport/errors.js';
 import {
+  CallsInFlight,
   FramedClientSession,
   FramedServerSession,
   LivenessSweeper,
@@ -268,5 +269,24 @@ describe('framed-session core', () => {
     }
     expect(listener.heard.closed[0]).toMatchObject({ code: 'UNAVAILABLE' });
     expect(silent.ends.map((e) => e.code)).toEqual(['UNAVAILABLE']);
+  });
+
+  it('a closing listener waits for calls in flight, or for its grace period when one never ends', async () => {
+    const calls = new CallsInFlight();
+    let release!: () => void;
+    calls.track(() => new Promise<void>((resolve) => (release = resolve)));
+    calls.track(async () => Promise.reject(new Error('a failed call settles too')));
+    let settled = false;
+    const waiting = calls.settle(60_000).then(() => (settled = true));
+    await turn();
+    expect(calls.size).toBe(1);
+    expect(settled).toBe(false);
+    release();
+    await waiting;
+    expect(calls.size).toBe(0);
+
+    calls.track(() => new Promise<void>(() => undefined));
+    await calls.settle(1);
+    expect(calls.size).toBe(1);
   });
 });
