@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
@@ -49,8 +49,12 @@ describe('command options derived from one declaration', () => {
     expect(Object.keys(options.env).sort()).toEqual(options.options.flatMap((o) => (o.env ? [o.env] : [])).sort());
   });
 
-  it('keeps every variable the docs name', () => {
-    const files = ['README.md', ...readdirSync('docs').filter((f) => f.endsWith('.md')).map((f) => join('docs', f))];
+  it('keeps every variable the docs and the deployment files name', () => {
+    const files = [
+      'README.md',
+      ...readdirSync('docs').filter((f) => f.endsWith('.md')).map((f) => join('docs', f)),
+      ...readdirSync('deploy', { recursive: true, encoding: 'utf8' }).map((f) => join('deploy', f)).filter((f) => statSync(f).isFile()),
+    ];
     const named = new Set<string>();
     for (const file of files) {
       // Whole names only ("\nMEZO_X=" in a printf counts): "MEZO_AGENT_DP_*" or "MEZO_COORDINATOR_NATS_" name a family.
