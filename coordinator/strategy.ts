@@ -1,6 +1,6 @@
 /**
  * How a round is configured and how its results become an update, in the style of Flower's Strategy: the round
- * loop (coordinator.ts) asks configureRound which agents evaluate which seeds, and aggregate what the answers
+ * loop (round-loop.ts) asks configureRound which agents evaluate which seeds, and aggregate what the answers
  * add up to. The default MezoStrategy samples agents (uniformly or by capability), assigns seeds (one shared
  * set, distinct per agent, or from a K-seed pool), aggregates each seed's projected gradients robustly (weighted
  * mean, trimmed mean or median, after clipping) and turns them into coefficients −lr·aggregate/seeds with the
