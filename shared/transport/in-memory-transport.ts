@@ -67,7 +67,8 @@ class MemoryServerSession extends FramedServerSession {
     info: CallInfo,
     private readonly link: MemoryLink,
   ) {
-    super(info, String(++sessionIds), 0);
+    // The coordinator hears a session's end on a later turn, as over gRPC (whose semantics this link keeps).
+    super(info, String(++sessionIds), 0, { reportEndLater: true });
   }
 
   protected sendFrame(message: CoordinatorMessage): boolean {

@@ -8,10 +8,10 @@ import { getCodecs } from '../codecs.js';
 import type { TransportError } from '../errors.js';
 import type { AgentMessage, CoordinatorMessage } from '../messages.js';
 import type { CallInfo, ServerSession, StreamListener } from '../transport.js';
-import { SessionInbox } from './inbox.js';
+import { SessionInbox, type SessionInboxOptions } from './inbox.js';
 
 export abstract class FramedServerSession implements ServerSession {
-  private readonly inbox = new SessionInbox<AgentMessage>();
+  private readonly inbox: SessionInbox<AgentMessage>;
 
   constructor(
     readonly info: CallInfo,
@@ -19,7 +19,11 @@ export abstract class FramedServerSession implements ServerSession {
     readonly id: string,
     /** Position of the open on the link's clock (a link that publishes once for many sessions compares it). */
     readonly openedAt: number,
-  ) {}
+    /** How the end reaches the handler (at once by default; `reportEndLater` on a later turn, as gRPC does). */
+    inbox: SessionInboxOptions = {},
+  ) {
+    this.inbox = new SessionInbox(inbox);
+  }
 
   /** Moves a message to the agent; false when the link failed (the link ends the session). */
   protected abstract sendFrame(message: CoordinatorMessage): boolean;
