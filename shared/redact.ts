@@ -1,13 +1,13 @@
 /**
  * Secrets never reach a record, a report or a log line: values under a key that names a credential (a token, a
- * password, a secret, an nkey seed, a private key) are replaced before anything is written. Paths to key files
- * (`tlsKey`, `nkeySeedFile`) are not secrets and stay.
+ * password, a secret, an nkey seed, a private key, a TLS key given as PEM text: `keyPem`) are replaced before
+ * anything is written. Paths to key files (`tlsKey`, `nkeySeedFile`) are not secrets and stay.
  */
 
 /** What a redacted value reads as. */
 export const REDACTED = '[redacted]';
 
-const SECRET_KEY = /(token|tokens|password|passwd|pass|secret|secrets|nkeyseed|privatekey|authorization|cookie)$/i;
+const SECRET_KEY = /(token|tokens|password|passwd|pass|secret|secrets|nkeyseed|privatekey|keypem|authorization|cookie)$/i;
 
 /** Whether a value under `key` is a credential. */
 export function isSecretKey(key: string): boolean {
@@ -36,6 +36,6 @@ export function redactSecrets<T>(value: T): T {
 }
 
 /** pino `redact` paths: the same credential names at the top level of a log line and one level down. */
-export const LOG_REDACT_PATHS: string[] = ['token', 'tokens', 'password', 'pass', 'secret', 'nkeySeed', 'dashboardToken', 'metricsToken', 'authorization', 'cookie'].flatMap(
+export const LOG_REDACT_PATHS: string[] = ['token', 'tokens', 'password', 'pass', 'secret', 'nkeySeed', 'keyPem', 'dashboardToken', 'metricsToken', 'authorization', 'cookie'].flatMap(
   (name) => [name, `*.${name}`],
 );

@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { REDACTED, redactSecrets } from '../../../shared/redact.js';
 import { NatsConfigError, natsConnectionOptions, type NatsFileReader } from '../../../shared/transport/index.js';
 
 const pem = (what: string): string => `-----BEGIN ${what}-----\nAAAA\n-----END ${what}-----\n`;
@@ -34,6 +35,11 @@ describe('NATS connection options', () => {
     expect(asked.sort()).toEqual(['/ca.pem', '/seed.nk']);
     expect(options.tls).toEqual({ ca: files['/ca.pem'], cert: pem('CERTIFICATE'), key: pem('PRIVATE KEY') });
     expect(typeof options.authenticator).toBe('function');
+
+    // A private key given as text is a secret in any record or log line; its path is not.
+    expect(redactSecrets({ tls: { key: '/k.pem', keyPem: pem('PRIVATE KEY'), certPem: pem('CERTIFICATE') } })).toEqual({
+      tls: { key: '/k.pem', keyPem: REDACTED, certPem: pem('CERTIFICATE') },
+    });
 
     const missing = await natsConnectionOptions({ servers: 'nats://x:1', tls: { ca: '/nope.pem' }, readFile }).then(() => undefined, (e: unknown) => e);
     expect(missing).toBeInstanceOf(NatsConfigError);
