@@ -38,6 +38,7 @@ export const simulateOptions = defineCommandOptions(simulateOptionsSchema, 'MEZO
   batchSize: { key: 'batchSize', help: 'examples per task (default 32)' },
   epsilon: { key: 'epsilon', arg: '<x>', help: 'perturbation size ε' },
   distribution: { key: 'distribution', arg: '<kind>', help: 'gaussian | rademacher | lowrank (LOZO: rank-r noise on weight matrices)' },
+  estimator: { key: 'estimator', arg: '<kind>', help: "central | forward: two forward passes per seed, or one centred on the task's mean (docs/learning.md)" },
   rank: { key: 'rank', arg: '<r>', help: 'lowrank: the rank r of each matrix perturbation, 1–64' },
   vPeriod: { key: 'vPeriod', help: "rounds that share V (the seeds' high word); 1 draws every seed afresh" },
   lr: { key: 'schedule.lr', arg: '<x>', help: 'peak learning rate (default 8e-3 at 80 distinct seeds per round; docs/learning.md)' },

@@ -95,6 +95,7 @@ export const trainOptions = defineCommandOptions(trainConfigSchema, 'MEZO_TRAIN'
   warmupSteps: { key: 'train.schedule.warmupSteps', help: 'linear warm-up steps' },
   perturbations: { key: 'train.perturbations', arg: '<q>', help: `perturbations per step (default ${DEFAULT_PERTURBATIONS})` },
   distribution: { key: 'train.distribution', arg: '<kind>', help: 'gaussian | rademacher | lowrank (LOZO: rank-r noise on weight matrices)' },
+  estimator: { key: 'train.estimator', arg: '<kind>', help: "central | forward: two forward passes per perturbation, or one centred on the step's mean (docs/learning.md)" },
   rank: { key: 'train.rank', arg: '<r>', help: 'lowrank: the rank r of each matrix perturbation, 1–64' },
   vPeriod: { key: 'train.vPeriod', help: "lowrank: steps that share V (the seeds' high word); 1 draws every seed afresh" },
   clip: { key: 'train.clip', arg: '<x>', help: 'clip |g| to this bound' },

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { strategyConfigSchema } from './strategy.js';
 import { recordDpSchema } from '../shared/privacy/record-dp.js';
 import { distributionSchema, rankSchema, refinePerturbation } from '../shared/optim/perturbation.js';
+import { estimatorSchema, minSeedsFor } from '../shared/optim/estimator.js';
 
 export const roundOptionsSchema = z
   .strictObject({
@@ -23,6 +24,11 @@ export const roundOptionsSchema = z
     /** Rank of 'lowrank' noise (required with it, 1–64); part of the log header and the join message. */
     rank: rankSchema.optional(),
     strategy: strategyConfigSchema.prefault({}),
+    /**
+     * How agents turn losses into g (shared/optim/estimator.ts): 'central', two forward passes per seed, or
+     * 'forward', one per seed centred on the task's mean (needs strategy.seedsPerAgent ≥ 2).
+     */
+    estimator: estimatorSchema.default('central'),
     /**
      * Agents not asked in the next round receive committed updates in batches, at most this many ms after the
      * commit (0: on the next turn of the event loop). Agents asked in a round always get every update before
@@ -78,6 +84,14 @@ export const roundOptionsSchema = z
   .refine((o) => !o.recordDp?.private || (o.strategy.lossGuard === undefined && o.strategy.plateau === undefined), {
     path: ['recordDp', 'private'],
     message: 'private mode sends no losses, which strategy.lossGuard and strategy.plateau read',
+  })
+  .refine((o) => o.strategy.seedsPerAgent >= minSeedsFor(o.estimator), {
+    path: ['estimator'],
+    message: "'forward' centres each task's losses on their mean, so it needs strategy.seedsPerAgent ≥ 2",
+  })
+  .refine((o) => o.estimator === 'central' || o.recordDp === undefined, {
+    path: ['estimator'],
+    message: "record-level DP clips each example's two-sided difference, so it needs the 'central' estimator",
   })
   .refine((o) => o.quorum === undefined || o.quorum <= o.strategy.agentsPerRound, {
     path: ['quorum'],

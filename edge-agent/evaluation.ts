@@ -32,7 +32,7 @@ export type EvaluationMiddleware = (context: EvaluationContext, next: Evaluation
 
 /** The innermost evaluation: the backend's two forward passes per seed on the batch. */
 export const evaluateOnBackend: Evaluation = ({ task, batch, backend, recordDp }) =>
-  backend.evaluate(task.seeds, task.epsilon, batch, undefined, recordDp);
+  backend.evaluate(task.seeds, task.epsilon, batch, undefined, recordDp, task.estimator);
 
 /** Checks a middleware list given from outside (AgentInit.evaluation), naming the bad entry. */
 export function checkMiddleware(middleware: unknown, field: string): readonly EvaluationMiddleware[] {

@@ -13,6 +13,7 @@ import { scoreDataset, type DatasetScore } from './dataset-evaluation.js';
 import { learningRateAt, lrScheduleSchema } from '../shared/optim/lr-schedule.js';
 import type { MezoBackend } from './mezo-backend.js';
 import { coefficientFor, type UpdateRule } from './mezo-evaluator.js';
+import { checkEstimatorSeeds, estimatorSchema } from '../shared/optim/estimator.js';
 import { checkPerturbation, distributionSchema, rankSchema, seedsWithHighWord, vPeriodSchema } from '../shared/optim/perturbation.js';
 import { RecordDpAccountant, parseRecordDp, recordNoiseMultiplierFor, type RecordPrivacySpent } from '../shared/privacy/record-dp.js';
 
@@ -31,6 +32,11 @@ export const localTrainOptionsSchema = z.strictObject({
   /** Perturbations per step (q): each is evaluated at the same weights, then all updates apply together. */
   perturbations: z.number().int().min(1).max(256).default(1),
   distribution: distributionSchema.default('gaussian'),
+  /**
+   * How losses become g (shared/optim/estimator.ts): 'central', two forward passes per perturbation, or
+   * 'forward', one per perturbation centred on the step's mean (needs perturbations ≥ 2).
+   */
+  estimator: estimatorSchema.default('central'),
   /** Rank of 'lowrank' noise (required with it, 1–64). */
   rank: rankSchema.optional(),
   /**
@@ -134,6 +140,10 @@ export async function trainLocal(input: LocalTrainInput): Promise<LocalTrainRepo
   }
   const options = parsed.data;
   checkPerturbation(options, 'train options');
+  checkEstimatorSeeds(options.estimator, options.perturbations, 'train options: perturbations');
+  if (options.estimator !== 'central' && options.recordDp) {
+    throw new RangeError("train options: estimator: record-level DP clips each example's two-sided difference, so it needs 'central'");
+  }
   const { backend, train, heldOut } = input;
   if (backend.distribution !== options.distribution) {
     throw new RangeError(`train options: distribution is '${options.distribution}' but the backend perturbs with '${backend.distribution}'`);
@@ -199,7 +209,7 @@ export async function trainLocal(input: LocalTrainInput): Promise<LocalTrainRepo
       const decay = Math.fround(1 - lr * options.weightDecay);
       // One perturbation and no decay: fold the update into the restore pass (three passes per step).
       const fuse = options.perturbations === 1 && decay === 1;
-      const results = await backend.evaluate(seeds, options.epsilon, next.value!, fuse ? rule : undefined, recordEvaluation);
+      const results = await backend.evaluate(seeds, options.epsilon, next.value!, fuse ? rule : undefined, recordEvaluation, options.estimator);
       accountant?.step(1);
       const valid = results.filter((r) => r.valid);
       if (valid.length < results.length) skippedSteps++;

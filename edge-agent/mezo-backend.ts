@@ -3,6 +3,7 @@
  * model on the calling thread, the worker one (worker-backend.ts) on a worker thread so the caller's event loop
  * stays free for heartbeats and cancellation while onnxruntime computes.
  */
+import type { Estimator } from '../shared/optim/estimator.js';
 import type { Manifest, PreparedModel, RunResult, TrainableSession } from '../shared/model/index.js';
 import { createTrainableSession, paddingRanges, slabSha256 } from '../shared/model/index.js';
 import type { NoiseEngine } from '../shared/noise/engine.js';
@@ -44,9 +45,10 @@ export interface MezoBackend {
   load(slab: Float32Array): Promise<void>;
   /**
    * Two perturbed losses per seed on one batch; with `fuse`, each restore also applies the seed's update. With
-   * `recordDp`, g is clipped per example and noised (shared/privacy/record-dp.ts).
+   * `recordDp`, g is clipped per example and noised (shared/privacy/record-dp.ts). With the `forward` estimator
+   * (shared/optim/estimator.ts), one loss per seed centred on the seeds' mean.
    */
-  evaluate(seeds: readonly Seed[], epsilon: number, batch: BatchData, fuse?: UpdateRule, recordDp?: RecordDpEvaluation): Promise<SeedEvaluation[]>;
+  evaluate(seeds: readonly Seed[], epsilon: number, batch: BatchData, fuse?: UpdateRule, recordDp?: RecordDpEvaluation, estimator?: Estimator): Promise<SeedEvaluation[]>;
   /** Weight decay (optional), then θ += Σ coeff·z(seed) in order, in one pass. */
   apply(terms: ReadonlyArray<{ seed: Seed; coeff: number }>, decay?: DecayUpdate): Promise<void>;
   /** Loss (and correct count) of the current weights on a batch. */
@@ -134,10 +136,10 @@ export class InProcessBackend implements MezoBackend {
     return new InProcessBackend(session, engine, options.distribution ?? 'gaussian', checkpoint, options.rank);
   }
 
-  async evaluate(seeds: readonly Seed[], epsilon: number, batch: BatchData, fuse?: UpdateRule, recordDp?: RecordDpEvaluation): Promise<SeedEvaluation[]> {
+  async evaluate(seeds: readonly Seed[], epsilon: number, batch: BatchData, fuse?: UpdateRule, recordDp?: RecordDpEvaluation, estimator?: Estimator): Promise<SeedEvaluation[]> {
     const feeds = feedsForBatch(this.manifest, batch);
-    if (recordDp) return this.evaluator.evaluateRecordDp(seeds, epsilon, () => this.session.runPerExample(feeds), recordDp, recordDp.batchSize, fuse);
-    return this.evaluator.evaluate(seeds, epsilon, async () => (await this.session.run(feeds)).loss, fuse);
+    if (recordDp) return this.evaluator.evaluateRecordDp(seeds, epsilon, () => this.session.runPerExample(feeds), recordDp, recordDp.batchSize, fuse, estimator);
+    return this.evaluator.evaluate(seeds, epsilon, async () => (await this.session.run(feeds)).loss, fuse, estimator);
   }
 
   apply(terms: ReadonlyArray<{ seed: Seed; coeff: number }>, decay?: DecayUpdate): Promise<void> {

@@ -20,6 +20,7 @@ import { clearPadding } from '../shared/model/slab-layout.js';
 import type { SlabCheckpoint } from './slab-checkpoint.js';
 import type { PerExampleRunResult } from '../shared/model/index.js';
 import { noisedProjectedGradient, type RecordDp } from '../shared/privacy/record-dp.js';
+import { checkEstimatorSeeds, forwardGradients, isEstimator, type Estimator } from '../shared/optim/estimator.js';
 
 export interface SeedEvaluation {
   seed: bigint;
@@ -94,9 +95,56 @@ export class MezoEvaluator {
    * Evaluates each seed at the current weights (each restored before the next), with `loss` computing the loss
    * of the current slab on a fixed batch. If `loss` throws, the weights are restored before the error
    * propagates. With `fuse`, the restore pass also applies each valid seed's update (local training).
+   *
+   * With the `forward` estimator (shared/optim/estimator.ts) each seed costs one loss, at θ + εz, and the seeds
+   * share their mean as the baseline: lossPlus is the seed's loss, lossMinus the baseline. A non-finite loss
+   * makes every seed invalid (the baseline needs them all); `fuse` then applies the valid terms in one pass
+   * after the last seed, since each g depends on every loss.
    */
-  async evaluate(seeds: readonly Seed[], epsilon: number, loss: () => Promise<number>, fuse?: UpdateRule): Promise<SeedEvaluation[]> {
+  async evaluate(seeds: readonly Seed[], epsilon: number, loss: () => Promise<number>, fuse?: UpdateRule, estimator: Estimator = 'central'): Promise<SeedEvaluation[]> {
+    if (!isEstimator(estimator)) throw new RangeError(`evaluate: estimator must be 'central' or 'forward', got ${String(estimator)}`);
+    if (estimator === 'forward') return this.evaluateForward(seeds, epsilon, loss, fuse);
     return this.evaluateWith(seeds, epsilon, loss, (lossPlus, lossMinus) => ({ lossPlus, lossMinus, g: (lossPlus - lossMinus) / (2 * epsilon) }), fuse);
+  }
+
+  private async evaluateForward(seeds: readonly Seed[], epsilon: number, loss: () => Promise<number>, fuse?: UpdateRule): Promise<SeedEvaluation[]> {
+    if (!Number.isFinite(epsilon) || epsilon <= 0) {
+      throw new RangeError(`evaluate: epsilon must be a positive finite number, got ${epsilon}`);
+    }
+    checkEstimatorSeeds('forward', seeds.length, 'evaluate: seeds');
+    const keys = PackedEntries.from(seeds.map((seed) => ({ seed, coeff: 0 })), 'evaluate: seeds');
+    return this.exclusive(async () => {
+      const options = { distribution: this.distribution, lowRank: this.lowRank };
+      const seedList: bigint[] = [];
+      const losses: number[] = [];
+      for (let k = 0; k < keys.length; k++) {
+        const seed = BigInt(keys.keys[2 * k]!) | (BigInt(keys.keys[2 * k + 1]!) << 32n);
+        this.engine.perturb(this.slab, seed, epsilon, options);
+        try {
+          losses.push(await loss());
+        } finally {
+          // Restored whether or not the loss evaluation threw: the weights never stay perturbed.
+          if (this.checkpoint) this.checkpoint.restore(this.slab);
+          else this.engine.perturb(this.slab, seed, -epsilon, options);
+          clearPadding(this.slab, this.padding);
+        }
+        seedList.push(seed);
+      }
+      const valid = losses.every(Number.isFinite);
+      const { g, baseline } = valid ? forwardGradients(losses, epsilon) : { g: losses.map(() => Number.NaN), baseline: Number.NaN };
+      const results: SeedEvaluation[] = seedList.map((seed, k) => {
+        const ok = valid && Number.isFinite(g[k]!);
+        return { seed, lossPlus: losses[k]!, lossMinus: baseline, g: ok ? g[k]! : Number.NaN, valid: ok };
+      });
+      if (fuse) {
+        const terms = results.filter((r) => r.valid).map((r) => ({ seed: r.seed, coeff: coefficientFor(r.g, fuse) }));
+        for (const term of terms) {
+          if (!Number.isFinite(term.coeff)) throw new RangeError(`evaluate: fused coefficient must be finite, got ${term.coeff}`);
+        }
+        if (terms.length > 0) this.update(terms);
+      }
+      return results;
+    });
   }
 
   /**
@@ -111,7 +159,11 @@ export class MezoEvaluator {
     dp: Pick<RecordDp, 'clip' | 'noiseMultiplier'>,
     batchSize: number,
     fuse?: UpdateRule,
+    estimator: Estimator = 'central',
   ): Promise<SeedEvaluation[]> {
+    // Per-example clipping bounds the difference of two losses per example; the forward estimator's centring
+    // would mix examples' losses across seeds, which the DP analysis does not cover.
+    if (estimator !== 'central') throw new RangeError("evaluate: record-level DP needs the 'central' estimator");
     return this.evaluateWith(
       seeds,
       epsilon,

@@ -30,7 +30,7 @@ async function main(): Promise<void> {
     const handle = async (): Promise<unknown> => {
       switch (request.kind) {
         case 'evaluate':
-          return backend.evaluate(request.seeds, request.epsilon, request.batch, request.fuse, request.recordDp);
+          return backend.evaluate(request.seeds, request.epsilon, request.batch, request.fuse, request.recordDp, request.estimator);
         case 'apply':
           return backend.apply(request.terms, request.decay);
         case 'run':

@@ -4,6 +4,7 @@
  * task computes. The weights live on the worker; snapshot() and sha256() fetch a copy or a hash.
  */
 import { Worker } from 'node:worker_threads';
+import type { Estimator } from '../shared/optim/estimator.js';
 import type { Manifest, PreparedModel, RunResult } from '../shared/model/index.js';
 import type { Distribution, Seed } from '../shared/noise/index.js';
 import { compiledSibling } from '../shared/compiled-path.js';
@@ -122,8 +123,8 @@ export class WorkerBackend implements MezoBackend {
     return this.request<T>(this.nextId++, body);
   }
 
-  evaluate(seeds: readonly Seed[], epsilon: number, batch: BatchData, fuse?: UpdateRule, recordDp?: RecordDpEvaluation): Promise<SeedEvaluation[]> {
-    return this.call({ kind: 'evaluate', seeds, epsilon, batch: portable(batch), ...(fuse ? { fuse } : {}), ...(recordDp ? { recordDp } : {}) });
+  evaluate(seeds: readonly Seed[], epsilon: number, batch: BatchData, fuse?: UpdateRule, recordDp?: RecordDpEvaluation, estimator?: Estimator): Promise<SeedEvaluation[]> {
+    return this.call({ kind: 'evaluate', seeds, epsilon, batch: portable(batch), ...(fuse ? { fuse } : {}), ...(recordDp ? { recordDp } : {}), ...(estimator ? { estimator } : {}) });
   }
 
   apply(terms: ReadonlyArray<{ seed: Seed; coeff: number }>, decay?: DecayUpdate): Promise<void> {

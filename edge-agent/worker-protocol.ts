@@ -1,4 +1,5 @@
 /** Messages between WorkerBackend and its worker thread (structured clone: bigints and typed arrays pass as is). */
+import type { Estimator } from '../shared/optim/estimator.js';
 import type { Manifest } from '../shared/model/index.js';
 import type { Distribution, Seed } from '../shared/noise/index.js';
 import type { BatchData } from './batch-feeds.js';
@@ -21,7 +22,7 @@ export interface WorkerInit {
 }
 
 export type WorkerCall =
-  | { kind: 'evaluate'; seeds: readonly Seed[]; epsilon: number; batch: BatchData; fuse?: UpdateRule; recordDp?: RecordDpEvaluation }
+  | { kind: 'evaluate'; seeds: readonly Seed[]; epsilon: number; batch: BatchData; fuse?: UpdateRule; recordDp?: RecordDpEvaluation; estimator?: Estimator }
   | { kind: 'apply'; terms: ReadonlyArray<{ seed: Seed; coeff: number }>; decay?: DecayUpdate }
   | { kind: 'run'; batch: BatchData }
   | { kind: 'snapshot' }

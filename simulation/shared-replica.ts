@@ -8,6 +8,7 @@
  * with StaleReplicaError, which the agent reports as a failed task — the coordinator would drop the late result
  * anyway. The agent code is the deployment's: only its backend is shared.
  */
+import type { Estimator } from '../shared/optim/estimator.js';
 import type { Manifest, RunResult } from '../shared/model/index.js';
 import type { Distribution, Seed } from '../shared/noise/index.js';
 import type { BatchData } from '../edge-agent/batch-feeds.js';
@@ -125,10 +126,10 @@ class ReplicaView implements MezoBackend {
     });
   }
 
-  evaluate(seeds: readonly Seed[], epsilon: number, batch: BatchData, fuse?: UpdateRule, recordDp?: RecordDpEvaluation): Promise<SeedEvaluation[]> {
+  evaluate(seeds: readonly Seed[], epsilon: number, batch: BatchData, fuse?: UpdateRule, recordDp?: RecordDpEvaluation, estimator?: Estimator): Promise<SeedEvaluation[]> {
     // A fused update would move the shared weights for one agent alone.
     if (fuse) return Promise.reject(new RangeError('evaluate: a shared replica cannot fuse updates into evaluation'));
-    return this.atHead('evaluate', (backend) => backend.evaluate(seeds, epsilon, batch, undefined, recordDp));
+    return this.atHead('evaluate', (backend) => backend.evaluate(seeds, epsilon, batch, undefined, recordDp, estimator));
   }
 
   apply(terms: ReadonlyArray<{ seed: Seed; coeff: number }>, decay?: DecayUpdate): Promise<void> {

@@ -28,6 +28,7 @@ import { InProcessBackend, type MezoBackend } from '../edge-agent/mezo-backend.j
 import { WorkerBackend } from '../edge-agent/worker-backend.js';
 import { lrScheduleSchema } from '../shared/optim/lr-schedule.js';
 import { distributionSchema, rankSchema, refinePerturbation, vPeriodSchema } from '../shared/optim/perturbation.js';
+import { estimatorSchema } from '../shared/optim/estimator.js';
 import { SeededRng } from '../shared/data/index.js';
 import { LogSigner, UpdateLog } from '../shared/log/index.js';
 import { logger } from '../shared/logger.js';
@@ -78,6 +79,11 @@ export const simulateOptionsSchema = z
     batchSize: z.number().int().min(1).max(4096).default(32),
     epsilon: z.number().positive().finite().default(1e-3),
     distribution: distributionSchema.default('gaussian'),
+    /**
+     * How agents turn losses into g (shared/optim/estimator.ts): 'central' (two forward passes per seed) or
+     * 'forward' (one per seed, centred on the task's mean; needs seedsPerAgent ≥ 2).
+     */
+    estimator: estimatorSchema.default('central'),
     /** Rank of 'lowrank' noise (required with it, 1–64). */
     rank: rankSchema.optional(),
     /** Rounds over which the seeds keep their high word: with 'lowrank', V (LOZO's lazy V); 1: fresh seeds. */
@@ -403,6 +409,7 @@ export async function runSimulation(input: SimulateOptionsInput = {}, hooks: Sim
       batchSize: options.batchSize,
       distribution: options.distribution,
       rank: options.rank,
+      estimator: options.estimator,
       ...(recordDp ? { recordDp: recordDp.dp } : {}),
       strategy,
       heartbeatMs: 5000,

@@ -7,6 +7,7 @@
  */
 import { z } from 'zod';
 import type { EntryKind, LogEntry } from '../log/index.js';
+import type { Estimator } from '../optim/estimator.js';
 import type { Distribution } from '../noise/index.js';
 import { MessageValidationError } from './errors.js';
 
@@ -177,6 +178,11 @@ export const taskSchema = z.object({
   recordPrivacy: z.preprocess((v) => v ?? undefined, recordPrivacySchema.optional()),
   /** Set in a secure-aggregation round (proto-loader gives an unset message field as null). */
   secureAggregation: z.preprocess((v) => v ?? undefined, secureAggregationSpecSchema.optional()),
+  /** How the agent turns losses into g (shared/optim/estimator.ts); unset or UNSPECIFIED: central. */
+  estimator: z
+    .preprocess((v) => v ?? undefined, z.enum(['ESTIMATOR_UNSPECIFIED', 'ESTIMATOR_CENTRAL', 'ESTIMATOR_FORWARD']).optional())
+    .transform((k): Estimator | undefined => (k === 'ESTIMATOR_FORWARD' ? 'forward' : k === 'ESTIMATOR_CENTRAL' ? 'central' : undefined))
+    .optional(),
 });
 
 const termSchema = z.object({ seed, coeff: finite.refine((x) => Number.isFinite(Math.fround(x)), 'must be finite in float32') });
@@ -521,6 +527,7 @@ export function encodeTask(t: Task): Record<string, unknown> {
     deadlineMs: t.deadlineMs,
     ...(t.recordPrivacy ? { recordPrivacy: { ...t.recordPrivacy } } : {}),
     ...(t.secureAggregation ? { secureAggregation: { ...t.secureAggregation } } : {}),
+    ...(t.estimator ? { estimator: t.estimator === 'forward' ? 'ESTIMATOR_FORWARD' : 'ESTIMATOR_CENTRAL' } : {}),
   };
 }
 

@@ -6,7 +6,7 @@ export function delegatingBackend(inner: MezoBackend, overrides: Partial<MezoBac
     manifest: inner.manifest,
     distribution: inner.distribution,
     restore: inner.restore,
-    evaluate: (seeds, epsilon, batch, fuse) => inner.evaluate(seeds, epsilon, batch, fuse),
+    evaluate: (...args) => inner.evaluate(...args),
     apply: (terms, decay) => inner.apply(terms, decay),
     run: (batch) => inner.run(batch),
     snapshot: () => inner.snapshot(),
@@ -21,9 +21,9 @@ export function delegatingBackend(inner: MezoBackend, overrides: Partial<MezoBac
 export function observedBackend(onEvaluate: () => void): (inner: MezoBackend) => MezoBackend {
   return (inner) =>
     delegatingBackend(inner, {
-      evaluate: (seeds, epsilon, batch, fuse) => {
+      evaluate: (...args) => {
         onEvaluate();
-        return inner.evaluate(seeds, epsilon, batch, fuse);
+        return inner.evaluate(...args);
       },
     });
 }

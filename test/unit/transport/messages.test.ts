@@ -72,4 +72,15 @@ describe('message validation', () => {
     expect(fieldOf(() => decodeAgentMessage({ result: null, heartbeat: null, pong: null }))).toBe('message.body');
     expect(fieldOf(() => decodeAgentMessage({ heartbeat: { version: '1', weightsSha256: 'nope' } }))).toBe('heartbeat.weightsSha256');
   });
+
+  it("carries a task's estimator; unset (a peer that predates it) reads as central, an unknown one is refused", () => {
+    const task = { jobId: 'job', round: 2, attempt: 1, version: 2, seeds: [5n, 6n], epsilon: 1e-3, batchSize: 8, deadlineMs: 100 };
+    const wire = encodeCoordinatorMessage({ kind: 'task', task: { ...task, estimator: 'forward' } });
+    expect(wire.task).toMatchObject({ estimator: 'ESTIMATOR_FORWARD' });
+    const decoded = decodeCoordinatorMessage({ ...wire, body: 'task', update: null, ping: null });
+    expect(decoded).toEqual({ kind: 'task', task: { ...task, estimator: 'forward' } });
+    const plain = decodeCoordinatorMessage({ ...encodeCoordinatorMessage({ kind: 'task', task }), body: 'task', update: null, ping: null });
+    expect(plain.kind === 'task' && plain.task.estimator).toBeUndefined();
+    expect(fieldOf(() => decodeCoordinatorMessage({ ...wire, task: { ...(wire.task as object), estimator: 'ESTIMATOR_BACKWARD' }, body: 'task', update: null, ping: null }))).toBe('task.estimator');
+  });
 });
