@@ -105,6 +105,18 @@ export function schemaAt(schema: z.ZodType, path: string): z.ZodType | undefined
   return node;
 }
 
+/** The schema's own default at a dotted path ({ value }), or undefined when the key has none of its own. */
+export function defaultAt(schema: z.ZodType, path: string): { value: unknown } | undefined {
+  for (let s = schemaAt(schema, path); s; ) {
+    const def = defOf(s) as ZodDef & { defaultValue?: unknown };
+    if (def.type === 'default') return { value: def.defaultValue };
+    if (def.type === 'optional' || def.type === 'nullable' || def.type === 'readonly') s = def.innerType;
+    else if (def.type === 'pipe') s = defOf(def.in!).type === 'transform' ? def.out : def.in;
+    else return undefined;
+  }
+  return undefined;
+}
+
 /** How a value of this schema is read from text: number, boolean, JSON for objects and arrays, else the text. */
 function kindOf(schema: z.ZodType): Kind {
   const def = defOf(unwrap(schema));

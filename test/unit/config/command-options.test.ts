@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Command } from 'commander';
 import { afterAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { defineCommandOptions, schemaAt, type CommandOptions } from '../../../cli/command-options.js';
+import { defaultAt, defineCommandOptions, schemaAt, type CommandOptions } from '../../../cli/command-options.js';
 import { agentOptions, registerAgentCommand } from '../../../cli/agent-command.js';
 import { coordinatorOptions, registerCoordinatorCommand } from '../../../cli/coordinator-command.js';
 import { registerSimulateCommand, simulateOptions } from '../../../cli/simulate-command.js';
@@ -112,6 +112,26 @@ describe('command options derived from one declaration', () => {
     const file = configFile('bad.json', { job: { strategy: { seedMode: 'every' } } });
     expect(() => coordinatorOptions.resolve({ config: file }, {})).toThrow(new RegExp(`job\\.strategy\\.seedMode: .*\\(from ${file.replace(/[.]/g, '\\.')}\\)`));
     expect(() => agentOptions.resolve({ agentId: 'a' }, { MEZO_AGENT_WORKER: 'perhaps' })).toThrow(/MEZO_AGENT_WORKER must be true or false/);
+  });
+
+  it("states in --help the schema's own defaults where the help names one", () => {
+    // train's schedule kind is 'constant' in the trainer's schema; the command's preprocess makes it cosine.
+    const setElsewhere = new Set(['train --schedule']);
+    let compared = 0;
+    for (const [name, options] of commands) {
+      for (const o of options.options) {
+        const stated = /\(default:? ([^;,)]+)/.exec(o.help)?.[1]?.trim();
+        const own = o.key === undefined ? undefined : defaultAt(options.schema, o.key);
+        // Only a plain value in the help ("(default 4)", "(default grpc)"), against a plain default in the schema.
+        if (stated === undefined || own === undefined || /\s/.test(stated) || ['off', 'none', 'never'].includes(stated)) continue;
+        if (typeof own.value === 'object' || setElsewhere.has(`${name} ${o.flag}`)) continue;
+        const fraction = /^(\d+)\/(\d+)$/.exec(stated);
+        const value = fraction ? Number(fraction[1]) / Number(fraction[2]) : /^[-+]?[0-9.]+(e[-+]?[0-9]+)?$/i.test(stated) ? Number(stated) : stated;
+        expect(value, `mezo ${name} ${o.flag}: help says (default ${stated})`).toEqual(own.value);
+        compared++;
+      }
+    }
+    expect(compared).toBeGreaterThan(25);
   });
 
   it('refuses a declaration the schema cannot back', () => {
