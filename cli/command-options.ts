@@ -220,7 +220,22 @@ export function defineCommandOptions<S extends z.ZodType>(schema: S, prefix: str
         if (o.parse) command.option(o.flags, o.help, o.parse);
         else command.option(o.flags, o.help);
       }
-      return command;
+      // The variables are not listed flag by flag (the lines would double); the rule and its exceptions are.
+      const keyed = options.filter((o) => o.env !== undefined);
+      const example = keyed.find((o) => !o.negate && /[A-Z]/.test(o.name) && o.env === `${prefix}_${snake(o.name)}`);
+      const negated = keyed.find((o) => o.negate);
+      const kept = keyed.filter((o) => o.env !== `${prefix}_${snake(o.name)}`).map((o) => `${o.flag}: ${o.env}`);
+      const lines = [
+        '',
+        'Every flag but --config and --json is also a variable and a key of the --config file. The variable is',
+        `${prefix}_ and the flag's name in capitals with _ for -` +
+          (example ? ` (${example.flag}: ${example.env}` + (negated ? `; ${negated.flag}: ${negated.env}=false)` : ')') : '') +
+          (kept.length > 0 ? ',' : '.'),
+        ...(kept.length > 0 ? [`except ${kept.join(', ')}.`] : []),
+        'Flags win over variables, variables over the file, the file over the defaults.',
+        '',
+      ];
+      return command.addHelpText('after', lines.join('\n'));
     },
     resolve(flags, environment = process.env) {
       const layered: Record<string, unknown> = {};

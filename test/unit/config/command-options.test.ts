@@ -47,6 +47,12 @@ describe('command options derived from one declaration', () => {
     }
     // One variable per flag, and no variable without a flag.
     expect(Object.keys(options.env).sort()).toEqual(options.options.flatMap((o) => (o.env ? [o.env] : [])).sort());
+    // --help states the rule, and names the variables that do not follow it.
+    let help = '';
+    command.configureOutput({ writeOut: (text) => (help += text) });
+    command.outputHelp();
+    expect(help).toContain(`The variable is\n${prefix} and the flag's name in capitals with _ for -`);
+    for (const o of options.options) if (o.env && o.env !== `${prefix}${o.name.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`) expect(help).toContain(`${o.flag}: ${o.env}`);
   });
 
   it('keeps every variable the docs and the deployment files name', () => {
