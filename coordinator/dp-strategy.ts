@@ -155,6 +155,11 @@ export class CentralDpStrategy implements Strategy {
     return this.accountant.epsilonAfter(this.lastRate, this.noiseMultiplier, this.config.delta) > this.config.epsilon;
   }
 
+  /** The round loop asks before every attempt: the job ends cleanly once one more round would exceed the budget. */
+  shouldEndJob(): boolean {
+    return this.nextRoundExceedsBudget();
+  }
+
   configureRound(context: RoundContext, agents: readonly AgentView[]): Assignment[] {
     if (this.spentOut) return [];
     const assignments = this.inner.configureRound(context, agents);
@@ -218,7 +223,8 @@ export class CentralDpStrategy implements Strategy {
  * Ends the coordinator's job cleanly (agents hear 'stopped') after the last round the budget allows: checked
  * after every committed round at that round's sampling rate, and whenever the strategy refuses a round (its rate
  * may have risen since: fewer agents connected), so a spent budget never turns into failed attempts. Returns the
- * unsubscribe.
+ * unsubscribe. A coordinator whose strategy is this one stops the same way through shouldEndJob; the listener
+ * serves one whose strategy wraps it (the round loop asks only its own strategy).
  */
 export function stopAtPrivacyBudget(coordinator: Coordinator, strategy: CentralDpStrategy): () => void {
   const stop = () => coordinator.stop({ endJob: true });

@@ -18,7 +18,7 @@ import type { RoundOptions } from './options.js';
 import type { Replica } from './replica.js';
 import { reject } from './result-validator.js';
 import { SecureRound, type SecureAggregationOptions, type SecureAggregationTarget } from './secure-aggregation.js';
-import type { AggregatedUpdate, Assignment, RoundContext, Strategy } from './strategy.js';
+import type { AggregatedUpdate, Assignment, RoundContext, RoundFailure, Strategy } from './strategy.js';
 
 export interface RoundReport {
   round: number;
@@ -41,6 +41,8 @@ export interface RoundReport {
   scalars: ReadonlyArray<{ agentId: string; seeds: readonly bigint[]; g: readonly number[] }>;
   /** The committed entry's (seed, coefficient) terms. */
   terms: ReadonlyArray<{ seed: bigint; coeff: number }>;
+  /** The strategy's own figures for the round (AggregatedUpdate.metrics), when it gave any. */
+  metrics?: Readonly<Record<string, number>>;
 }
 
 export interface RunReport {
@@ -233,6 +235,11 @@ export class RoundLoop {
       const round = this.nextRound;
       let committed = false;
       for (let attempt = 0; attempt < this.options.maxAttempts && !this.stopping; attempt++) {
+        if (this.strategy.shouldEndJob?.({ round, attempt, version: this.log.version })) {
+          logger.info({ round, attempt }, 'the strategy ended the job');
+          this.stop({ endJob: true });
+          break;
+        }
         const outcome = await this.attemptRound(round, attempt);
         if (outcome === 'committed') {
           committed = true;
@@ -322,7 +329,10 @@ export class RoundLoop {
       return 'failed';
     }
     const results = [...open.results.values()];
-    const update = this.strategy.aggregate(context, results);
+    const failures = sendable
+      .filter(({ agentId }) => !open.results.has(agentId))
+      .map(({ agentId }): RoundFailure => ({ agentId, reason: open.gone.has(agentId) ? 'dropped' : open.declined.has(agentId) ? 'declined' : 'unanswered' }));
+    const update = this.strategy.aggregate(context, results, failures);
     if (!update || update.terms.length === 0) return 'failed';
     const scalars = results.map(({ agentId, seeds, g }) => ({ agentId, seeds, g }));
     return this.commitRound(context, update, { accepted: results.map((r) => r.agentId), asked: sendable.length, dropped: open.gone.size, scalars, started });
@@ -377,6 +387,7 @@ export class RoundLoop {
   ): Promise<'committed'> {
     const { round, attempt } = context;
     const { started } = answers;
+    const metrics = update.metrics === undefined ? undefined : checkedMetrics(update.metrics);
     // Durable first: the entry is on stable storage before any agent hears of it.
     const entry = await this.log.append({ round, lr: update.lr, decay: update.decay, terms: update.terms });
     for (const agentId of answers.accepted) this.agents.get(agentId)!.stats.accepted++;
@@ -397,6 +408,7 @@ export class RoundLoop {
       wallMs: performance.now() - started,
       scalars: answers.scalars,
       terms: entry.terms,
+      ...(metrics ? { metrics } : {}),
     };
     const { scalars: _scalars, terms: _terms, ...summary } = report;
     logger.info(summary, 'round committed');
@@ -410,4 +422,16 @@ export class RoundLoop {
     }
     return 'committed';
   }
+}
+
+/** A copy of a strategy's round metrics, each checked to be a finite number under a non-empty name. */
+function checkedMetrics(metrics: Readonly<Record<string, number>>): Readonly<Record<string, number>> {
+  if (typeof metrics !== 'object' || metrics === null || Array.isArray(metrics)) throw new TypeError('strategy.aggregate: metrics must be an object of numbers');
+  const copy: Record<string, number> = {};
+  for (const [name, value] of Object.entries(metrics)) {
+    if (name === '') throw new TypeError('strategy.aggregate: metrics names must be non-empty');
+    if (typeof value !== 'number' || !Number.isFinite(value)) throw new TypeError(`strategy.aggregate: metrics.${name} must be a finite number, got ${String(value)}`);
+    copy[name] = value;
+  }
+  return copy;
 }

@@ -48,6 +48,22 @@ export interface AggregatedUpdate {
   terms: Array<{ seed: bigint; coeff: number }>;
   /** Mean of (L₊ + L₋)/2 over the results, for progress reports. */
   trainLoss: number;
+  /**
+   * The strategy's own figures for the round (finite numbers by name), carried to round listeners in
+   * RoundReport.metrics; never logged in the update log, so they do not change the model.
+   */
+  metrics?: Readonly<Record<string, number>>;
+}
+
+/** An agent asked in an attempt whose answer is not among the results handed to aggregate, and why. */
+export interface RoundFailure {
+  agentId: string;
+  /**
+   * 'dropped': its session closed, or its task could not be sent; 'declined': it declined the task (busy, or
+   * over its memory budget); 'unanswered': no valid answer when the attempt closed (the deadline passed, the
+   * quorum was reached first, or its answer was rejected).
+   */
+  reason: 'dropped' | 'declined' | 'unanswered';
 }
 
 export interface Strategy {
@@ -58,8 +74,18 @@ export interface Strategy {
   readonly agentsPerRound?: number;
   /** Which of the connected agents evaluate which seeds. Returns [] when the round cannot be configured. */
   configureRound(context: RoundContext, agents: readonly AgentView[]): Assignment[];
-  /** The update the results add up to; null when nothing usable came back. */
-  aggregate(context: RoundContext, results: readonly AgentResult[]): AggregatedUpdate | null;
+  /**
+   * The update the results add up to; null when nothing usable came back. `failures` names the agents asked in
+   * this attempt whose answers are not in `results` (empty in a secure-aggregation round, whose strategy sees
+   * only the sum).
+   */
+  aggregate(context: RoundContext, results: readonly AgentResult[], failures: readonly RoundFailure[]): AggregatedUpdate | null;
+  /**
+   * Asked before every attempt: true ends the job cleanly before it (nothing more is appended, and the agents
+   * hear that the job ended, reason 'stopped'), e.g. once a privacy budget would be exceeded. Absent: the job
+   * runs its options.rounds.
+   */
+  shouldEndJob?(next: RoundContext): boolean;
 }
 
 export const momentumSchema = z
