@@ -76,6 +76,16 @@ export interface RoundLoopInit {
 
 type Outcome = 'committed' | 'failed' | 'stopped';
 
+/** What an attempt's answers came to: the update, and who contributed, for the round's report. */
+interface Collected {
+  update: AggregatedUpdate;
+  /** Agents whose answers the update holds (counted as accepted). */
+  accepted: readonly string[];
+  /** Asked agents that disconnected (or could not be sent the task) before answering. */
+  dropped: number;
+  scalars: RoundReport['scalars'];
+}
+
 export class RoundLoop {
   private readonly log: UpdateLog;
   private readonly options: RoundOptions;
@@ -318,32 +328,48 @@ export class RoundLoop {
       });
       if (!sent) open.gone.add(agentId);
     }
-    if (spec) return this.finishSecureRound(open, context, sendable, spec, started);
-    open.check();
-    await open.done;
+    // The collection phase: plain Results, or the four phases of secure aggregation. Either way the loop then
+    // closes the attempt the same way and, unless stopped, asks the phase for the update its answers add up to.
+    const conclude = spec ? await this.collectSecure(open, context, sendable, spec) : await this.collectResults(open, context, sendable);
     this.open = undefined;
     for (const agentId of open.gone) this.agents.get(agentId)!.stats.dropped++;
     if (this.stopping) return 'stopped';
-    if (open.results.size < quorum) {
-      logger.warn({ round, attempt, results: open.results.size, quorum }, 'round closed without quorum; retrying with fresh seeds');
-      return 'failed';
-    }
-    const results = [...open.results.values()];
-    const failures = sendable
-      .filter(({ agentId }) => !open.results.has(agentId))
-      .map(({ agentId }): RoundFailure => ({ agentId, reason: open.gone.has(agentId) ? 'dropped' : open.declined.has(agentId) ? 'declined' : 'unanswered' }));
-    const update = this.strategy.aggregate(context, results, failures);
-    if (!update || update.terms.length === 0) return 'failed';
-    const scalars = results.map(({ agentId, seeds, g }) => ({ agentId, seeds, g }));
-    return this.commitRound(context, update, { accepted: results.map((r) => r.agentId), asked: sendable.length, dropped: open.gone.size, scalars, started });
+    const answers = conclude();
+    if (!answers) return 'failed';
+    return this.commitRound(context, answers.update, { ...answers, asked: sendable.length, started });
   }
 
   /**
-   * The rest of a secure round (secure-aggregation.ts): its four phases replace collecting Results, and only the
-   * unmasked sum reaches the strategy. A failure (too few survivors, fewer than t shares of a secret) fails the
-   * attempt, which is retried with fresh seeds like a round without quorum.
+   * Collects plain Results until the attempt's outcome is decided. Its conclusion: with a quorum, the Strategy
+   * aggregates the results (told which asked agents failed, and why); null without one, or when the strategy
+   * makes nothing of them.
    */
-  private async finishSecureRound(open: OpenRound, context: RoundContext, sendable: readonly Assignment[], spec: SecureAggregationSpec, started: number): Promise<Outcome> {
+  private async collectResults(open: OpenRound, context: RoundContext, sendable: readonly Assignment[]): Promise<() => Collected | null> {
+    open.check();
+    await open.done;
+    return () => {
+      const { round, attempt } = context;
+      if (open.results.size < open.quorum) {
+        logger.warn({ round, attempt, results: open.results.size, quorum: open.quorum }, 'round closed without quorum; retrying with fresh seeds');
+        return null;
+      }
+      const results = [...open.results.values()];
+      const failures = sendable
+        .filter(({ agentId }) => !open.results.has(agentId))
+        .map(({ agentId }): RoundFailure => ({ agentId, reason: open.gone.has(agentId) ? 'dropped' : open.declined.has(agentId) ? 'declined' : 'unanswered' }));
+      const update = this.strategy.aggregate(context, results, failures);
+      if (!update || update.terms.length === 0) return null;
+      const scalars = results.map(({ agentId, seeds, g }) => ({ agentId, seeds, g }));
+      return { update, accepted: results.map((r) => r.agentId), dropped: open.gone.size, scalars };
+    };
+  }
+
+  /**
+   * Secure aggregation's collection phase (secure-aggregation.ts): its four phases replace collecting Results,
+   * and only the unmasked sum reaches the strategy. Its conclusion is null on a failure (too few survivors,
+   * fewer than t shares of a secret), which fails the attempt like a round without quorum.
+   */
+  private async collectSecure(open: OpenRound, context: RoundContext, sendable: readonly Assignment[], spec: SecureAggregationSpec): Promise<() => Collected | null> {
     const { round, attempt } = context;
     const seeds = sendable[0]!.seeds;
     const secure = new SecureRound({
@@ -366,17 +392,16 @@ export class RoundLoop {
       : ({ ok: false, reason: 'the strategy gave the agents different seeds', stopped: false } as const);
     this.secureRound = undefined;
     open.settle();
-    this.open = undefined;
-    for (const agentId of open.gone) this.agents.get(agentId)!.stats.dropped++;
-    if (this.stopping) return 'stopped';
-    if (!outcome.ok) {
-      logger.warn({ round, attempt, reason: outcome.reason }, 'secure aggregation failed; retrying with fresh seeds');
-      return 'failed';
-    }
-    const update = this.secure!.target.aggregate(context, outcome.sums);
-    if (!update || update.terms.length === 0) return 'failed';
-    const dropped = sendable.length - outcome.survivors.length - open.declined.size;
-    return this.commitRound(context, update, { accepted: outcome.survivors, asked: sendable.length, dropped, scalars: [], started });
+    return () => {
+      if (!outcome.ok) {
+        logger.warn({ round, attempt, reason: outcome.reason }, 'secure aggregation failed; retrying with fresh seeds');
+        return null;
+      }
+      const update = this.secure!.target.aggregate(context, outcome.sums);
+      if (!update || update.terms.length === 0) return null;
+      const dropped = sendable.length - outcome.survivors.length - open.declined.size;
+      return { update, accepted: outcome.survivors, dropped, scalars: [] };
+    };
   }
 
   /** Appends a round's update (durable first), then broadcasts it and reports the round to its listeners. */
