@@ -45,23 +45,27 @@ export type SimulationTransport = (typeof TRANSPORTS)[number];
 
 /**
  * The default peak learning rate. A distinct seed's coefficient is −lr·g divided among the round's seeds, so
- * the average over more directions is less noisy and bears a larger rate: 8e-3 from 80 seeds per round (10
- * agents × 8 seeds), scaled by √(seeds / 80) below that (the noise of a mean falls as 1/√n). A shared seed
- * carries the whole step along one direction (4e-4); a small pool revisits its directions, which compounds
- * a large rate (2e-3). Measured on the default task: docs/learning.md.
+ * the average over more directions is less noisy and bears a larger rate: 8e-3 at 80 seeds per round, scaled
+ * by √(seeds / 80) (the noise of a mean falls as 1/√n), up to 1.6e-2 at 320 (the default: 10 agents × 32
+ * seeds; more was not measured). A shared seed carries the whole step along one direction (4e-4); a small
+ * pool revisits its directions, which compounds a large rate (2e-3). Measured on the default task:
+ * docs/learning.md.
  */
 export function defaultSimulateLr(seedMode: 'shared' | 'distinct' | 'pool', seedsPerRound: number): number {
   if (seedMode === 'shared') return 4e-4;
   if (seedMode === 'pool') return 2e-3;
-  return 8e-3 * Math.sqrt(Math.min(1, seedsPerRound / 80));
+  return 8e-3 * Math.sqrt(Math.min(320, seedsPerRound) / 80);
 }
+
+/** Seeds per agent by default: 32 with distinct seeds (directions are the fleet's budget), else 1. */
+export const DEFAULT_DISTINCT_SEEDS_PER_AGENT = 32;
 
 export const simulateOptionsSchema = z
   .strictObject({
     agents: z.number().int().min(1).max(100_000).default(100),
     agentsPerRound: z.number().int().min(1).max(100_000).default(10),
     rounds: z.number().int().min(1).max(1_000_000).default(300),
-    /** Seeds each asked agent evaluates (q). Default: 8 with distinct seeds (directions are the fleet's budget), else 1. */
+    /** Seeds each asked agent evaluates (q). Default: 32 with distinct seeds (directions are the fleet's budget), else 1. */
     seedsPerAgent: z.number().int().min(1).max(4096).optional(),
     /**
      * Default: 'distinct' with mean aggregation; 'shared' with median or trimmed mean, which need several agents
@@ -78,12 +82,14 @@ export const simulateOptionsSchema = z
     minPerAgent: z.number().int().min(1).max(4500).default(16),
     batchSize: z.number().int().min(1).max(4096).default(32),
     epsilon: z.number().positive().finite().default(1e-3),
-    distribution: distributionSchema.default('gaussian'),
+    /** Default 'rademacher': it learns as well as Gaussian noise here and costs a sixth of it (docs/learning.md). */
+    distribution: distributionSchema.default('rademacher'),
     /**
      * How agents turn losses into g (shared/optim/estimator.ts): 'central' (two forward passes per seed) or
-     * 'forward' (one per seed, centred on the task's mean; needs seedsPerAgent ≥ 2).
+     * 'forward' (one per seed, centred on the task's mean; needs seedsPerAgent ≥ 2). Default: 'forward' when
+     * agents have two seeds or more and no record-level DP runs, else 'central'.
      */
-    estimator: estimatorSchema.default('central'),
+    estimator: estimatorSchema.optional(),
     /** Rank of 'lowrank' noise (required with it, 1–64). */
     rank: rankSchema.optional(),
     /** Rounds over which the seeds keep their high word: with 'lowrank', V (LOZO's lazy V); 1: fresh seeds. */
@@ -153,7 +159,8 @@ export const simulateOptionsSchema = z
   })
   .transform((o, ctx) => {
     const seedMode = o.seedMode ?? (o.aggregation === 'mean' ? 'distinct' : 'shared');
-    const seedsPerAgent = o.seedsPerAgent ?? (seedMode === 'distinct' ? 8 : 1);
+    const seedsPerAgent = o.seedsPerAgent ?? (seedMode === 'distinct' ? DEFAULT_DISTINCT_SEEDS_PER_AGENT : 1);
+    const estimator = o.estimator ?? (seedsPerAgent >= 2 && o.recordDp === undefined ? 'forward' : 'central');
     const schedule = lrScheduleSchema.safeParse({
       ...o.schedule,
       lr: o.schedule.lr ?? defaultSimulateLr(seedMode, o.agentsPerRound * seedsPerAgent),
@@ -164,7 +171,7 @@ export const simulateOptionsSchema = z
       ctx.addIssue({ code: 'custom', path: ['schedule', ...issue.path.map(String)], message: issue.message });
       return z.NEVER;
     }
-    return { ...o, seedMode, seedsPerAgent, schedule: schedule.data };
+    return { ...o, seedMode, seedsPerAgent, estimator, schedule: schedule.data };
   })
   .refine((o) => o.agentsPerRound <= o.agents, { path: ['agentsPerRound'], message: 'must not exceed agents' })
   .refine((o) => o.seedMode !== 'pool' || o.seedsPerAgent <= o.poolSize, { path: ['seedsPerAgent'], message: 'must not exceed poolSize in pool mode' })

@@ -42,7 +42,7 @@ describe('mezo simulate with momentum, the loss guard and reduce-on-plateau', ()
 
     const prepared = await loadDefaultModel();
     const replayed = prepared.slab.slice();
-    replay(noise, replayed, entries, 'gaussian', { base: prepared.slab, padding: paddingRanges(prepared.manifest.tensors, prepared.slab.length) });
+    replay(noise, replayed, entries, report.options.distribution, { base: prepared.slab, padding: paddingRanges(prepared.manifest.tensors, prepared.slab.length) });
     expect(slabSha256(replayed)).toBe(report.weightsSha256);
     expect(report.audit.replicasMatching).toBe(report.audit.replicas);
     expect(report.audit.agentsAtHead).toBe(report.audit.agents);

@@ -13,7 +13,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe(`mezo train (${noise.kind})`, () => {
   it('raises the default task\'s target accuracy within a hundred steps, and its log replays to the same weights', async () => {
-    // Four perturbations per step instead of the default 16 keep the run short with the TypeScript kernel.
+    // Four perturbations per step instead of the default 32 keep the run short with the TypeScript kernel.
     const config = resolveTrainConfig({ steps: 100, perturbations: 4, lr: 1e-3, evalEvery: 50, out: join(dir, 'default') });
     const { report, files } = await runTrain(config, { quiet: true });
     // The base model scores about 65 % on the distorted test digits (docs/default-model.md); 100 local MeZO
@@ -28,7 +28,9 @@ describe(`mezo train (${noise.kind})`, () => {
     const base = await loadDefaultModel();
     const trained = new Float32Array(readFileSync(files.slab).buffer.slice(0));
     expect(slabSha256(trained)).toBe(report.slabSha256);
-    const log = await UpdateLog.open(files.log, { jobId: 'local', baseSha256: base.manifest.slabSha256, distribution: 'gaussian' });
+    // The default noise (Rademacher since the forward-estimator defaults; docs/learning.md).
+    expect(config.train).toMatchObject({ distribution: 'rademacher', estimator: 'forward' });
+    const log = await UpdateLog.open(files.log, { jobId: 'local', baseSha256: base.manifest.slabSha256, distribution: config.train.distribution });
     expect(log.version).toBe(100);
     const replayed = base.slab.slice();
     replay(noise, replayed, log.entries(), log.distribution, { padding: paddingRanges(base.manifest.tensors, base.slab.length) });
