@@ -4,19 +4,7 @@ import { MezoEvaluator, coefficientFor } from '../../../edge-agent/mezo-evaluato
 import { MemorySlabCheckpoint } from '../../../edge-agent/slab-checkpoint.js';
 import { noise } from '../../../shared/noise/index.js';
 import { expectSameBits } from '../../helpers/bits.js';
-
-/** L(θ) = ½ Σ w_i (θ_i − t_i)², with its exact gradient. */
-function quadratic(dimension: number) {
-  const weights = Float64Array.from({ length: dimension }, (_, i) => 0.5 + (i % 5) / 3);
-  const target = Float64Array.from({ length: dimension }, (_, i) => Math.cos(i) * 0.2);
-  const loss = (theta: Float32Array): number => {
-    let sum = 0;
-    for (let i = 0; i < dimension; i++) sum += 0.5 * weights[i]! * (theta[i]! - target[i]!) ** 2;
-    return sum;
-  };
-  const gradient = (theta: Float32Array): Float64Array => Float64Array.from({ length: dimension }, (_, i) => weights[i]! * (theta[i]! - target[i]!));
-  return { loss, gradient };
-}
+import { quadratic } from '../../helpers/quadratic-loss.js';
 
 describe('estimator arithmetic', () => {
   it('forward: g_k = (L_k − mean) / ε · q / (q − 1), and the coordinator recovers g and the baseline from the losses', () => {
