@@ -10,7 +10,8 @@
 import type { UpdateLog } from '../shared/log/index.js';
 import { logger } from '../shared/logger.js';
 import { secureSpec } from '../shared/privacy/secure-sum.js';
-import type { AgentMessage, Decline, JobEnd, JobEndReason, SecureAggregationSpec } from '../shared/transport/index.js';
+import type { AgentMessage, Decline, JobEnd, JobEndReason, SecureAggregationSpec, TaskConfig } from '../shared/transport/index.js';
+import { taskConfigSchema } from '../shared/transport/messages.js';
 import type { AgentRecord, AgentRegistry } from './agent-registry.js';
 import type { Broadcaster } from './broadcaster.js';
 import { OpenRound } from './open-round.js';
@@ -275,6 +276,19 @@ export class RoundLoop {
     return this.strategy.agentsPerRound ?? this.options.strategy.agentsPerRound;
   }
 
+  /** The strategy's config for one agent's task, checked against the wire's bounds; undefined when it gives none. */
+  private taskConfig(context: RoundContext, agentId: string): TaskConfig | undefined {
+    const config = this.strategy.configureTask?.(context, agentId);
+    if (config === undefined) return undefined;
+    const parsed = taskConfigSchema.safeParse(config);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]!;
+      const field = ['task.config', ...issue.path.map(String)].join('.');
+      throw new TypeError(`strategy.configureTask: ${field} ${issue.message} (agent ${agentId}, round ${context.round})`);
+    }
+    return Object.keys(parsed.data).length > 0 ? Object.freeze({ ...parsed.data }) : undefined;
+  }
+
   private quorumFor(asked: number): number {
     return Math.min(this.options.quorum ?? this.agentsPerRound, asked);
   }
@@ -300,6 +314,8 @@ export class RoundLoop {
       logger.warn({ round, attempt, assigned: sendable.length, needed }, 'strategy assigned too few agents; attempt failed');
       return 'failed';
     }
+    // Every agent's config is asked for and checked before any task is sent, so a bad one sends nothing.
+    const configs = new Map(sendable.map(({ agentId }) => [agentId, this.taskConfig(context, agentId)]));
     const open = new OpenRound(round, attempt, version, new Map(sendable.map((a) => [a.agentId, a.seeds])), quorum, this.options.deadlineMs);
     this.open = open;
     const recordDp = this.options.recordDp;
@@ -324,6 +340,7 @@ export class RoundLoop {
           ...(recordDp ? { recordPrivacy: { clip: recordDp.clip, noiseMultiplier: recordDp.noiseMultiplier, privateMode: recordDp.private } } : {}),
           ...(spec ? { secureAggregation: spec } : {}),
           ...(this.options.estimator !== 'central' ? { estimator: this.options.estimator } : {}),
+          ...(configs.get(agentId) ? { config: configs.get(agentId)! } : {}),
         },
       });
       if (!sent) open.gone.add(agentId);

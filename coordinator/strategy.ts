@@ -11,7 +11,7 @@ import { SeededRng } from '../shared/data/rng.js';
 import { clipValue } from '../shared/optim/clip.js';
 import { seedsWithHighWord, vPeriodSchema } from '../shared/optim/perturbation.js';
 import { learningRateAt, lrScheduleWithDefault, type LrSchedule } from '../shared/optim/lr-schedule.js';
-import type { Capabilities } from '../shared/transport/index.js';
+import type { Capabilities, TaskConfig } from '../shared/transport/index.js';
 
 export interface AgentView {
   id: string;
@@ -74,6 +74,14 @@ export interface Strategy {
   readonly agentsPerRound?: number;
   /** Which of the connected agents evaluate which seeds. Returns [] when the round cannot be configured. */
   configureRound(context: RoundContext, agents: readonly AgentView[]): Assignment[];
+  /**
+   * The strategy's own settings for one agent's task in this attempt (Flower's `config`), asked once per agent
+   * configureRound assigned, after it: strings, finite numbers and booleans by key, carried in Task.config to
+   * the agent, where its evaluation middleware reads them (context.task.config). At most 64 keys of a letter
+   * then up to 63 of A-Z a-z 0-9 _ . -, strings of at most 1024 characters; anything else fails the job before
+   * the attempt's tasks are sent. Absent, or undefined or {} for an agent: its task carries no config.
+   */
+  configureTask?(context: RoundContext, agentId: string): TaskConfig | undefined;
   /**
    * The update the results add up to; null when nothing usable came back. `failures` names the agents asked in
    * this attempt whose answers are not in `results` (empty in a secure-aggregation round, whose strategy sees

@@ -16,6 +16,11 @@ import type { SeedEvaluation } from './mezo-evaluator.js';
 /** What one evaluation works on. */
 export interface EvaluationContext {
   readonly agentId: string;
+  /**
+   * The task as the coordinator sent it, validated. `task.config` holds the Strategy's settings for this agent's
+   * task (Strategy.configureTask: strings, finite numbers and booleans by key), undefined when it gave none; a
+   * middleware reads a per-round hyper-parameter from it, e.g. `context.task.config?.['temperature']`.
+   */
   readonly task: Task;
   /** The agent's next batch of local data (task.batchSize rows, fewer when its data is smaller). */
   readonly batch: BatchData;

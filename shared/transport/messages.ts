@@ -165,6 +165,50 @@ const positiveScalar = finite.refine((x) => x > 0 && x <= MAX_ABS_SCALAR, `must 
 /** Record-level DP the agent applies to a task (shared/privacy/record-dp.ts). */
 const recordPrivacySchema = z.object({ clip: positiveScalar, noiseMultiplier: positiveScalar, privateMode: z.boolean().default(false) });
 
+/** Largest number of keys in a task's config (Strategy.configureTask). */
+export const MAX_TASK_CONFIG_KEYS = 64;
+/** Longest string value in a task's config (characters). */
+export const MAX_TASK_CONFIG_STRING = 1024;
+/** A task config key: a letter, then up to 63 of A-Z a-z 0-9 _ . - (so never `__proto__` or an empty name). */
+const TASK_CONFIG_KEY = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
+
+/** One value of a task's config. */
+export type TaskConfigValue = string | number | boolean;
+/** A Strategy's settings for one agent's task, carried to the agent's evaluation middleware (task.config). */
+export type TaskConfig = Readonly<Record<string, TaskConfigValue>>;
+
+/** A task config in its typed form: the bounds both ends check (the round loop before sending, agents on receipt). */
+export const taskConfigSchema = z
+  .record(z.string(), z.union([z.string().max(MAX_TASK_CONFIG_STRING, `must be at most ${MAX_TASK_CONFIG_STRING} characters`), finite, z.boolean()], 'must be a string, a finite number or a boolean'))
+  .superRefine((config, ctx) => {
+    const keys = Object.keys(config);
+    if (keys.length > MAX_TASK_CONFIG_KEYS) ctx.addIssue({ code: 'custom', message: `must hold at most ${MAX_TASK_CONFIG_KEYS} keys, got ${keys.length}` });
+    for (const key of keys) {
+      if (!TASK_CONFIG_KEY.test(key)) ctx.addIssue({ code: 'custom', path: [key], message: 'is not a valid key: a letter, then up to 63 of A-Z a-z 0-9 _ . -' });
+    }
+  });
+
+const CONFIG_MEMBERS = ['stringValue', 'numberValue', 'boolValue'] as const;
+
+/** A ConfigValue on the wire: exactly one member set (proto-loader names it in `value`; an unset member is absent or null). */
+const wireConfigValue = z
+  .object({ value: z.string().nullish(), stringValue: z.string().nullish(), numberValue: z.number().nullish(), boolValue: z.boolean().nullish() })
+  .transform((v, ctx): TaskConfigValue => {
+    const present = CONFIG_MEMBERS.filter((m) => v[m] != null);
+    const member = present.length === 1 ? present[0] : present.find((m) => m === v.value);
+    if (member === undefined) {
+      ctx.addIssue({ code: 'custom', message: 'must set exactly one of stringValue, numberValue, boolValue' });
+      return z.NEVER;
+    }
+    return v[member]!;
+  });
+
+/** Task.config on the wire: a map (unset, from a peer that predates it, or empty: no config). */
+const wireTaskConfig = z
+  .preprocess((v) => v ?? {}, z.record(z.string(), wireConfigValue))
+  .pipe(taskConfigSchema)
+  .transform((config): TaskConfig | undefined => (Object.keys(config).length > 0 ? config : undefined));
+
 export const taskSchema = z.object({
   jobId,
   round: counter,
@@ -183,6 +227,8 @@ export const taskSchema = z.object({
     .preprocess((v) => v ?? undefined, z.enum(['ESTIMATOR_UNSPECIFIED', 'ESTIMATOR_CENTRAL', 'ESTIMATOR_FORWARD']).optional())
     .transform((k): Estimator | undefined => (k === 'ESTIMATOR_FORWARD' ? 'forward' : k === 'ESTIMATOR_CENTRAL' ? 'central' : undefined))
     .optional(),
+  /** The Strategy's config for this agent's task (Strategy.configureTask); absent when it gave none. */
+  config: wireTaskConfig.optional(),
 });
 
 const termSchema = z.object({ seed, coeff: finite.refine((x) => Number.isFinite(Math.fround(x)), 'must be finite in float32') });
@@ -528,7 +574,16 @@ export function encodeTask(t: Task): Record<string, unknown> {
     ...(t.recordPrivacy ? { recordPrivacy: { ...t.recordPrivacy } } : {}),
     ...(t.secureAggregation ? { secureAggregation: { ...t.secureAggregation } } : {}),
     ...(t.estimator ? { estimator: t.estimator === 'forward' ? 'ESTIMATOR_FORWARD' : 'ESTIMATOR_CENTRAL' } : {}),
+    // Left unset without one, so such tasks keep the bytes they had before the field existed.
+    ...(t.config && Object.keys(t.config).length > 0 ? { config: encodeTaskConfig(t.config) } : {}),
   };
+}
+
+/** Each value as the ConfigValue member its type names. */
+function encodeTaskConfig(config: TaskConfig): Record<string, object> {
+  return Object.fromEntries(
+    Object.entries(config).map(([key, v]) => [key, typeof v === 'string' ? { stringValue: v } : typeof v === 'number' ? { numberValue: v } : { boolValue: v }]),
+  );
 }
 
 // Secure aggregation's messages: bytes pass as they are, 64-bit words as decimal strings.
