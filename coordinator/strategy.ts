@@ -13,6 +13,9 @@ import { seedsWithHighWord, vPeriodSchema } from '../shared/optim/perturbation.j
 import { learningRateAt, lrScheduleWithDefault, type LrSchedule } from '../shared/optim/lr-schedule.js';
 import type { Capabilities, TaskConfig } from '../shared/transport/index.js';
 
+/** What configureTask returns, here too so that a strategy's author need not import the transport. */
+export type { TaskConfig, TaskConfigValue } from '../shared/transport/index.js';
+
 export interface AgentView {
   id: string;
   capabilities: Capabilities;
