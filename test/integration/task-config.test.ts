@@ -11,7 +11,7 @@ import type { EvaluationMiddleware } from '../../edge-agent/evaluation.js';
 import { Coordinator, MezoStrategy, type AgentResult, type AgentView, type RoundContext, type RoundFailure, type Strategy } from '../../coordinator/index.js';
 import { UpdateLog } from '../../shared/log/index.js';
 import { noise } from '../../shared/noise/index.js';
-import { InMemoryTransport, type TaskConfig } from '../../shared/transport/index.js';
+import { GrpcTransport, InMemoryTransport, type TaskConfig, type Transport } from '../../shared/transport/index.js';
 import { fixture, logHeader, paddingOf } from './fleet-fixture.js';
 
 const ROUNDS = 3;
@@ -45,10 +45,12 @@ interface Seen {
   config: TaskConfig | undefined;
 }
 
+type Link = 'memory' | 'grpc';
+
 /** A job of ROUNDS rounds with AGENTS real agents whose middleware records each task's config. */
-async function runJob(strategy: Strategy) {
+async function runJob(strategy: Strategy, link: Link = 'memory') {
   const f = await fixture();
-  const transport = new InMemoryTransport();
+  const transport: Transport = link === 'memory' ? new InMemoryTransport() : new GrpcTransport({ address: '127.0.0.1:0' });
   const log = UpdateLog.inMemory(logHeader(f.prepared, 'task-config'));
   const coordinator = new Coordinator({
     log,
@@ -71,7 +73,8 @@ async function runJob(strategy: Strategy) {
     (_, i) =>
       new Agent({
         agentId: `agent-${i}`,
-        transport,
+        // In memory the agents share the coordinator's transport object; over gRPC each dials it on loopback.
+        transport: link === 'memory' ? transport : new GrpcTransport({ address: coordinator.address! }),
         prepared: f.prepared,
         createBackend: (distribution) => createAgentBackend(f.prepared, distribution, { worker: false, engine: noise, intraOpThreads: 1 }),
         data: f.task.agents[i]!,
@@ -125,6 +128,15 @@ describe(`a Strategy's per-task config in a fleet (${noise.kind} noise)`, () => 
       expect(run.log.headHash).toBe(withConfig.log.headHash);
     }
     expect(none.given).toHaveLength(ROUNDS * AGENTS);
+  });
+
+  it('reaches the middleware the same way over gRPC on loopback', async () => {
+    const configured = strategyWith((context, agentId) => ({ round: context.round, agent: agentId, scale: 2 ** -context.round, odd: context.round % 2 === 1 }));
+    const run = await runJob(configured, 'grpc');
+    expect(run.error).toBeUndefined();
+    expect(run.report).toMatchObject({ roundsRun: ROUNDS, version: ROUNDS, failedAttempts: 0 });
+    expect(configured.given).toHaveLength(ROUNDS * AGENTS);
+    expect(byKey(run.seen)).toEqual(byKey(configured.given));
   });
 
   it('fails the job before any task is sent when the strategy gives a config the wire would refuse, naming the field', async () => {
