@@ -17,7 +17,7 @@ import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { RdpAccountant, noiseMultiplierFor } from '../shared/privacy/rdp-accountant.js';
 import type { Coordinator } from './coordinator.js';
-import type { AgentResult, AgentView, AggregatedUpdate, Assignment, MezoStrategy, RoundContext, Strategy } from './strategy.js';
+import type { AgentResult, AgentView, AggregatedUpdate, Assignment, MezoStrategy, RoundContext, Strategy, TaskConfig } from './strategy.js';
 
 export const centralDpConfigSchema = z
   .strictObject({
@@ -174,6 +174,14 @@ export class CentralDpStrategy implements Strategy {
     for (const a of assignments) for (const s of a.seeds) seeds.set(s, (seeds.get(s) ?? 0) + 1);
     this.assigned.set(`${context.round}/${context.attempt}`, { rate, seeds });
     return assignments;
+  }
+
+  /**
+   * The inner strategy's per-task config, when a subclass of it gives one: it travels from the coordinator to
+   * the agents only, so it releases nothing the accountant would have to count.
+   */
+  configureTask(context: RoundContext, agentId: string): TaskConfig | undefined {
+    return (this.inner as Strategy).configureTask?.(context, agentId);
   }
 
   aggregate(context: RoundContext, results: readonly AgentResult[]): AggregatedUpdate | null {
