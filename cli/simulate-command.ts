@@ -41,7 +41,7 @@ export const simulateOptions = defineCommandOptions(simulateOptionsSchema, 'MEZO
   estimator: { key: 'estimator', arg: '<kind>', help: "central | forward: two forward passes per seed, or one centred on the task's mean (default forward with 2 or more seeds per agent; docs/learning.md)" },
   rank: { key: 'rank', arg: '<r>', help: 'lowrank: the rank r of each matrix perturbation, 1–64' },
   vPeriod: { key: 'vPeriod', help: "rounds that share V (the seeds' high word); 1 draws every seed afresh" },
-  lr: { key: 'schedule.lr', arg: '<x>', help: 'peak learning rate (default 1.6e-2 at 320 distinct seeds per round; docs/learning.md)' },
+  lr: { key: 'schedule.lr', arg: '<x>', help: 'peak learning rate (default 1.6e-2 at 320 distinct seeds per round, × √(300/rounds) past 300 rounds; docs/learning.md)' },
   schedule: { key: 'schedule.kind', arg: '<kind>', help: 'constant | linear | cosine (default cosine, decaying over the run)' },
   minLr: { key: 'schedule.minLr', arg: '<x>', help: 'final learning rate of linear/cosine' },
   warmupSteps: { key: 'schedule.warmupSteps', help: 'linear warm-up rounds' },

@@ -18,8 +18,11 @@ describe('mezo simulate learning defaults', () => {
     expect(learningRateAt(o.schedule, 0)).toBe(1.6e-2);
     expect(learningRateAt(o.schedule, 150)).toBeCloseTo(8e-3, 15);
     expect(learningRateAt(o.schedule, 300)).toBe(0);
-    // A longer run decays over its own length.
+    // A longer run decays over its own length, from √(300 / rounds) of the peak: the same total noise as 300 rounds.
     expect(parseSimulateOptions({ rounds: 1500 }).schedule).toMatchObject({ kind: 'cosine', totalSteps: 1500 });
+    expect(parseSimulateOptions({ rounds: 1500 }).schedule.lr).toBeCloseTo(1.6e-2 / Math.sqrt(5), 15);
+    expect(parseSimulateOptions({ rounds: 100 }).schedule.lr).toBe(1.6e-2);
+    expect(parseSimulateOptions({ rounds: 1500, aggregation: 'median' }).schedule.lr).toBe(4e-4);
   });
 
   it('scales the default rate by √(seeds per round / 80), up to 1.6e-2 at 320 seeds', () => {
