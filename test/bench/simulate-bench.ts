@@ -1,5 +1,5 @@
 /**
- * `mezo simulate` benchmark: the full default simulation (no flags: 100 agents, 10 per round × 8 seeds, 300
+ * `mezo simulate` benchmark: the full default simulation (no flags: 100 agents, 10 per round × 32 seeds, 300
  * rounds, in memory) — its wall time and accuracy gain — then the same run over gRPC and NATS (same seed, so the same log
  * head), and fleets of 1,000 and 10,000 virtual agents with their peak RSS. Each configuration runs in its own
  * process.
