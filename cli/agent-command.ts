@@ -12,6 +12,7 @@ import { byteSize } from './option-parsing.js';
 import { configFlag, defineCommandOptions } from './command-options.js';
 import { natsConfigSchema, natsOptionSpecs, natsTransportOptions } from './nats-options.js';
 import type { AgentExit } from '../edge-agent/agent.js';
+import type { AgentHandle, StartAgentOptions } from '../edge-agent/start-agent.js';
 import type { DeviceBudget } from '../edge-agent/device-budget.js';
 import type { Manifest, PreparedModel } from '../shared/model/index.js';
 
@@ -178,14 +179,14 @@ export async function runAgent(config: AgentConfig, signals: NodeJS.Signals[] = 
   const { loadPrepared, loadDefaultModel } = await import('../shared/model/index.js');
   const { GrpcTransport, NatsTransport, clientTlsCredentials } = await import('../shared/transport/index.js');
   const { noise } = await import('../shared/noise/index.js');
-  const { Agent } = await import('../edge-agent/agent.js');
+  const { startAgent } = await import('../edge-agent/start-agent.js');
   const { createAgentBackend } = await import('../edge-agent/agent-backend.js');
   if (config.model && !config.data) throw new InvalidArgumentError('--data is required with --model (the default task fits the default model only)');
   const prepared = config.model ? await loadPrepared(config.model) : await loadDefaultModel();
   const device = await deviceBudget(config, prepared);
   const data = await loadData(config, prepared.manifest);
   const threads = threadOptions(config);
-  const agent = new Agent({
+  const init: StartAgentOptions = {
     agentId: config.agentId,
     token: config.token,
     transport:
@@ -220,18 +221,23 @@ export async function runAgent(config: AgentConfig, signals: NodeJS.Signals[] = 
     ...(config.privacyFloor ? { privacyFloor: config.privacyFloor } : {}),
     onJobEnd: config.keepWaiting ? 'wait' : 'leave',
     ...(config.giveUpAfterMs !== undefined ? { giveUpAfterMs: config.giveUpAfterMs } : {}),
-  });
+  };
   // Bound before the agent starts, so /readyz answers 503 while it connects rather than refusing connections.
+  let agent: AgentHandle | undefined;
   const { parseListen, serveAgentHealth } = await import('../edge-agent/health-server.js');
-  const healthServer = config.healthListen === undefined ? undefined : await serveAgentHealth({ ...parseListen(config.healthListen), health: () => agent.health });
-  const onSignal = (): void => agent.stop();
+  const healthServer =
+    config.healthListen === undefined
+      ? undefined
+      : await serveAgentHealth({ ...parseListen(config.healthListen), health: () => agent?.health ?? { alive: false, ready: false, reason: 'not started' } });
+  const onSignal = (): void => agent?.stop();
   signals.forEach((s) => process.on(s, onSignal));
   try {
-    await agent.run();
+    agent = startAgent(init);
+    await agent.waitForEnd();
     return agent.exit ?? { reason: 'stopped' };
   } finally {
     signals.forEach((s) => process.off(s, onSignal));
-    await agent.close();
+    await agent?.close();
     await healthServer?.close();
   }
 }

@@ -2,8 +2,11 @@
  * The agent as a library call: `startAgent(options)` builds an Agent (agent.ts) and starts it at once — join,
  * catch up, evaluate tasks, follow the log, reconnect — and hands back a handle to stop and await it. It
  * installs no signal handlers and writes nothing of its own (the structured logger is the only output).
+ * `mezo agent` and `mezo simulate`'s virtual agents start theirs here too, so the agent is wired in one place:
+ * what they add (a device budget, evaluation middleware such as the simulation's faults, a backend factory
+ * handing out shared replica views, data built on first use) are AgentInit's own options.
  */
-import { Agent, type AgentExit, type AgentInit, type AgentState } from './agent.js';
+import { Agent, type AgentExit, type AgentHealth, type AgentInit, type AgentState } from './agent.js';
 import { checkMiddleware } from './evaluation.js';
 import type { MezoBackend } from './mezo-backend.js';
 
@@ -18,6 +21,8 @@ export interface AgentHandle {
   readonly backend: MezoBackend | undefined;
   /** Why it ended, once it has. */
   readonly exit: AgentExit | undefined;
+  /** Liveness and readiness, with the reason it is not ready (what edge-agent/health-server.ts serves). */
+  readonly health: AgentHealth;
   /**
    * Resolves when the agent is done: the job ended (onJobEnd 'leave') or stop() was called; rejects on what a
    * reconnect cannot fix (bad token, wrong base, a broken chain, giveUpAfterMs without a coordinator).
@@ -54,6 +59,9 @@ export function startAgent(options: StartAgentOptions): AgentHandle {
     },
     get exit() {
       return agent.exit;
+    },
+    get health() {
+      return agent.health;
     },
     waitForEnd: () => running,
     stop: () => agent.stop(),

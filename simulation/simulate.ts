@@ -23,7 +23,7 @@ import { CoordinatorMetrics } from '../coordinator/metrics.js';
 import { RunMonitor } from '../coordinator/run-monitor.js';
 import type { RunRecord } from '../coordinator/run-record.js';
 import { MezoStrategy, lossGuardSchema, momentumSchema, plateauSchema, strategyConfigSchema } from '../coordinator/strategy.js';
-import { Agent } from '../edge-agent/agent.js';
+import { startAgent, type AgentHandle } from '../edge-agent/start-agent.js';
 import { InProcessBackend, type MezoBackend } from '../edge-agent/mezo-backend.js';
 import { WorkerBackend } from '../edge-agent/worker-backend.js';
 import { lrScheduleSchema } from '../shared/optim/lr-schedule.js';
@@ -432,7 +432,7 @@ export async function runSimulation(input: SimulateOptionsInput = {}, hooks: Sim
   const coordinator = handle.coordinator;
 
   const replicas: SharedReplica[] = [];
-  const agents: Agent[] = new Array(options.agents);
+  const agents: AgentHandle[] = new Array(options.agents);
   const runs = new Set<Promise<void>>();
   const agentErrors: Error[] = [];
   const evaluator = await InProcessBackend.create(prepared, noise, { restore: 'subtract', intraOpThreads: 1 });
@@ -475,7 +475,8 @@ export async function runSimulation(input: SimulateOptionsInput = {}, hooks: Sim
       const evaluation = faulty || faults.isByzantine(k)
         ? [faultMiddleware({ plan: faults, agent: k, incarnation, name: agentName(k, width), forger, crash })]
         : [];
-      const agent = new Agent({
+      // Started at once, as a deployed agent is (startAgent); the round loop waits below until all have joined.
+      const agent = startAgent({
         agentId: agentName(k, width),
         transport: agentTransport!(),
         prepared,
@@ -488,7 +489,7 @@ export async function runSimulation(input: SimulateOptionsInput = {}, hooks: Sim
         reconnect: { initialMs: 50, maxMs: 2000 },
       });
       agents[k] = agent;
-      const run = agent.run().catch((err: Error) => {
+      const run = agent.waitForEnd().catch((err: Error) => {
         agentErrors.push(err);
       });
       runs.add(run);
@@ -579,7 +580,7 @@ export async function runSimulation(input: SimulateOptionsInput = {}, hooks: Sim
 
     // Agents not asked in the last round apply its update when the broadcast reaches them.
     const head = coordinator.log.headHash;
-    const live = (): Agent[] => agents.filter((a) => a !== undefined);
+    const live = (): AgentHandle[] => agents.filter((a) => a !== undefined);
     for (const deadline = Date.now() + 5000; Date.now() < deadline && !live().every((a) => a.state.headHash === head); ) {
       await new Promise((r) => setTimeout(r, 10));
     }

@@ -42,4 +42,26 @@ describe('startAgent', () => {
     expect(() => startAgent({ agentId: 'a' } as StartAgentOptions)).toThrow('startAgent: options.transport must be a Transport');
     expect(() => startAgent({ agentId: 'a', transport: new InMemoryTransport() } as unknown as StartAgentOptions)).toThrow('options.createBackend must be a function');
   });
+
+  it("starts at once, and its handle reports the agent's health until and after it is stopped", async () => {
+    const prepared = await loadDefaultModel();
+    // No coordinator listens on this transport: the agent keeps trying to join until stopped.
+    const handle = startAgent({
+      agentId: 'a',
+      transport: new InMemoryTransport(),
+      prepared,
+      createBackend: () => Promise.reject(new Error('no job to build a backend for')),
+      data: () => {
+        throw new Error('no task to read data for');
+      },
+      reconnect: { initialMs: 10, maxMs: 10 },
+    });
+    expect(handle.health).toEqual({ alive: true, ready: false, reason: 'connecting to the coordinator' });
+    expect(handle.health).toEqual(handle.agent.health);
+    handle.stop();
+    await handle.waitForEnd();
+    expect(handle.exit).toEqual({ reason: 'stopped' });
+    expect(handle.health).toEqual({ alive: false, ready: false, reason: 'ended: stopped' });
+    await handle.close();
+  });
 });
