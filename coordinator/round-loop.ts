@@ -371,9 +371,7 @@ export class RoundLoop {
         return null;
       }
       const results = [...open.results.values()];
-      const failures = sendable
-        .filter(({ agentId }) => !open.results.has(agentId))
-        .map(({ agentId }): RoundFailure => ({ agentId, reason: open.gone.has(agentId) ? 'dropped' : open.declined.has(agentId) ? 'declined' : 'unanswered' }));
+      const failures = failuresOf(open, sendable, (agentId) => open.results.has(agentId));
       const update = this.strategy.aggregate(context, results, failures);
       if (!update || update.terms.length === 0) return null;
       const scalars = results.map(({ agentId, seeds, g }) => ({ agentId, seeds, g }));
@@ -383,8 +381,10 @@ export class RoundLoop {
 
   /**
    * Secure aggregation's collection phase (secure-aggregation.ts): its four phases replace collecting Results,
-   * and only the unmasked sum reaches the strategy. Its conclusion is null on a failure (too few survivors,
-   * fewer than t shares of a secret), which fails the attempt like a round without quorum.
+   * and only the unmasked sum reaches the strategy, with the asked agents whose masked input is not in it as the
+   * failures (one the protocol dropped because a phase's message could not be sent counts as dropped). Its
+   * conclusion is null on a failure (too few survivors, fewer than t shares of a secret), which fails the
+   * attempt like a round without quorum.
    */
   private async collectSecure(open: OpenRound, context: RoundContext, sendable: readonly Assignment[], spec: SecureAggregationSpec): Promise<() => Collected | null> {
     const { round, attempt } = context;
@@ -414,7 +414,9 @@ export class RoundLoop {
         logger.warn({ round, attempt, reason: outcome.reason }, 'secure aggregation failed; retrying with fresh seeds');
         return null;
       }
-      const update = this.secure!.target.aggregate(context, outcome.sums);
+      const survivors = new Set(outcome.survivors);
+      const failures = failuresOf(open, sendable, (agentId) => survivors.has(agentId), (agentId) => secure.wasDropped(agentId));
+      const update = this.secure!.target.aggregate(context, outcome.sums, failures);
       if (!update || update.terms.length === 0) return null;
       const dropped = sendable.length - outcome.survivors.length - open.declined.size;
       return { update, accepted: outcome.survivors, dropped, scalars: [] };
@@ -464,6 +466,25 @@ export class RoundLoop {
     }
     return 'committed';
   }
+}
+
+/**
+ * The asked agents whose answer is not in what the strategy is handed, and why: its session closed or its task
+ * was not sent (or, in a secure round, the protocol dropped it); it declined; else it had not answered in time,
+ * or its answer was refused.
+ */
+function failuresOf(
+  open: OpenRound,
+  sendable: readonly Assignment[],
+  answered: (agentId: string) => boolean,
+  droppedElsewhere: (agentId: string) => boolean = () => false,
+): RoundFailure[] {
+  return sendable
+    .filter(({ agentId }) => !answered(agentId))
+    .map(({ agentId }): RoundFailure => ({
+      agentId,
+      reason: open.gone.has(agentId) ? 'dropped' : open.declined.has(agentId) ? 'declined' : droppedElsewhere(agentId) ? 'dropped' : 'unanswered',
+    }));
 }
 
 /** A copy of a strategy's round metrics, each checked to be a finite number under a non-empty name. */

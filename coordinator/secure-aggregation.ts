@@ -29,7 +29,7 @@ import { bytesToField, FIELD_PRIME, reconstruct, type Share } from '../shared/pr
 import { contributionLength, decodeSums, neighbourGraph, pairSign, selfMask, thresholdFor } from '../shared/privacy/secure-sum.js';
 import type { AgentMessage, CoordinatorMessage, SecureAggregationSpec } from '../shared/transport/index.js';
 import { CentralDpStrategy } from './dp-strategy.js';
-import { MezoStrategy, type AggregatedUpdate, type RoundContext, type Strategy } from './strategy.js';
+import { MezoStrategy, type AggregatedUpdate, type RoundContext, type RoundFailure, type Strategy } from './strategy.js';
 
 export const secureAggregationOptionsSchema = z.strictObject({
   /** The object's presence turns secure aggregation on; false keeps a configured one off (--secure-aggregation sets true). */
@@ -65,7 +65,11 @@ export interface SecureAggregationTarget {
   weighted: boolean;
   clipAbs?: number;
   clipL2?: number;
-  aggregate(context: RoundContext, sums: SecureSums): AggregatedUpdate | null;
+  /**
+   * The update the sum makes; null when nothing usable. `failures`: the agents asked in this attempt whose
+   * masked input is not in the sum, and why (Strategy.aggregate's failures).
+   */
+  aggregate(context: RoundContext, sums: SecureSums, failures: readonly RoundFailure[]): AggregatedUpdate | null;
 }
 
 /** A custom strategy that aggregates by sums implements this to run with secure aggregation. */
@@ -92,7 +96,7 @@ export function secureAggregationTarget(strategy: Strategy): SecureAggregationTa
       clipL2: strategy.config.clip,
       // The wrapper clips each answer to L2 norm C and sums: the sum S handed over as m equal pieces of norm
       // ≤ C passes its clip untouched, so the release is S plus the wrapper's noise (up to rounding in S/m·m).
-      aggregate: (context, sums) => {
+      aggregate: (context, sums, failures) => {
         const norm = Math.sqrt(sums.gSums.reduce((a, x) => a + x * x, 0));
         const pieces = Math.max(1, Math.ceil(norm / strategy.config.clip));
         const loss = sums.lossSum / sums.contributors;
@@ -103,7 +107,8 @@ export function secureAggregationTarget(strategy: Strategy): SecureAggregationTa
           lossMinus: sums.seeds.map(() => loss),
           sampleCount: 1,
         };
-        return strategy.aggregate(context, Array.from({ length: pieces }, (_, i) => ({ agentId: `secure-sum-${i}`, ...piece })));
+        // Through the Strategy interface: a subclass may read the failures its class signature leaves out.
+        return (strategy as Strategy).aggregate(context, Array.from({ length: pieces }, (_, i) => ({ agentId: `secure-sum-${i}`, ...piece })), failures);
       },
     };
   }
@@ -114,19 +119,19 @@ export function secureAggregationTarget(strategy: Strategy): SecureAggregationTa
       ...(strategy.config.clip !== undefined ? { clipAbs: strategy.config.clip } : {}),
       // The weighted mean of clipped values is the sum's ratio; handing it over as one answer of weight 1 lets
       // the strategy apply its schedule, decay and any state it keeps exactly as for plain answers.
-      aggregate: (context, sums) => {
+      aggregate: (context, sums, failures) => {
         if (!(sums.weightSum > 0)) return null;
         const loss = sums.lossSum / sums.contributors;
-        return strategy.aggregate(context, [
-          {
-            agentId: 'secure-sum',
-            seeds: sums.seeds,
-            g: sums.gSums.map((s) => s / sums.weightSum),
-            lossPlus: sums.seeds.map(() => loss),
-            lossMinus: sums.seeds.map(() => loss),
-            sampleCount: 1,
-          },
-        ]);
+        const sum = {
+          agentId: 'secure-sum',
+          seeds: sums.seeds,
+          g: sums.gSums.map((s) => s / sums.weightSum),
+          lossPlus: sums.seeds.map(() => loss),
+          lossMinus: sums.seeds.map(() => loss),
+          sampleCount: 1,
+        };
+        // Through the Strategy interface: a subclass may read the failures its class signature leaves out.
+        return (strategy as Strategy).aggregate(context, [sum], failures);
       },
     };
   }
@@ -197,6 +202,11 @@ export class SecureRound {
     const body = secureBody(message);
     if (!body || body.round !== this.init.round || body.attempt !== this.init.attempt || !this.expected.has(agentId)) return false;
     return PHASE_OF[message.kind as keyof typeof PHASE_OF] === this.phase;
+  }
+
+  /** Whether drop() took the agent out of this attempt (it declined, disconnected, or a phase's message to it could not be sent). */
+  wasDropped(agentId: string): boolean {
+    return this.gone.has(agentId);
   }
 
   /** An agent declined, disconnected or could not be sent to: no phase waits for it any more. */

@@ -62,9 +62,10 @@ export interface AggregatedUpdate {
 export interface RoundFailure {
   agentId: string;
   /**
-   * 'dropped': its session closed, or its task could not be sent; 'declined': it declined the task (busy, or
-   * over its memory budget); 'unanswered': no valid answer when the attempt closed (the deadline passed, the
-   * quorum was reached first, or its answer was rejected).
+   * 'dropped': its session closed, or its task (or, in a secure round, a phase's message) could not be sent;
+   * 'declined': it declined the task (busy, or over its memory budget); 'unanswered': no valid answer when the
+   * attempt closed (the deadline passed, the quorum was reached first, or its answer was rejected; in a secure
+   * round, its keys, shares or masked input did not arrive in their phase or were refused).
    */
   reason: 'dropped' | 'declined' | 'unanswered';
 }
@@ -87,8 +88,9 @@ export interface Strategy {
   configureTask?(context: RoundContext, agentId: string): TaskConfig | undefined;
   /**
    * The update the results add up to; null when nothing usable came back. `failures` names the agents asked in
-   * this attempt whose answers are not in `results` (empty in a secure-aggregation round, whose strategy sees
-   * only the sum).
+   * this attempt whose answers are not in `results`. In a secure-aggregation round `results` is the unmasked sum
+   * handed over as answers of its own (secure-aggregation.ts), and `failures` the asked agents whose masked input
+   * is not in that sum.
    */
   aggregate(context: RoundContext, results: readonly AgentResult[], failures: readonly RoundFailure[]): AggregatedUpdate | null;
   /**

@@ -3,12 +3,20 @@
  * over the in-memory transport, with every message that reaches the coordinator's handler recorded, and the
  * simulation over memory (with dropouts), gRPC and NATS.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Agent } from '../../edge-agent/agent.js';
 import type { MezoBackend } from '../../edge-agent/mezo-backend.js';
-import type { Coordinator } from '../../coordinator/index.js';
+import { MezoStrategy, type AgentResult, type Coordinator, type RoundContext, type RoundFailure } from '../../coordinator/index.js';
 import { SecureAggregationConfigError } from '../../coordinator/secure-aggregation.js';
-import { InMemoryTransport, type AgentMessage, type CoordinatorHandler, type ServerSession, type Transport } from '../../shared/transport/index.js';
+import {
+  InMemoryTransport,
+  type AgentMessage,
+  type ClientSession,
+  type CoordinatorClient,
+  type CoordinatorHandler,
+  type ServerSession,
+  type Transport,
+} from '../../shared/transport/index.js';
 import { runSimulation } from '../../simulation/simulate.js';
 import { resolveSimulateConfig } from '../../cli/simulate-command.js';
 import { resolveCoordinatorConfig, runCoordinator } from '../../cli/coordinator-command.js';
@@ -47,12 +55,41 @@ function recording(inner: Transport, seen: Array<{ agentId: string; message: Age
   });
 }
 
+/** A MezoStrategy that records what each aggregate is handed: in a secure round, the sum and the failures. */
+class RecordingMean extends MezoStrategy {
+  readonly calls: Array<{ round: number; results: string[]; failures: RoundFailure[] }> = [];
+  override aggregate(context: RoundContext, results: readonly AgentResult[], failures: readonly RoundFailure[] = []) {
+    this.calls.push({ round: context.round, results: results.map((r) => r.agentId), failures: [...failures].sort((a, b) => a.agentId.localeCompare(b.agentId)) });
+    return super.aggregate(context, results);
+  }
+}
+
+/** An agent that joins, then on its task declines it or ends its session, so it never enters the protocol. */
+async function refusingAgent(transport: Transport, baseSha256: string, agentId: string, how: 'decline' | 'drop'): Promise<CoordinatorClient> {
+  const client = transport.connect({ agentId, token: '' });
+  await client.join({ agentId, token: '', capabilities: { memoryBytes: 0, cores: 1, noiseImpl: 'js' }, baseSha256, versionHeld: 0 });
+  const session: ClientSession = client.session({
+    message: (m) => {
+      if (m.kind === 'ping') session.send({ kind: 'pong', nonce: m.nonce });
+      if (m.kind !== 'task') return;
+      if (how === 'decline') session.send({ kind: 'decline', decline: { round: m.task.round, attempt: m.task.attempt, reason: 'memory' } });
+      else session.end();
+    },
+    invalid: () => undefined,
+    closed: () => undefined,
+  });
+  return client;
+}
+
 let coordinator: Coordinator | undefined;
 let agents: Agent[] = [];
+let clients: CoordinatorClient[] = [];
 
 afterEach(async () => {
   await Promise.all(agents.map((a) => a.close()));
   agents = [];
+  clients.forEach((c) => c.close());
+  clients = [];
   await coordinator?.close();
   coordinator = undefined;
 });
@@ -126,6 +163,50 @@ describe('secure aggregation over the in-memory transport', () => {
       while (agent.state.version < 3) await new Promise((r) => setTimeout(r, 20));
       expect(await agent.backend!.sha256()).toBe(head);
     }
+  }, 240_000);
+
+  it('hands the strategy the asked agents whose masked input is not in the sum, with why', async () => {
+    const f = await fixture();
+    const transport = new InMemoryTransport();
+    const { Coordinator: CoordinatorClass } = await import('../../coordinator/index.js');
+    const { UpdateLog } = await import('../../shared/log/index.js');
+    const { noise } = await import('../../shared/noise/index.js');
+    const strategy = new RecordingMean({ agentsPerRound: 6, seedMode: 'shared', seedsPerAgent: 2, schedule: { kind: 'constant', lr: 1e-3 } });
+    const reports: Array<{ results: number; dropped: number; asked: number }> = [];
+    coordinator = new CoordinatorClass({
+      log: UpdateLog.inMemory(logHeader(f.prepared)),
+      baseSlab: f.prepared.slab,
+      padding: paddingOf(f.prepared),
+      engine: noise,
+      transport,
+      strategy,
+      // Every phase ends when each agent asked has answered or left, so the deadline bounds a hang only.
+      options: { jobId: 'fleet-test', rounds: 1, quorum: 4, deadlineMs: 120_000, batchSize: 16 },
+      secureAggregation: {},
+      onRound: (r) => reports.push({ results: r.results, dropped: r.dropped, asked: r.asked }),
+    });
+    await coordinator.listen();
+    agents = Array.from({ length: 4 }, (_, i) => makeAgent(f, transport, i));
+    agents.forEach((a) => void a.run().catch(() => undefined));
+    clients = [
+      await refusingAgent(transport, f.prepared.manifest.slabSha256, 'declines', 'decline'),
+      await refusingAgent(transport, f.prepared.manifest.slabSha256, 'drops', 'drop'),
+    ];
+    // All six joined before round 0, so the round asks every one of them.
+    const c = coordinator;
+    await vi.waitFor(() => expect(c.connectedAgents()).toHaveLength(6), { timeout: 60_000, interval: 10 });
+    expect(await coordinator.run()).toMatchObject({ roundsRun: 1, version: 1 });
+    expect(reports).toEqual([{ asked: 6, results: 4, dropped: 1 }]);
+    expect(strategy.calls).toEqual([
+      {
+        round: 0,
+        results: ['secure-sum'],
+        failures: [
+          { agentId: 'declines', reason: 'declined' },
+          { agentId: 'drops', reason: 'dropped' },
+        ],
+      },
+    ]);
   }, 240_000);
 
   it('refuses strategies that need individual values, naming the option', async () => {

@@ -234,7 +234,7 @@ describe('the strategies over secure sums', () => {
     ];
     const plain = strategy.aggregate(context, answers.map((a, i) => ({ agentId: `a${i}`, seeds, g: a.g, lossPlus: [a.loss, a.loss], lossMinus: [a.loss, a.loss], sampleCount: a.w })))!;
     const sums = { seeds, gSums: [10 * 1 + 30 * 3, 10 * -2 + 30 * 4], weightSum: 40, lossSum: 8, contributors: 2 };
-    const secure = target.aggregate(context, sums)!;
+    const secure = target.aggregate(context, sums, [])!;
     secure.terms.forEach((t, k) => expect(t.coeff).toBeCloseTo(plain.terms[k]!.coeff, 12));
     expect(secure.trainLoss).toBeCloseTo(plain.trainLoss, 12);
   });
@@ -246,7 +246,7 @@ describe('the strategies over secure sums', () => {
     const context = { round: 0, attempt: 0, version: 0 };
     const seeds = dp.configureRound(context, agents)[0]!.seeds;
     // Four agents' clipped vectors sum to (2.5, −1.5): a norm above C, so the wrapper must not clip the sum.
-    const update = target.aggregate(context, { seeds, gSums: [2.5, -1.5], weightSum: 4, lossSum: 8, contributors: 4 })!;
+    const update = target.aggregate(context, { seeds, gSums: [2.5, -1.5], weightSum: 4, lossSum: 8, contributors: 4 }, [])!;
     expect(update.terms.map((t) => t.coeff / (-0.1 / 2))).toEqual([expect.closeTo(2.5 / 4, 6), expect.closeTo(-1.5 / 4, 6)]);
     expect(update.trainLoss).toBeCloseTo(2, 12);
     expect(dp.roundsReleased).toBe(1);
