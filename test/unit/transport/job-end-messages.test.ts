@@ -1,7 +1,6 @@
 /** The JobEnd message and the Join answer's job_end field, through the service's own protobuf codecs. */
 import { describe, expect, it } from 'vitest';
 import {
-  MessageValidationError,
   decodeCoordinatorMessage,
   decodeJoinAccepted,
   encodeCoordinatorMessage,
@@ -9,6 +8,7 @@ import {
   loadProtocol,
   type JobEnd,
 } from '../../../shared/transport/index.js';
+import { fieldOf } from '../../helpers/validation-field.js';
 import { joinAcceptedFixture } from '../../helpers/join-accepted.js';
 
 const sha = 'cd'.repeat(32);
@@ -16,16 +16,6 @@ const service = () => loadProtocol().coordinator.service;
 /** What a receiver decodes from the bytes a sender puts on the wire. */
 const overSession = (wire: Record<string, unknown>) => service().Session!.responseDeserialize(service().Session!.responseSerialize(wire));
 const overJoin = (wire: Record<string, unknown>) => service().Join!.responseDeserialize(service().Join!.responseSerialize(wire));
-
-function fieldOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(MessageValidationError);
-    return (err as MessageValidationError).field;
-  }
-  throw new Error('expected a validation error');
-}
 
 describe('the end of a job on the wire', () => {
   const completed: JobEnd = { jobId: 'demo', reason: 'completed', version: 200, headHash: sha };

@@ -4,7 +4,6 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
-  MessageValidationError,
   decodeAgentMessage,
   decodeCoordinatorMessage,
   encodeAgentMessage,
@@ -13,21 +12,12 @@ import {
   type Result,
   type Task,
 } from '../../../shared/transport/index.js';
+import { fieldOf } from '../../helpers/validation-field.js';
 
 const service = () => loadProtocol().coordinator.service;
 const upBytes = (wire: Record<string, unknown>) => service().Session!.requestSerialize(wire);
 const up = (wire: Record<string, unknown>) => service().Session!.requestDeserialize(upBytes(wire));
 const down = (wire: Record<string, unknown>) => service().Session!.responseDeserialize(service().Session!.responseSerialize(wire));
-
-function fieldOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(MessageValidationError);
-    return (err as MessageValidationError).field;
-  }
-  throw new Error('expected a validation error');
-}
 
 const task: Task = { jobId: 'job', round: 3, attempt: 0, version: 3, seeds: [5n, 6n], epsilon: 1e-3, batchSize: 32, deadlineMs: 1000 };
 const result: Result = { round: 3, attempt: 0, seeds: [5n, 6n], g: [0.25, -1.5], lossPlus: [2.3, 2.4], lossMinus: [2.2, 2.5], sampleCount: 32 };

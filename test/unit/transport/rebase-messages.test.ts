@@ -2,7 +2,6 @@ import { describe, expect, it } from 'vitest';
 import { UpdateLog } from '../../../shared/log/index.js';
 import {
   GRPC_FRAME_BYTES,
-  MessageValidationError,
   decodeFetchLogResponse,
   decodeJoinAccepted,
   decodeUpdate,
@@ -14,19 +13,10 @@ import {
   loadProtocol,
   type JoinAccepted,
 } from '../../../shared/transport/index.js';
+import { fieldOf } from '../../helpers/validation-field.js';
 import { joinAcceptedFixture } from '../../helpers/join-accepted.js';
 
 const sha = 'ab'.repeat(32);
-
-function fieldOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(MessageValidationError);
-    return (err as MessageValidationError).field;
-  }
-  throw new Error('expected a validation error');
-}
 
 async function smallLog() {
   const log = UpdateLog.inMemory({ jobId: 'wire', baseSha256: sha, distribution: 'gaussian' });

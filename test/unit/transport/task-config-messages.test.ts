@@ -7,25 +7,15 @@ import { describe, expect, it } from 'vitest';
 import {
   MAX_TASK_CONFIG_KEYS,
   MAX_TASK_CONFIG_STRING,
-  MessageValidationError,
   decodeCoordinatorMessage,
   encodeCoordinatorMessage,
   getCodecs,
   type CoordinatorMessage,
   type Task,
 } from '../../../shared/transport/index.js';
+import { fieldOf } from '../../helpers/validation-field.js';
 
 const task: Task = { jobId: 'job', round: 3, attempt: 1, version: 3, seeds: [5n, (1n << 64n) - 1n], epsilon: 1e-3, batchSize: 8, deadlineMs: 100 };
-
-function fieldOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(MessageValidationError);
-    return (err as MessageValidationError).field;
-  }
-  throw new Error('expected a validation error');
-}
 
 const overBytes = (m: CoordinatorMessage): CoordinatorMessage => getCodecs().coordinatorMessage.decode(getCodecs().coordinatorMessage.encode(m));
 /** Decodes a hand-made wire task (as proto-loader would hand it over). */
