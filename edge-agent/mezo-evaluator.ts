@@ -48,6 +48,18 @@ export function coefficientFor(g: number, rule: UpdateRule): number {
   return (-rule.lr * clipValue(g, rule.clip)) / (rule.divisor ?? 1);
 }
 
+/**
+ * The arguments every evaluation checks before it touches the weights: ε positive and finite, every seed a
+ * valid 64-bit value (the error names the seed). Returns the seeds as bigints.
+ */
+function checkedSeeds(seeds: readonly Seed[], epsilon: number): bigint[] {
+  if (!Number.isFinite(epsilon) || epsilon <= 0) {
+    throw new RangeError(`evaluate: epsilon must be a positive finite number, got ${epsilon}`);
+  }
+  const keys = PackedEntries.from(seeds.map((seed) => ({ seed, coeff: 0 })), 'evaluate: seeds');
+  return Array.from({ length: keys.length }, (_, k) => BigInt(keys.keys[2 * k]!) | (BigInt(keys.keys[2 * k + 1]!) << 32n));
+}
+
 export class MezoEvaluator {
   readonly engine: NoiseEngine;
   readonly slab: Float32Array;
@@ -108,17 +120,12 @@ export class MezoEvaluator {
   }
 
   private async evaluateForward(seeds: readonly Seed[], epsilon: number, loss: () => Promise<number>, fuse?: UpdateRule): Promise<SeedEvaluation[]> {
-    if (!Number.isFinite(epsilon) || epsilon <= 0) {
-      throw new RangeError(`evaluate: epsilon must be a positive finite number, got ${epsilon}`);
-    }
     checkEstimatorSeeds('forward', seeds.length, 'evaluate: seeds');
-    const keys = PackedEntries.from(seeds.map((seed) => ({ seed, coeff: 0 })), 'evaluate: seeds');
+    const seedList = checkedSeeds(seeds, epsilon);
     return this.exclusive(async () => {
       const options = { distribution: this.distribution, lowRank: this.lowRank };
-      const seedList: bigint[] = [];
       const losses: number[] = [];
-      for (let k = 0; k < keys.length; k++) {
-        const seed = BigInt(keys.keys[2 * k]!) | (BigInt(keys.keys[2 * k + 1]!) << 32n);
+      for (const seed of seedList) {
         this.engine.perturb(this.slab, seed, epsilon, options);
         try {
           losses.push(await loss());
@@ -128,7 +135,6 @@ export class MezoEvaluator {
           else this.engine.perturb(this.slab, seed, -epsilon, options);
           clearPadding(this.slab, this.padding);
         }
-        seedList.push(seed);
       }
       const valid = losses.every(Number.isFinite);
       const { g, baseline } = valid ? forwardGradients(losses, epsilon) : { g: losses.map(() => Number.NaN), baseline: Number.NaN };
@@ -180,15 +186,10 @@ export class MezoEvaluator {
     combine: (plus: T, minus: T) => { lossPlus: number; lossMinus: number; g: number },
     fuse?: UpdateRule,
   ): Promise<SeedEvaluation[]> {
-    if (!Number.isFinite(epsilon) || epsilon <= 0) {
-      throw new RangeError(`evaluate: epsilon must be a positive finite number, got ${epsilon}`);
-    }
-    // Validate every seed before touching the weights.
-    const keys = PackedEntries.from(seeds.map((seed) => ({ seed, coeff: 0 })), 'evaluate: seeds');
+    const seedList = checkedSeeds(seeds, epsilon);
     return this.exclusive(async () => {
       const results: SeedEvaluation[] = [];
-      for (let k = 0; k < keys.length; k++) {
-        const seed = BigInt(keys.keys[2 * k]!) | (BigInt(keys.keys[2 * k + 1]!) << 32n);
+      for (const seed of seedList) {
         const options = { distribution: this.distribution, lowRank: this.lowRank };
         this.engine.perturb(this.slab, seed, epsilon, options);
         let position = epsilon;
