@@ -6,7 +6,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { resolveCoordinatorConfig, runCoordinator } from '../../cli/coordinator-command.js';
 import { readRunRecord } from '../../coordinator/run-record.js';
 import { Agent } from '../../edge-agent/agent.js';
@@ -17,6 +17,7 @@ import { paddingRanges, slabSha256 } from '../../shared/model/index.js';
 import { lowRankLayoutFromTensors, noise } from '../../shared/noise/index.js';
 import { GrpcTransport } from '../../shared/transport/index.js';
 import { accuracyOf, fixture, until } from './fleet-fixture.js';
+import { captureStderr } from '../helpers/capture-stderr.js';
 
 describe('mezo coordinator with low-rank noise', () => {
   const dir = mkdtempSync(join(tmpdir(), 'mezo-lowrank-coord-'));
@@ -24,11 +25,7 @@ describe('mezo coordinator with low-rank noise', () => {
 
   it('runs a lowrank job whose log replays, with the layout, to the agents\' weights', async () => {
     const f = await fixture();
-    let stderr = '';
-    const spy = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
-      stderr += String(chunk);
-      return true;
-    });
+    const stderr = captureStderr();
     const agents: Agent[] = [];
     const backends: MezoBackend[] = [];
     const ranks: Array<number | undefined> = [];
@@ -41,8 +38,8 @@ describe('mezo coordinator with low-rank noise', () => {
       );
       expect(config.job).toMatchObject({ distribution: 'lowrank', rank: 2, strategy: { vPeriod: 2 } });
       const running = runCoordinator(config, []);
-      await until(() => /listening on (\S+),/.test(stderr), 20_000, 'the coordinator to listen');
-      const address = /listening on (\S+),/.exec(stderr)![1]!;
+      await until(() => /listening on (\S+),/.test(stderr.text), 20_000, 'the coordinator to listen');
+      const address = /listening on (\S+),/.exec(stderr.text)![1]!;
       for (const i of [0, 1]) {
         const agent = new Agent({
           agentId: `agent-${i}`,
@@ -85,7 +82,7 @@ describe('mezo coordinator with low-rank noise', () => {
       expect(record.config).toMatchObject({ distribution: 'lowrank', rank: 2, vPeriod: 2 });
       expect(record.evaluations.at(-1)!.accuracy).toBe(await accuracyOf(f, slab));
     } finally {
-      spy.mockRestore();
+      stderr.restore();
       await Promise.all(agents.map((a) => a.close()));
       await Promise.all(runs);
     }

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { resolveCoordinatorConfig, runCoordinator } from '../../../cli/coordinator-command.js';
 import { formatCoordinatorSummary, type CoordinatorOutcome } from '../../../cli/coordinator-summary.js';
 import { readRunRecord } from '../../../coordinator/run-record.js';
@@ -11,6 +11,7 @@ import { noise } from '../../../shared/noise/index.js';
 import { createProgress } from '../../../shared/progress.js';
 import { GrpcTransport } from '../../../shared/transport/index.js';
 import { accuracyOf, fixture, logHeader, makeAgent, until } from '../../integration/fleet-fixture.js';
+import { captureStderr } from '../../helpers/capture-stderr.js';
 
 describe('mezo coordinator --eval-every', () => {
   const dir = mkdtempSync(join(tmpdir(), 'mezo-held-out-'));
@@ -18,11 +19,7 @@ describe('mezo coordinator --eval-every', () => {
 
   it('evaluates the log’s weights on the held-out digits and reports it in the metrics, run record, progress and summary', async () => {
     const f = await fixture();
-    let stderr = '';
-    const spy = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
-      stderr += String(chunk);
-      return true;
-    });
+    const stderr = captureStderr();
     let progressLines = '';
     const progressStream = { write: (s: string) => ((progressLines += s), true) } as unknown as NodeJS.WriteStream;
     let outcome: CoordinatorOutcome | undefined;
@@ -39,9 +36,9 @@ describe('mezo coordinator --eval-every', () => {
         progress: (total) => createProgress({ label: 'coordinator', total, tty: false, lines: 100, stream: progressStream }),
         onFinished: (o) => (outcome = o),
       });
-      await until(() => /listening on (\S+),/.test(stderr), 20_000, 'the coordinator to listen');
-      const address = /listening on (\S+),/.exec(stderr)![1]!;
-      const dashboard = /dashboard on (\S+)\/,/.exec(stderr)![1]!;
+      await until(() => /listening on (\S+),/.test(stderr.text), 20_000, 'the coordinator to listen');
+      const address = /listening on (\S+),/.exec(stderr.text)![1]!;
+      const dashboard = /dashboard on (\S+)\/,/.exec(stderr.text)![1]!;
       // The gauge appears with the first evaluation (of the base weights, before any agent is there).
       await until(async () => {
         const text = await (await fetch(`${dashboard}/metrics`)).text();
@@ -57,7 +54,7 @@ describe('mezo coordinator --eval-every', () => {
       const report = await running;
       expect(report).toMatchObject({ roundsRun: 4, version: 4, heldOut: { before: { round: -1 }, after: { round: 3 } } });
     } finally {
-      spy.mockRestore();
+      stderr.restore();
       await Promise.all(agents.map((a) => a.close()));
       await Promise.all(runs);
     }

@@ -1,12 +1,13 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { resolveCoordinatorConfig, runCoordinator } from '../../../cli/coordinator-command.js';
 import { readRunRecord } from '../../../coordinator/run-record.js';
 import type { Agent } from '../../../edge-agent/agent.js';
 import { GrpcTransport } from '../../../shared/transport/index.js';
 import { fixture, makeAgent, until } from '../../integration/fleet-fixture.js';
+import { captureStderr } from '../../helpers/capture-stderr.js';
 
 describe('mezo coordinator --run-record', () => {
   const dir = mkdtempSync(join(tmpdir(), 'mezo-run-record-'));
@@ -14,11 +15,7 @@ describe('mezo coordinator --run-record', () => {
 
   it('serves the dashboard during the run and writes the run record when it ends', async () => {
     const f = await fixture();
-    let stderr = '';
-    const spy = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
-      stderr += String(chunk);
-      return true;
-    });
+    const stderr = captureStderr();
     const agents: Agent[] = [];
     const runs: Array<Promise<void>> = [];
     try {
@@ -37,9 +34,9 @@ describe('mezo coordinator --run-record', () => {
         {},
       );
       const running = runCoordinator(config, []);
-      await until(() => /listening on (\S+),/.test(stderr), 20_000, 'the coordinator to listen');
-      const address = /listening on (\S+),/.exec(stderr)![1]!;
-      const dashboard = /dashboard on (\S+)\/,/.exec(stderr)![1]!;
+      await until(() => /listening on (\S+),/.test(stderr.text), 20_000, 'the coordinator to listen');
+      const address = /listening on (\S+),/.exec(stderr.text)![1]!;
+      const dashboard = /dashboard on (\S+)\/,/.exec(stderr.text)![1]!;
       const page = await fetch(`${dashboard}/`, { headers: { authorization: 'Bearer ops' } });
       expect(page.status).toBe(200);
       expect(await page.text()).toContain('assets/dashboard.js');
@@ -50,9 +47,9 @@ describe('mezo coordinator --run-record', () => {
       }
       const report = await running;
       expect(report).toMatchObject({ roundsRun: 5, version: 5 });
-      expect(stderr).toContain(`run record written to ${join(dir, 'records', 'run.json')}`);
+      expect(stderr.text).toContain(`run record written to ${join(dir, 'records', 'run.json')}`);
     } finally {
-      spy.mockRestore();
+      stderr.restore();
       await Promise.all(agents.map((a) => a.close()));
       await Promise.all(runs);
     }

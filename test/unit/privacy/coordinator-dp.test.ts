@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { resolveCoordinatorConfig, runCoordinator } from '../../../cli/coordinator-command.js';
 import { formatCoordinatorSummary } from '../../../cli/coordinator-summary.js';
 import { readRunRecord } from '../../../coordinator/run-record.js';
@@ -9,6 +9,7 @@ import type { Agent } from '../../../edge-agent/agent.js';
 import { epsilonFor } from '../../../shared/privacy/rdp-accountant.js';
 import { GrpcTransport } from '../../../shared/transport/index.js';
 import { fixture, makeAgent, until } from '../../integration/fleet-fixture.js';
+import { captureStderr } from '../../helpers/capture-stderr.js';
 
 describe('mezo coordinator with central DP', () => {
   const dir = mkdtempSync(join(tmpdir(), 'mezo-coordinator-dp-'));
@@ -34,11 +35,7 @@ describe('mezo coordinator with central DP', () => {
     const delta = 1e-5;
     // Two agents, two asked per round: every round samples at rate 1. A budget between 3 and 4 rounds' ε.
     const budget = (epsilonFor(1, sigma, 3, delta) + epsilonFor(1, sigma, 4, delta)) / 2;
-    let stderr = '';
-    const spy = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
-      stderr += String(chunk);
-      return true;
-    });
+    const stderr = captureStderr();
     const agents: Agent[] = [];
     const runs: Array<Promise<void>> = [];
     const log = join(dir, 'budget', 'update.log');
@@ -50,8 +47,8 @@ describe('mezo coordinator with central DP', () => {
         {},
       );
       const running = runCoordinator(config, [], { onFinished: (outcome) => (summary = formatCoordinatorSummary(outcome)) });
-      await until(() => /listening on (\S+),/.test(stderr), 20_000, 'the coordinator to listen');
-      const address = /listening on (\S+),/.exec(stderr)![1]!;
+      await until(() => /listening on (\S+),/.test(stderr.text), 20_000, 'the coordinator to listen');
+      const address = /listening on (\S+),/.exec(stderr.text)![1]!;
       for (const i of [0, 1]) {
         const agent = makeAgent(f, new GrpcTransport({ address }), i);
         agents.push(agent);
@@ -64,7 +61,7 @@ describe('mezo coordinator with central DP', () => {
       expect(report.privacy!.epsilon).toBeLessThanOrEqual(budget);
       expect(summary).toMatch(new RegExp(`privacy +central DP: ε = ${report.privacy!.epsilon.toFixed(3)} at δ = 1e-5 after 3 rounds, noise multiplier 2.000, clip 1 \\(budget spent\\)`));
     } finally {
-      spy.mockRestore();
+      stderr.restore();
       await Promise.all(agents.map((a) => a.close()));
       await Promise.all(runs);
     }
