@@ -11,10 +11,7 @@ import { copyFile, mkdtemp, open, rm, writeFile, rename } from 'node:fs/promises
 import { tmpdir } from 'node:os';
 import { dirname, join, basename } from 'node:path';
 import { LogVerifier, replay, UpdateLog, type LogEntry, type LogHeaderInput, type TailRecovery } from '../shared/log/index.js';
-import { decodeModel, encodeModel, paddingRanges, slabSha256, type PreparedModel } from '../shared/model/index.js';
-import { HEAD_PREFIX } from '../shared/model/loss-head.js';
-import { floatTensor, tensorValueInfo, type DimSpec } from '../shared/model/onnx-builders.js';
-import { DataType, type ValueInfo } from '../shared/model/onnx-types.js';
+import { bakeModel, paddingRanges, slabSha256, type PreparedModel } from '../shared/model/index.js';
 import type { NoiseEngine } from '../shared/noise/engine.js';
 import { noiseModeFor } from '../shared/optim/perturbation.js';
 
@@ -22,51 +19,8 @@ export class ExportError extends Error {
   override name = 'ExportError';
 }
 
-/**
- * The prepared model with `slab` baked in: every slab tensor becomes a float32 initializer (and stops being a
- * graph input), the loss head's nodes and label input are dropped, and the graph output is the one the loss
- * read (float32; its shape as far as the manifest records it). A model prepared with loss 'none' keeps its
- * outputs. Pure: `prepared` is not modified.
- */
-export function bakeModel(prepared: PreparedModel, slab: Float32Array): Uint8Array {
-  const { manifest } = prepared;
-  if (!(slab instanceof Float32Array) || slab.length !== manifest.slabLength) {
-    throw new ExportError(`the slab must be a Float32Array of ${manifest.slabLength} values, got ${slab?.length ?? typeof slab}`);
-  }
-  const model = decodeModel(prepared.model, 'prepared model');
-  const graph = model.graph!;
-  const slabNames = new Set(manifest.tensors.map((t) => t.name));
-  const labelName = manifest.labelInput?.name;
-  const declared = new Set((graph.input ?? []).map((v) => v.name ?? ''));
-  const absent = manifest.tensors.filter((t) => !declared.has(t.name));
-  if (absent.length > 0) throw new ExportError(`the prepared model does not declare slab tensor(s) ${absent.map((t) => t.name).join(', ')} as inputs`);
-
-  graph.input = (graph.input ?? []).filter((v) => !slabNames.has(v.name ?? '') && v.name !== labelName);
-  graph.initializer = [
-    ...(graph.initializer ?? []),
-    // Copies: the initializers must not alias the caller's slab.
-    ...manifest.tensors.map((t) => floatTensor(t.name, t.shape, slab.slice(t.offset, t.offset + t.length))),
-  ];
-  if (manifest.loss !== 'none') {
-    if (manifest.lossOutput === null) throw new ExportError(`the manifest names no output for its ${manifest.loss} loss`);
-    graph.node = (graph.node ?? []).filter((n) => !(n.name ?? '').startsWith(HEAD_PREFIX));
-    graph.output = [lossOutputInfo(prepared)];
-  }
-  return encodeModel(model);
-}
-
-/** The original output the loss head read. Its declaration was replaced by the head's outputs; rebuild it. */
-function lossOutputInfo(prepared: PreparedModel): ValueInfo {
-  const { manifest } = prepared;
-  const name = manifest.lossOutput!;
-  let shape: DimSpec[] | undefined;
-  if (manifest.loss === 'cross-entropy') {
-    shape = [manifest.labelInput?.shape?.[0] ?? null, manifest.classes];
-  } else if (manifest.labelInput?.shape) {
-    shape = manifest.labelInput.shape; // mse targets have the output's shape
-  }
-  return tensorValueInfo(name, DataType.FLOAT, shape);
-}
+// Baking a slab into a plain model is a model transform (shared/model), re-exported for export's callers.
+export { bakeModel };
 
 /**
  * Reads a log's header without opening (or repairing) the file: magic "MEZOLOG2" (or "MEZOLOG1", the format

@@ -6,6 +6,8 @@
 export { ModelPreparationError } from './errors.js';
 export { prepareModel, MIN_OPSET } from './prepare-model.js';
 export type { PrepareOptions, PreparedModel } from './prepare-model.js';
+export { bakeModel, narrowTrainable, scaleTrainable } from './transform-model.js';
+export type { TensorScale } from './transform-model.js';
 export { LOSS_KINDS, LOSS_OUTPUT, CORRECT_OUTPUT, LABELS_INPUT, TARGETS_INPUT } from './loss-head.js';
 export type { LossKind } from './loss-head.js';
 export { manifestSchema, parseManifest, MANIFEST_FORMAT, MANIFEST_VERSION } from './manifest.js';
