@@ -33,3 +33,35 @@ export const byteSize = z.union([z.number(), z.string()]).transform((value, ctx)
     return z.NEVER;
   }
 });
+
+/** Splits a comma-separated list of name patterns; commas inside a glob's {a,b} stay in their pattern. */
+export function patternList(value: string): string[] {
+  const parts: string[] = [];
+  let depth = 0;
+  let current = '';
+  for (const ch of value) {
+    if (ch === ',' && depth === 0) {
+      parts.push(current.trim());
+      current = '';
+      continue;
+    }
+    if (ch === '{') depth++;
+    else if (ch === '}' && depth > 0) depth--;
+    current += ch;
+  }
+  parts.push(current.trim());
+  if (parts.some((p) => p === '')) throw new InvalidArgumentError(`must be comma-separated name patterns, got ${JSON.stringify(value)}`);
+  return parts;
+}
+
+/** `PATTERN=FACTOR` items, comma-separated (`fc1.*=0.5,fc2.*=0.25`): per-tensor scales (shared/model scaleTrainable). */
+export function tensorScales(value: string): Array<{ pattern: string; factor: number }> {
+  return patternList(value).map((item) => {
+    const at = item.lastIndexOf('=');
+    const factor = Number(item.slice(at + 1));
+    if (at <= 0 || item.slice(at + 1).trim() === '' || !Number.isFinite(factor)) {
+      throw new InvalidArgumentError(`each item must be PATTERN=FACTOR (e.g. 'fc1.*=0.5'), got ${JSON.stringify(item)}`);
+    }
+    return { pattern: item.slice(0, at), factor };
+  });
+}

@@ -16,6 +16,8 @@ export interface PrepareSummary {
 export interface PrepareCommandOptions {
   out: string;
   trainable?: string[];
+  /** PATTERN=FACTOR items: reparametrise those trainable tensors as factor · W (scaleTrainable). */
+  scale?: string[];
   loss?: string;
   output?: string;
   overwrite?: boolean;
@@ -26,13 +28,22 @@ export interface PrepareCommandOptions {
  * anything is written, and the write itself is all-or-nothing, so a failure leaves no output directory.
  */
 export async function runPrepare(modelPath: string, options: PrepareCommandOptions): Promise<PrepareSummary> {
-  const { prepareModel, writePrepared, decodeModel, ModelPreparationError } = await import('../shared/model/index.js');
+  const { prepareModel, scaleTrainable, writePrepared, decodeModel, ModelPreparationError } = await import('../shared/model/index.js');
+  const { tensorScales } = await import('./option-parsing.js');
   if (!options.out) throw new ModelPreparationError('--out <dir> is required');
-  const prepared = prepareModel(modelPath, {
+  const unscaled = prepareModel(modelPath, {
     ...(options.trainable && options.trainable.length > 0 ? { trainable: options.trainable } : {}),
     ...(options.loss !== undefined ? { loss: options.loss as 'cross-entropy' | 'mse' | 'none' } : {}),
     ...(options.output !== undefined ? { output: options.output } : {}),
   });
+  const scales = (options.scale ?? []).flatMap((item) => {
+    try {
+      return tensorScales(item);
+    } catch (err) {
+      throw new ModelPreparationError(`--scale: ${(err as Error).message}`);
+    }
+  });
+  const prepared = scales.length > 0 ? scaleTrainable(unscaled, scales) : unscaled;
   const out = await writePrepared(options.out, prepared, { overwrite: options.overwrite ?? false });
   const { manifest } = prepared;
   return {
@@ -71,6 +82,10 @@ export function registerPrepareCommand(program: Command): void {
     .option(
       '-t, --trainable <pattern...>',
       'initializers to train: globs (* any run, ? one character, {a,b}) or /regex/ (default: every float32 initializer)',
+    )
+    .option(
+      '--scale <pattern=factor...>',
+      'reparametrise trainable tensors as factor·W (factor a power of two): zeroth-order steps on them are factor² as large',
     )
     .option('-l, --loss <kind>', 'loss head: cross-entropy, mse or none', lossKind, 'cross-entropy')
     .option('--output <name>', 'the graph output the loss reads (default: the first output)')

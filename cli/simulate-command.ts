@@ -10,6 +10,7 @@ import { simulateOptionsSchema, type SimulateOptions, type SimulationReport } fr
 import { dpOptionSpecs, formatPrivacy, recordDpOptionSpecs } from './dp-options.js';
 import { formatRecordPrivacy } from '../shared/privacy/record-dp.js';
 import { configFlag, defineCommandOptions } from './command-options.js';
+import { patternList, tensorScales } from './option-parsing.js';
 import { secureAggregationOptionSpecs } from './secure-aggregation-options.js';
 
 export const DEFAULT_SIMULATE_OUT = 'mezo-simulate';
@@ -40,6 +41,8 @@ export const simulateOptions = defineCommandOptions(simulateOptionsSchema, 'MEZO
   distribution: { key: 'distribution', arg: '<kind>', help: 'gaussian | rademacher | lowrank (LOZO: rank-r noise on weight matrices); default rademacher' },
   estimator: { key: 'estimator', arg: '<kind>', help: "central | forward: two forward passes per seed, or one centred on the task's mean (default forward with 2 or more seeds per agent; docs/learning.md)" },
   rank: { key: 'rank', arg: '<r>', help: 'lowrank: the rank r of each matrix perturbation, 1–64' },
+  trainable: { key: 'trainable', arg: '<patterns>', parse: patternList, help: "the default model's tensors to train, comma-separated globs or /regex/ (default: all; e.g. 'fc0.*')" },
+  tensorScale: { key: 'tensorScales', arg: '<pattern=s,...>', parse: tensorScales, help: 'reparametrise tensors as s·W (s a power of two): their zeroth-order steps are s² as large (default: none)' },
   vPeriod: { key: 'vPeriod', help: "rounds that share V (the seeds' high word); 1 draws every seed afresh" },
   lr: { key: 'schedule.lr', arg: '<x>', help: 'peak learning rate (default 1.6e-2 at 320 distinct seeds per round, × √(300/rounds) past 300 rounds; docs/learning.md)' },
   schedule: { key: 'schedule.kind', arg: '<kind>', help: 'constant | linear | cosine (default cosine, decaying over the run)' },

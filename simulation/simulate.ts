@@ -33,7 +33,7 @@ import { SeededRng } from '../shared/data/index.js';
 import { LogSigner, UpdateLog } from '../shared/log/index.js';
 import { logger } from '../shared/logger.js';
 import { redactSecrets } from '../shared/redact.js';
-import { loadDefaultModel, type PreparedModel } from '../shared/model/index.js';
+import { loadDefaultModel, narrowTrainable, scaleTrainable, type PreparedModel } from '../shared/model/index.js';
 import { noise } from '../shared/noise/index.js';
 import { GrpcTransport, InMemoryTransport, type Transport } from '../shared/transport/index.js';
 import { FaultPlan, faultMiddleware, faultOptionsSchema, type FaultOptions } from './faults.js';
@@ -95,6 +95,16 @@ export const simulateOptionsSchema = z
     estimator: estimatorSchema.optional(),
     /** Rank of 'lowrank' noise (required with it, 1–64). */
     rank: rankSchema.optional(),
+    /**
+     * Which of the default model's tensors train (name globs or /regex/): the others are frozen into the graph
+     * (narrowTrainable), so every direction perturbs only these. Default: every tensor.
+     */
+    trainable: z.array(z.string().min(1)).min(1).optional(),
+    /**
+     * Per-tensor step sizes (scaleTrainable): the trainable tensors a pattern selects are reparametrised as
+     * factor · W', so zeroth-order steps on them are factor² as large. Factors are powers of two.
+     */
+    tensorScales: z.array(z.strictObject({ pattern: z.string().min(1), factor: z.number().positive().finite() })).optional(),
     /** Rounds over which the seeds keep their high word: with 'lowrank', V (LOZO's lazy V); 1: fresh seeds. */
     vPeriod: vPeriodSchema.default(1),
     /**
@@ -324,7 +334,9 @@ const agentName = (k: number, width: number): string => `agent-${String(k).padSt
 export async function runSimulation(input: SimulateOptionsInput = {}, hooks: SimulationHooks = {}): Promise<SimulationReport> {
   const options = parseSimulateOptions(input);
   const started = performance.now();
-  const prepared = await loadDefaultModel();
+  const full = await loadDefaultModel();
+  const narrowed = options.trainable ? narrowTrainable(full, options.trainable) : full;
+  const prepared = options.tensorScales ? scaleTrainable(narrowed, options.tensorScales) : narrowed;
   const data = new FleetData({
     agents: options.agents,
     partitioner: options.partitioner,

@@ -13,7 +13,7 @@ import { parseArgs } from 'node:util';
 
 const root = new URL('../../dist/', import.meta.url);
 const { runSimulation } = await import(new URL('simulation/simulate.js', root).href);
-const { loadDefaultModel, defaultSplit } = await import(new URL('shared/model/index.js', root).href);
+const { loadDefaultModel, defaultSplit, narrowTrainable, scaleTrainable } = await import(new URL('shared/model/index.js', root).href);
 const { InProcessBackend } = await import(new URL('edge-agent/mezo-backend.js', root).href);
 const { scoreDataset } = await import(new URL('edge-agent/dataset-evaluation.js', root).href);
 const { noise } = await import(new URL('shared/noise/index.js', root).href);
@@ -101,8 +101,14 @@ for (const { name, options, command } of configs) {
           roundEnds.set(round, (performance.now() - readyAt) / 1000);
         },
         onFinished: async ({ coordinator }) => {
-          await scorer.load(coordinator.materialise().slice());
-          cleanAfter = (await scoreDataset(scorer, clean, 500)).accuracy;
+          // A run that trains a subset (options.trainable) scores with its own narrowed model.
+          const narrowed = options.trainable ? narrowTrainable(prepared, options.trainable) : prepared;
+          const own = options.trainable || options.tensorScales
+            ? await InProcessBackend.create(options.tensorScales ? scaleTrainable(narrowed, options.tensorScales) : narrowed, noise, { restore: 'subtract', intraOpThreads: 1 })
+            : scorer;
+          await own.load(coordinator.materialise().slice());
+          cleanAfter = (await scoreDataset(own, clean, 500)).accuracy;
+          if (own !== scorer) await own.close();
           // What the optimiser options did, read back from the log: entries that undo the one before (the loss
           // guard), the mean terms per entry (momentum), and the logged rate at every tenth of the run (plateau).
           const entries = coordinator.log.entries();

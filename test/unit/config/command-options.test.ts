@@ -115,6 +115,12 @@ describe('command options derived from one declaration', () => {
     expect(() => coordinatorOptions.resolve({}, { MEZO_COORDINATOR_ROUNDS: 'ten' })).toThrow(/MEZO_COORDINATOR_ROUNDS must be a number/);
     expect(() => coordinatorOptions.resolve({ rounds: -1 }, { MEZO_COORDINATOR_ROUNDS: '6' })).toThrow(/job\.rounds: .*\(from --rounds\)/);
     expect(() => simulateOptions.resolve({ worker: false, replicas: 0 }, {})).toThrow(/replicas: .*\(from --replicas\)/);
+    // Pattern lists split at commas outside a glob's braces; scales are PATTERN=FACTOR items.
+    expect(simulateOptions.resolve({}, { MEZO_SIMULATE_TRAINABLE: 'fc0.*, fc{1,2}.bias', MEZO_SIMULATE_TENSOR_SCALE: 'fc1.*=0.5' })).toMatchObject({
+      trainable: ['fc0.*', 'fc{1,2}.bias'],
+      tensorScales: [{ pattern: 'fc1.*', factor: 0.5 }],
+    });
+    expect(() => simulateOptions.resolve({}, { MEZO_SIMULATE_TENSOR_SCALE: 'fc1.*' })).toThrow(/MEZO_SIMULATE_TENSOR_SCALE.*PATTERN=FACTOR|PATTERN=FACTOR.*MEZO_SIMULATE_TENSOR_SCALE/);
     const file = configFile('bad.json', { job: { strategy: { seedMode: 'every' } } });
     expect(() => coordinatorOptions.resolve({ config: file }, {})).toThrow(new RegExp(`job\\.strategy\\.seedMode: .*\\(from ${file.replace(/[.]/g, '\\.')}\\)`));
     expect(() => agentOptions.resolve({ agentId: 'a' }, { MEZO_AGENT_WORKER: 'perhaps' })).toThrow(/MEZO_AGENT_WORKER must be true or false/);

@@ -28,6 +28,28 @@ describe('mezo zoo / mezo prepare', () => {
     expect(loaded.manifest.tensors.map((t) => t.name)).toEqual(['fc1.bias', 'fc1.weight']);
   });
 
+  it('reparametrises tensors with --scale, keeping the function (the slab holds W / factor)', async () => {
+    const file = join(root, 'mlp.onnx');
+    const plain = join(root, 'plain');
+    const scaled = join(root, 'scaled');
+    expect((await mezo('prepare', file, '--out', plain)).exitCode).toBe(0);
+    const result = await mezo('prepare', file, '--out', scaled, '--scale', 'fc1.*=0.5', 'fc0.bias=2');
+    expect(result.exitCode).toBe(0);
+    const [a, b] = [await loadPrepared(plain), await loadPrepared(scaled)];
+    const at = (p: typeof a, name: string) => {
+      const t = p.manifest.tensors.find((x) => x.name === name)!;
+      return [...p.slab.subarray(t.offset, t.offset + t.length)];
+    };
+    expect(at(b, 'fc1.weight')).toEqual(at(a, 'fc1.weight').map((w) => w * 2));
+    expect(at(b, 'fc0.bias')).toEqual(at(a, 'fc0.bias').map((w) => w / 2));
+    expect(at(b, 'fc0.weight')).toEqual(at(a, 'fc0.weight'));
+    const bad = await mezo('prepare', file, '--out', join(root, 'bad'), '--scale', 'fc1.*=0.3');
+    expect(bad.exitCode).toBe(1);
+    expect(bad.stderr).toMatch(/scales\[0\]\.factor must be a power of two/);
+    expect((await mezo('prepare', file, '--out', join(root, 'bad'), '--scale', 'fc1.*')).stderr).toMatch(/--scale: each item must be PATTERN=FACTOR/);
+    expect(existsSync(join(root, 'bad'))).toBe(false);
+  });
+
   it('builds the CNN and transformer with size flags', async () => {
     const cnn = await mezo('zoo', 'cnn', '--out', join(root, 'cnn.onnx'), '--channels', '2,3', '--hidden', '4', '--classes', '5');
     expect(cnn.stdout).toMatch(/cnn, 694 parameters/);
