@@ -44,7 +44,7 @@ export const simulateOptions = defineCommandOptions(simulateOptionsSchema, 'MEZO
   trainable: { key: 'trainable', arg: '<patterns>', parse: patternList, help: "the default model's tensors to train, comma-separated globs or /regex/ (default: all; e.g. 'fc0.*')" },
   tensorScale: { key: 'tensorScales', arg: '<pattern=s,...>', parse: tensorScales, help: 'reparametrise tensors as s·W (s a power of two): their zeroth-order steps are s² as large (default: none)' },
   vPeriod: { key: 'vPeriod', help: "rounds that share V (the seeds' high word); 1 draws every seed afresh" },
-  lr: { key: 'schedule.lr', arg: '<x>', help: 'peak learning rate (default 1.6e-2 at 320 distinct seeds per round, × √(300/rounds) past 300 rounds; docs/learning.md)' },
+  lr: { key: 'schedule.lr', arg: '<x>', help: 'peak learning rate (default 1.6e-2 at 320 distinct seeds per round, × (300/rounds)^(3/4) past 300 rounds; docs/learning.md)' },
   schedule: { key: 'schedule.kind', arg: '<kind>', help: 'constant | linear | cosine (default cosine, decaying over the run)' },
   minLr: { key: 'schedule.minLr', arg: '<x>', help: 'final learning rate of linear/cosine' },
   warmupSteps: { key: 'schedule.warmupSteps', help: 'linear warm-up rounds' },

@@ -47,17 +47,19 @@ export type SimulationTransport = (typeof TRANSPORTS)[number];
  * The default peak learning rate. A distinct seed's coefficient is −lr·g divided among the round's seeds, so
  * the average over more directions is less noisy and bears a larger rate: 8e-3 at 80 seeds per round, scaled
  * by √(seeds / 80) (the noise of a mean falls as 1/√n), up to 1.6e-2 at 320 (the default: 10 agents × 32
- * seeds; more was not measured). A run longer than 300 rounds takes √(300 / rounds) of that: every round adds
- * noise of variance ∝ lr², so the run's total noise stays that of 300 rounds while its progress, ∝ Σ lr, still
- * grows as √rounds — a longer run ends as accurate and keeps more of the clean accuracy. A shared seed carries
- * the whole step along one direction (4e-4); a small pool revisits its directions, which compounds a large rate
+ * seeds; more was not measured). A run of R > 300 rounds takes (300 / R)^(3/4) of that. Every round adds
+ * noise of variance ∝ lr² in directions the task does not need, and that noise is what costs clean accuracy;
+ * the run's progress grows as Σ lr. At (300 / R)^(3/4) the progress still grows (as R^(1/4)) while the total
+ * noise (∝ R · lr²) shrinks as R^(−1/2), so a longer run ends more accurate and keeps more of what the model
+ * knew (√(300 / R), the earlier rule, held the noise at that of 300 rounds). A shared seed carries the whole
+ * step along one direction (4e-4); a small pool revisits its directions, which compounds a large rate
  * (2e-3); neither was measured over longer runs, so both keep their rates. Measured on the default task:
  * docs/learning.md.
  */
 export function defaultSimulateLr(seedMode: 'shared' | 'distinct' | 'pool', seedsPerRound: number, rounds = 300): number {
   if (seedMode === 'shared') return 4e-4;
   if (seedMode === 'pool') return 2e-3;
-  return 8e-3 * Math.sqrt(Math.min(320, seedsPerRound) / 80) * Math.sqrt(300 / Math.max(300, rounds));
+  return 8e-3 * Math.sqrt(Math.min(320, seedsPerRound) / 80) * (300 / Math.max(300, rounds)) ** 0.75;
 }
 
 /** Seeds per agent by default: 32 with distinct seeds (directions are the fleet's budget), else 1. */

@@ -7,6 +7,7 @@ the round's update is -lr/n * sum g_k z_k over its n = agents * q directions, wi
 Estimators:
   central  g = (L(θ+εz) - L(θ-εz)) / 2ε                        two forward passes per direction
   forward  g_k = (L(θ+εz_k) - mean_j L(θ+εz_j)) / ε * q/(q-1)   one forward pass per direction
+--scale and --l2sp try per-weight perturbation scales, masks and a pull towards the base weights (docs/learning.md).
 Noise: gaussian or rademacher, drawn by numpy (not the project's Philox contract: the figures are for choosing,
 the real command paths are measured with learning-sweep.mjs). Prints one JSON line per evaluation and a final one.
 
@@ -52,6 +53,14 @@ def main():
     ap.add_argument("--lr", type=float, default=8e-3)
     ap.add_argument("--epsilon", type=float, default=1e-3)
     ap.add_argument("--evals", type=int, default=5)
+    # Per-weight scale of z (then normalised to mean square 1): none | fanin (1/sqrt(fan-in) per layer) | rms (each
+    # tensor's weight RMS) | smallmag:F (a Sparse-MeZO mask: each tensor's fraction F of smallest |weights|) |
+    # layer:fc1=0.5,fc2=0.5 (per-layer factors; fc1=0 freezes a layer).
+    ap.add_argument("--scale", default="none")
+    # A proximal pull towards the base weights after each round: theta -= lr * l2sp * (theta - theta0).
+    ap.add_argument("--l2sp", type=float, default=0.0)
+    # Rademacher signs from random bytes (faster; other draws than the default's, the same distribution).
+    ap.add_argument("--sign-bits", action="store_true")
     args = ap.parse_args()
     if args.estimator == "forward" and args.q < 2:
         ap.error("--estimator forward needs --q >= 2")
@@ -96,13 +105,37 @@ def main():
 
     def direction():
         if args.distribution == "gaussian":
-            return rng.standard_normal(d).astype(np.float32)
-        return (rng.integers(0, 2, d) * 2 - 1).astype(np.float32)
+            return rng.standard_normal(d).astype(np.float32) * svec
+        if args.sign_bits:
+            bits = np.unpackbits(np.frombuffer(rng.bytes((d + 7) // 8), np.uint8))[:d]
+            return (bits.astype(np.float32) * 2 - 1) * svec
+        return (rng.integers(0, 2, d) * 2 - 1).astype(np.float32) * svec
 
+    svec = np.ones(d, np.float32)
+    for name, shape, s in shapes:
+        w = theta[s]
+        rule = args.scale
+        if rule == "fanin" and len(shape) == 2:
+            svec[s] = 1 / np.sqrt(shape[1])
+        elif rule == "fanin" and len(shape) == 1:
+            svec[s] = 1 / np.sqrt(next(sh[1] for nm, sh, _ in shapes if nm == name.replace("bias", "weight")))
+        elif rule == "rms":
+            svec[s] = np.sqrt(np.mean(w.astype(np.float64) ** 2))
+        elif rule.startswith("smallmag:"):
+            frac = float(rule.split(":")[1])
+            thr = np.quantile(np.abs(w), frac)
+            svec[s] = (np.abs(w) <= thr).astype(np.float32)
+        elif rule.startswith("layer:"):
+            for kv in rule[6:].split(","):
+                k, v = kv.split("=")
+                if name.startswith(k):
+                    svec[s] = float(v)
+    svec /= np.sqrt(np.mean(svec.astype(np.float64) ** 2))
+    theta0 = theta.copy()
     n = args.agents * args.q
     eps = args.epsilon
     started = time.perf_counter()
-    config = {k: getattr(args, k) for k in ("seed", "estimator", "distribution", "rounds", "agents", "q", "batch", "lr", "epsilon")}
+    config = {k: getattr(args, k) for k in ("seed", "estimator", "distribution", "rounds", "agents", "q", "batch", "lr", "epsilon", "scale", "l2sp")}
     for t in range(args.rounds):
         lr = args.lr * 0.5 * (1 + np.cos(np.pi * t / args.rounds))
         update = np.zeros(d, np.float32)
@@ -120,6 +153,8 @@ def main():
                 for l, z in zip(losses - losses.mean(), zs):
                     update += (l / eps) * (args.q / (args.q - 1)) * z
         theta -= (lr / n) * update
+        if args.l2sp:
+            theta -= lr * args.l2sp * (theta - theta0)
         if (t + 1) % max(1, args.rounds // args.evals) == 0 or t + 1 == args.rounds:
             line = dict(config, round=t + 1, shifted=accuracy(theta, xs, ys), clean=accuracy(theta, xc, yc),
                         seconds=round(time.perf_counter() - started, 1))

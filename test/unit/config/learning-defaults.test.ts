@@ -18,9 +18,16 @@ describe('mezo simulate learning defaults', () => {
     expect(learningRateAt(o.schedule, 0)).toBe(1.6e-2);
     expect(learningRateAt(o.schedule, 150)).toBeCloseTo(8e-3, 15);
     expect(learningRateAt(o.schedule, 300)).toBe(0);
-    // A longer run decays over its own length, from √(300 / rounds) of the peak: the same total noise as 300 rounds.
+    // A longer run decays over its own length, from (300 / rounds)^(3/4) of the peak: less total noise than 300
+    // rounds (∝ rounds · lr²), more progress (∝ rounds · lr).
     expect(parseSimulateOptions({ rounds: 1500 }).schedule).toMatchObject({ kind: 'cosine', totalSteps: 1500 });
-    expect(parseSimulateOptions({ rounds: 1500 }).schedule.lr).toBeCloseTo(1.6e-2 / Math.sqrt(5), 15);
+    expect(parseSimulateOptions({ rounds: 1500 }).schedule.lr).toBeCloseTo(1.6e-2 / 5 ** 0.75, 15);
+    const noise = (rounds: number): number => rounds * defaultSimulateLr('distinct', 320, rounds) ** 2;
+    const progress = (rounds: number): number => rounds * defaultSimulateLr('distinct', 320, rounds);
+    for (const [short, long] of [[300, 600], [600, 1500], [1500, 6000]] as const) {
+      expect(noise(long)).toBeLessThan(noise(short));
+      expect(progress(long)).toBeGreaterThan(progress(short));
+    }
     expect(parseSimulateOptions({ rounds: 100 }).schedule.lr).toBe(1.6e-2);
     expect(parseSimulateOptions({ rounds: 1500, aggregation: 'median' }).schedule.lr).toBe(4e-4);
   });
