@@ -5,6 +5,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
+import { patternList, tensorScales } from './option-parsing.js';
 
 function version(value: string): number {
   const parsed = Number(value);
@@ -16,17 +17,24 @@ export interface ExportFlags {
   log: string;
   out: string;
   model?: string;
+  /** The job's --trainable: the model is narrowed the same way before the log is replayed onto it. */
+  trainable?: string[];
+  /** The job's --tensor-scale. */
+  tensorScale?: Array<{ pattern: string; factor: number }>;
   logVersion?: number;
   logPublicKey?: string;
   json?: boolean;
 }
 
 export async function runExport(flags: ExportFlags): Promise<void> {
-  const { loadPrepared, loadDefaultModel } = await import('../shared/model/index.js');
+  const { loadPrepared, loadDefaultModel, narrowTrainable, scaleTrainable } = await import('../shared/model/index.js');
   const { noise } = await import('../shared/noise/index.js');
   const { exportModel } = await import('../coordinator/export-model.js');
   const { LogSigner, parseLogPublicKey } = await import('../shared/log/index.js');
-  const prepared = flags.model ? await loadPrepared(flags.model) : await loadDefaultModel();
+  const loaded = flags.model ? await loadPrepared(flags.model) : await loadDefaultModel();
+  // A job that trained a transformed model (mezo simulate --trainable / --tensor-scale) logged against that base.
+  const narrowed = flags.trainable ? narrowTrainable(loaded, flags.trainable) : loaded;
+  const prepared = flags.tensorScale ? scaleTrainable(narrowed, flags.tensorScale, '--tensor-scale') : narrowed;
   // The log's records must carry the coordinator's signature: the key given, else the signing key next to the log.
   const keyFile = join(dirname(flags.log), 'coordinator.key');
   const publicKey = flags.logPublicKey !== undefined
@@ -51,6 +59,8 @@ export function registerExportCommand(program: Command): void {
     .requiredOption('--log <path>', 'the job\'s update log')
     .requiredOption('--out <file>', 'where to write the ONNX model')
     .option('--model <dir>', 'prepared model directory the job trained (default: the embedded default model)')
+    .option('--trainable <patterns>', "the tensors the job trained (its --trainable): the model is narrowed the same way", patternList)
+    .option('--tensor-scale <pattern=s,...>', "the job's --tensor-scale, applied to the model the same way", tensorScales)
     .option('--log-version <n>', 'log version to export (default: the head)', version)
     .option('--log-public-key <key>', 'check that every entry is signed by this key (ed25519:…; default: the key of coordinator.key next to the log, when there is one)')
     .option('--json', 'print the result as JSON')

@@ -43,7 +43,7 @@ export async function runPrepare(modelPath: string, options: PrepareCommandOptio
       throw new ModelPreparationError(`--scale: ${(err as Error).message}`);
     }
   });
-  const prepared = scales.length > 0 ? scaleTrainable(unscaled, scales) : unscaled;
+  const prepared = scales.length > 0 ? scaleTrainable(unscaled, scales, '--scale') : unscaled;
   const out = await writePrepared(options.out, prepared, { overwrite: options.overwrite ?? false });
   const { manifest } = prepared;
   return {

@@ -338,7 +338,7 @@ export async function runSimulation(input: SimulateOptionsInput = {}, hooks: Sim
   const started = performance.now();
   const full = await loadDefaultModel();
   const narrowed = options.trainable ? narrowTrainable(full, options.trainable) : full;
-  const prepared = options.tensorScales ? scaleTrainable(narrowed, options.tensorScales) : narrowed;
+  const prepared = options.tensorScales ? scaleTrainable(narrowed, options.tensorScales, 'tensorScales') : narrowed;
   const data = new FleetData({
     agents: options.agents,
     partitioner: options.partitioner,

@@ -87,16 +87,16 @@ const MAX_SCALE_EXPONENT = 12;
  * direction, and since the measured slope along the direction is s times as large too, its expected step on W is
  * s² times the unscaled one: per-tensor step sizes (layer-wise rates) with no change to the noise, the log or
  * replay. Factors must be powers of two (2⁻¹² … 2¹²), which makes W' exact; a tensor matched by several rules
- * takes the first. Pure: `prepared` is not modified.
+ * takes the first. `what` names the option in errors. Pure: `prepared` is not modified.
  */
-export function scaleTrainable(prepared: PreparedModel, scales: readonly TensorScale[]): PreparedModel {
+export function scaleTrainable(prepared: PreparedModel, scales: readonly TensorScale[], what = 'scales'): PreparedModel {
   const { manifest } = prepared;
   const rules = scales.map(({ pattern, factor }, i) => {
     const exponent = Math.log2(factor);
     if (!Number.isFinite(factor) || !Number.isInteger(exponent) || exponent < MIN_SCALE_EXPONENT || exponent > MAX_SCALE_EXPONENT) {
-      throw new ModelPreparationError(`scales[${i}].factor must be a power of two from 2^${MIN_SCALE_EXPONENT} to 2^${MAX_SCALE_EXPONENT} (so that the base weights stay exact), got ${factor}`);
+      throw new ModelPreparationError(`${what}[${i}].factor must be a power of two from 2^${MIN_SCALE_EXPONENT} to 2^${MAX_SCALE_EXPONENT} (so that the base weights stay exact), got ${factor}`);
     }
-    return { matches: compilePattern(pattern, `scales[${i}].pattern`), factor, pattern, used: false };
+    return { matches: compilePattern(pattern, `${what}[${i}].pattern`), factor, pattern, used: false };
   });
   const factors = new Map<string, number>();
   for (const t of manifest.tensors) {
@@ -107,7 +107,7 @@ export function scaleTrainable(prepared: PreparedModel, scales: readonly TensorS
   }
   const unused = rules.find((r) => !r.used && r.factor !== 1);
   if (unused !== undefined) {
-    throw new ModelPreparationError(`scale pattern ${JSON.stringify(String(unused.pattern))} selects no trainable tensor (trainable: ${manifest.tensors.map((t) => t.name).join(', ')})`);
+    throw new ModelPreparationError(`${what}: pattern ${JSON.stringify(String(unused.pattern))} selects no trainable tensor (trainable: ${manifest.tensors.map((t) => t.name).join(', ')})`);
   }
   if (factors.size === 0) return prepared;
 

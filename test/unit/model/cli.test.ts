@@ -45,7 +45,7 @@ describe('mezo zoo / mezo prepare', () => {
     expect(at(b, 'fc0.weight')).toEqual(at(a, 'fc0.weight'));
     const bad = await mezo('prepare', file, '--out', join(root, 'bad'), '--scale', 'fc1.*=0.3');
     expect(bad.exitCode).toBe(1);
-    expect(bad.stderr).toMatch(/scales\[0\]\.factor must be a power of two/);
+    expect(bad.stderr).toMatch(/--scale\[0\]\.factor must be a power of two/);
     expect((await mezo('prepare', file, '--out', join(root, 'bad'), '--scale', 'fc1.*')).stderr).toMatch(/--scale: each item must be PATTERN=FACTOR/);
     expect(existsSync(join(root, 'bad'))).toBe(false);
   });

@@ -98,7 +98,7 @@ describe('scaleTrainable', () => {
     const full = await loadDefaultModel();
     expect(() => scaleTrainable(full, [{ pattern: 'fc2.*', factor: 0.3 }])).toThrow(/scales\[0\]\.factor must be a power of two/);
     expect(() => scaleTrainable(full, [{ pattern: 'fc2.*', factor: 2 ** 13 }])).toThrow(/scales\[0\]\.factor/);
-    expect(() => scaleTrainable(full, [{ pattern: 'head.*', factor: 0.5 }])).toThrow(/"head\.\*" selects no trainable tensor/);
+    expect(() => scaleTrainable(full, [{ pattern: 'head.*', factor: 0.5 }])).toThrow(/scales: pattern "head\.\*" selects no trainable tensor/);
     const once = scaleTrainable(full, [{ pattern: 'fc2.bias', factor: 0.5 }]);
     expect(() => scaleTrainable(once, [{ pattern: 'fc2.bias', factor: 0.5 }])).toThrow(/already uses the name "fc2\.bias\/scaled"/);
     // A factor of 1 changes nothing.
