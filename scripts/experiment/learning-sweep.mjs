@@ -101,7 +101,7 @@ for (const { name, options, command } of configs) {
           roundEnds.set(round, (performance.now() - readyAt) / 1000);
         },
         onFinished: async ({ coordinator }) => {
-          // A run that trains a subset (options.trainable) scores with its own narrowed model.
+          // A run on a transformed model (options.trainable, options.tensorScales) scores with that model.
           const narrowed = options.trainable ? narrowTrainable(prepared, options.trainable) : prepared;
           const own = options.trainable || options.tensorScales
             ? await InProcessBackend.create(options.tensorScales ? scaleTrainable(narrowed, options.tensorScales) : narrowed, noise, { restore: 'subtract', intraOpThreads: 1 })

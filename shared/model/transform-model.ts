@@ -1,6 +1,7 @@
 /**
  * Model transforms on a prepared model: baking a slab back into a plain ONNX model (what `mezo export` writes),
- * and narrowing which tensors are trainable (the rest frozen into the graph with their current values).
+ * narrowing which tensors are trainable (the rest frozen into the graph with their current values), and
+ * reparametrising tensors as s · W' so that zeroth-order steps on them are s² as large.
  */
 import { ModelPreparationError } from './errors.js';
 import { HEAD_PREFIX } from './loss-head.js';
