@@ -3,6 +3,10 @@
 // thread, restore by subtraction; evaluation runs at the training batch size, so the process's peak RSS is
 // that of training.
 //   node --expose-gc scripts/experiment/mezo-run.mjs --data <dir> --model <prepared-dir> --seconds S --lr LR --eps EPS --out log.json
+//     [--perturbations Q] [--estimator central|forward] [--distribution gaussian|rademacher] [--schedule constant|cosine]
+// The defaults (one Gaussian central-difference perturbation per step, constant lr) are the earlier runs' optimiser.
+// With Q perturbations a step evaluates Q seeds and updates θ −= lr/Q · Σ_k g_k z_k (the backend's fused update
+// with divisor Q), as `mezo train` does; the forward estimator needs Q ≥ 2.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -22,6 +26,10 @@ const { values: args } = parseArgs({
     batch: { type: 'string', default: '64' },
     'eval-every': { type: 'string', default: '5' },
     seed: { type: 'string', default: '1' },
+    perturbations: { type: 'string', default: '1' },
+    estimator: { type: 'string', default: 'central' },
+    distribution: { type: 'string', default: 'gaussian' },
+    schedule: { type: 'string', default: 'constant' },
     out: { type: 'string' },
   },
 });
@@ -31,6 +39,19 @@ const lr = Number(args.lr);
 const eps = Number(args.eps);
 const batchSize = Number(args.batch);
 const evalEvery = Number(args['eval-every']);
+const q = Number(args.perturbations);
+const estimator = args.estimator;
+const distribution = args.distribution;
+const schedule = args.schedule;
+if (!Number.isInteger(q) || q < 1) throw new Error(`--perturbations must be a positive integer, got ${args.perturbations}`);
+if (!['central', 'forward'].includes(estimator)) throw new Error(`--estimator must be central or forward, got ${estimator}`);
+if (estimator === 'forward' && q < 2) throw new Error('--estimator forward needs --perturbations 2 or more');
+if (!['gaussian', 'rademacher'].includes(distribution)) throw new Error(`--distribution must be gaussian or rademacher, got ${distribution}`);
+if (!['constant', 'cosine'].includes(schedule)) throw new Error(`--schedule must be constant or cosine, got ${schedule}`);
+// The learning rate at a step. The cosine schedule is time-based, not step-based, because the run has a budget of
+// training seconds rather than of steps: lr(t) = peak · ½(1 + cos(π t / T)), t the training seconds elapsed when
+// the step starts, T = --seconds.
+const lrAt = (t) => (schedule === 'cosine' ? lr * 0.5 * (1 + Math.cos(Math.PI * Math.min(t, seconds) / seconds)) : lr);
 
 const load = (name) => {
   const f = readFileSync(join(args.data, `${name}.f32`));
@@ -69,7 +90,7 @@ const prepared = await loadPrepared(args.model);
 const width = prepared.manifest.tensors.find((t) => t.name === 'fc0.weight').shape[0];
 const engine = createNoiseEngine();
 engine.setThreads(1);
-const backend = await InProcessBackend.create(prepared, engine, { restore: 'subtract', intraOpThreads: 1, slab: prepared.slab });
+const backend = await InProcessBackend.create(prepared, engine, { restore: 'subtract', intraOpThreads: 1, slab: prepared.slab, distribution });
 
 async function evaluate() {
   let correct = 0;
@@ -97,7 +118,10 @@ let nextEval = evalEvery;
 while (trained < seconds) {
   const started = process.hrtime.bigint();
   drawBatch();
-  await backend.evaluate([BigInt(steps + 1)], eps, batch, { lr });
+  // Seeds distinct per step and perturbation, deterministic: step·Q + k + 1 (with Q = 1 the earlier runs' seeds).
+  const seeds = Array.from({ length: q }, (_, k) => BigInt(steps * q + k + 1));
+  const rule = q === 1 ? { lr: lrAt(trained) } : { lr: lrAt(trained), divisor: q };
+  await backend.evaluate(seeds, eps, batch, rule, undefined, estimator);
   steps++;
   trained += Number(process.hrtime.bigint() - started) / 1e9;
   if (trained >= nextEval || trained >= seconds) {
@@ -113,6 +137,10 @@ const report = {
   parameters: prepared.manifest.parameterCount,
   lr,
   eps,
+  perturbations: q,
+  estimator,
+  distribution,
+  schedule,
   batch: batchSize,
   seconds,
   steps,
