@@ -44,6 +44,7 @@ mezo() { # width lr seconds out
   node --expose-gc scripts/experiment/mezo-run.mjs --data "$WORK/data" --model "$WORK/prepared-$1" \
     --perturbations "$Q" --estimator forward --distribution rademacher --schedule cosine \
     --lr "$2" --eps 1e-3 --seconds "$3" --out "$4"
+  sed -i "s#\"$WORK/#\"#" "$4" # the log names the prepared model without the work folder
 }
 adam() { # lr seconds out
   $PY scripts/experiment/bp-run.py --data "$WORK/data" --init "$WORK/pretrained-$ADAM_WIDTH" --width "$ADAM_WIDTH" \
