@@ -32,11 +32,7 @@ STAGES="${*:-pretrain sweep runs plot table}"
 mkdir -p "$WORK" "$RESULTS"
 has() { [[ " $STAGES " == *" $1 "* ]]; }
 
-read -r MEZO_WIDTH ADAM_WIDTH < <(node --input-type=module -e "
-  const plan = await import('./dist/shared/plan/index.js');
-  const budgetBytes = plan.parseByteSize('$BUDGET');
-  const fit = (m) => plan.largestInFamily(plan.MLP_FAMILY, 'width', m, { batch: 64, budgetBytes }).size;
-  console.log(fit('mezo'), fit('adam'));")
+read -r MEZO_WIDTH ADAM_WIDTH < <(node scripts/experiment/budget-widths.mjs "$BUDGET")
 echo "budget $BUDGET: MeZO width $MEZO_WIDTH, Adam width $ADAM_WIDTH"
 
 # The present MeZO optimiser (docs/learning.md, "What the defaults do"), at a given peak rate and duration.

@@ -16,11 +16,7 @@ PY=/usr/bin/python3
 mkdir -p "$WORK" "$RESULTS"
 
 # Widths from the planner: the largest MeZO and Adam members of the MLP family at batch 64.
-read -r MEZO_WIDTH ADAM_WIDTH < <(node --input-type=module -e "
-  const plan = await import('./dist/shared/plan/index.js');
-  const budgetBytes = plan.parseByteSize('$BUDGET');
-  const fit = (m) => plan.largestInFamily(plan.MLP_FAMILY, 'width', m, { batch: 64, budgetBytes }).size;
-  console.log(fit('mezo'), fit('adam'));")
+read -r MEZO_WIDTH ADAM_WIDTH < <(node scripts/experiment/budget-widths.mjs "$BUDGET")
 echo "budget $BUDGET: MeZO width $MEZO_WIDTH, Adam width $ADAM_WIDTH"
 
 node scripts/experiment/export-digits.mjs "$WORK/data"
