@@ -37,7 +37,7 @@ export async function startCoordinator(
   transport: Transport,
   options: CoordinatorInit['options'],
   logPath?: string,
-  extra: Partial<Pick<CoordinatorInit, 'snapshots'>> = {},
+  extra: Partial<Pick<CoordinatorInit, 'snapshots' | 'strategy' | 'secureAggregation' | 'onRound'>> = {},
 ): Promise<Coordinator> {
   const header = logHeader(f.prepared, options.jobId ?? 'fleet-test');
   const log = logPath ? await UpdateLog.open(logPath, header) : UpdateLog.inMemory(header);

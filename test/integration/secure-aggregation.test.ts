@@ -11,13 +11,13 @@ import { SecureAggregationConfigError } from '../../coordinator/secure-aggregati
 import {
   InMemoryTransport,
   type AgentMessage,
-  type ClientSession,
   type CoordinatorClient,
   type CoordinatorHandler,
   type ServerSession,
   type Transport,
 } from '../../shared/transport/index.js';
 import { runSimulation } from '../../simulation/simulate.js';
+import { joinScriptedAgent } from '../helpers/scripted-agent.js';
 import { resolveSimulateConfig } from '../../cli/simulate-command.js';
 import { resolveCoordinatorConfig, runCoordinator } from '../../cli/coordinator-command.js';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
@@ -25,7 +25,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { delegatingBackend } from '../helpers/delegating-backend.js';
 import { natsServerPath } from '../helpers/nats-server.js';
-import { fixture, logHeader, makeAgent, paddingOf } from './fleet-fixture.js';
+import { fixture, logHeader, makeAgent, startCoordinator } from './fleet-fixture.js';
 
 /** A transport whose listener hands the coordinator's handler sessions that record every agent message. */
 function recording(inner: Transport, seen: Array<{ agentId: string; message: AgentMessage }>): Transport {
@@ -66,17 +66,9 @@ class RecordingMean extends MezoStrategy {
 
 /** An agent that joins, then on its task declines it or ends its session, so it never enters the protocol. */
 async function refusingAgent(transport: Transport, baseSha256: string, agentId: string, how: 'decline' | 'drop'): Promise<CoordinatorClient> {
-  const client = transport.connect({ agentId, token: '' });
-  await client.join({ agentId, token: '', capabilities: { memoryBytes: 0, cores: 1, noiseImpl: 'js' }, baseSha256, versionHeld: 0 });
-  const session: ClientSession = client.session({
-    message: (m) => {
-      if (m.kind === 'ping') session.send({ kind: 'pong', nonce: m.nonce });
-      if (m.kind !== 'task') return;
-      if (how === 'decline') session.send({ kind: 'decline', decline: { round: m.task.round, attempt: m.task.attempt, reason: 'memory' } });
-      else session.end();
-    },
-    invalid: () => undefined,
-    closed: () => undefined,
+  const { client } = await joinScriptedAgent(transport, { agentId, baseSha256 }, (task, session) => {
+    if (how === 'decline') session.send({ kind: 'decline', decline: { round: task.round, attempt: task.attempt, reason: 'memory' } });
+    else session.end();
   });
   return client;
 }
@@ -99,19 +91,13 @@ describe('secure aggregation over the in-memory transport', () => {
     const f = await fixture();
     const seen: Array<{ agentId: string; message: AgentMessage }> = [];
     const transport = recording(new InMemoryTransport(), seen);
-    const { Coordinator: CoordinatorClass } = await import('../../coordinator/index.js');
-    const { UpdateLog } = await import('../../shared/log/index.js');
-    const { noise } = await import('../../shared/noise/index.js');
-    coordinator = new CoordinatorClass({
-      log: UpdateLog.inMemory(logHeader(f.prepared)),
-      baseSlab: f.prepared.slab,
-      padding: paddingOf(f.prepared),
-      engine: noise,
+    coordinator = await startCoordinator(
+      f,
       transport,
-      options: { jobId: 'fleet-test', rounds: 3, deadlineMs: 30_000, batchSize: 16, strategy: { agentsPerRound: 5, seedMode: 'shared', seedsPerAgent: 2, schedule: { kind: 'constant', lr: 1e-3 } } },
-      secureAggregation: { threshold: 0.75 },
-    });
-    await coordinator.listen();
+      { rounds: 3, deadlineMs: 30_000, batchSize: 16, strategy: { agentsPerRound: 5, seedMode: 'shared', seedsPerAgent: 2, schedule: { kind: 'constant', lr: 1e-3 } } },
+      undefined,
+      { secureAggregation: { threshold: 0.75 } },
+    );
     // What each agent really computed, recorded below the agent.
     const computed: Array<{ agentId: string; g: number[]; losses: number[] }> = [];
     agents = Array.from({ length: 5 }, (_, i) =>
@@ -168,24 +154,16 @@ describe('secure aggregation over the in-memory transport', () => {
   it('hands the strategy the asked agents whose masked input is not in the sum, with why', async () => {
     const f = await fixture();
     const transport = new InMemoryTransport();
-    const { Coordinator: CoordinatorClass } = await import('../../coordinator/index.js');
-    const { UpdateLog } = await import('../../shared/log/index.js');
-    const { noise } = await import('../../shared/noise/index.js');
     const strategy = new RecordingMean({ agentsPerRound: 6, seedMode: 'shared', seedsPerAgent: 2, schedule: { kind: 'constant', lr: 1e-3 } });
     const reports: Array<{ results: number; dropped: number; asked: number }> = [];
-    coordinator = new CoordinatorClass({
-      log: UpdateLog.inMemory(logHeader(f.prepared)),
-      baseSlab: f.prepared.slab,
-      padding: paddingOf(f.prepared),
-      engine: noise,
+    coordinator = await startCoordinator(
+      f,
       transport,
-      strategy,
       // Every phase ends when each agent asked has answered or left, so the deadline bounds a hang only.
-      options: { jobId: 'fleet-test', rounds: 1, quorum: 4, deadlineMs: 120_000, batchSize: 16 },
-      secureAggregation: {},
-      onRound: (r) => reports.push({ results: r.results, dropped: r.dropped, asked: r.asked }),
-    });
-    await coordinator.listen();
+      { rounds: 1, quorum: 4, deadlineMs: 120_000, batchSize: 16 },
+      undefined,
+      { strategy, secureAggregation: {}, onRound: (r) => reports.push({ results: r.results, dropped: r.dropped, asked: r.asked }) },
+    );
     agents = Array.from({ length: 4 }, (_, i) => makeAgent(f, transport, i));
     agents.forEach((a) => void a.run().catch(() => undefined));
     clients = [

@@ -5,26 +5,19 @@ import { UpdateLog } from '../../../shared/log/index.js';
 import { slabSha256 } from '../../../shared/model/index.js';
 import { noise } from '../../../shared/noise/index.js';
 import { epsilonFor } from '../../../shared/privacy/rdp-accountant.js';
-import { InMemoryTransport, type ClientSession } from '../../../shared/transport/index.js';
+import { InMemoryTransport } from '../../../shared/transport/index.js';
+import { joinScriptedAgent } from '../../helpers/scripted-agent.js';
 
 const base = new Float32Array(64).map((_, i) => i / 64);
 const baseSha256 = slabSha256(base);
 
 /** A scripted agent answering every task with g = 3 per seed (above the clip bound, so clipping binds). */
 async function scripted(transport: InMemoryTransport, agentId: string) {
-  const client = transport.connect({ agentId, token: '' });
-  await client.join({ agentId, token: '', capabilities: { memoryBytes: 0, cores: 1, noiseImpl: 'js' }, baseSha256, versionHeld: 0 });
-  const session: ClientSession = client.session({
-    message: (m) => {
-      if (m.kind === 'ping') session.send({ kind: 'pong', nonce: m.nonce });
-      if (m.kind !== 'task') return;
-      const g = m.task.seeds.map(() => 3);
-      const lossPlus = m.task.seeds.map(() => 1 + 3 * m.task.epsilon);
-      const lossMinus = m.task.seeds.map(() => 1 - 3 * m.task.epsilon);
-      session.send({ kind: 'result', result: { round: m.task.round, attempt: m.task.attempt, seeds: m.task.seeds, g, lossPlus, lossMinus, sampleCount: 8 } });
-    },
-    invalid: () => undefined,
-    closed: () => undefined,
+  const { client } = await joinScriptedAgent(transport, { agentId, baseSha256 }, (task, session) => {
+    const g = task.seeds.map(() => 3);
+    const lossPlus = task.seeds.map(() => 1 + 3 * task.epsilon);
+    const lossMinus = task.seeds.map(() => 1 - 3 * task.epsilon);
+    session.send({ kind: 'result', result: { round: task.round, attempt: task.attempt, seeds: task.seeds, g, lossPlus, lossMinus, sampleCount: 8 } });
   });
   return client;
 }

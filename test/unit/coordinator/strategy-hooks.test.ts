@@ -14,7 +14,8 @@ import { UpdateLog } from '../../../shared/log/index.js';
 import { slabSha256 } from '../../../shared/model/index.js';
 import { noise } from '../../../shared/noise/index.js';
 import { epsilonFor } from '../../../shared/privacy/rdp-accountant.js';
-import { InMemoryTransport, type ClientSession, type CoordinatorMessage, type Task } from '../../../shared/transport/index.js';
+import { InMemoryTransport, type CoordinatorMessage, type Task } from '../../../shared/transport/index.js';
+import { joinScriptedAgent } from '../../helpers/scripted-agent.js';
 
 const base = new Float32Array(64).map((_, i) => i / 64);
 const baseSha256 = slabSha256(base);
@@ -23,28 +24,19 @@ type Behaviour = 'answer' | 'silent' | 'decline' | 'drop' | ((task: Task, answer
 
 /** A scripted agent: on a task it answers consistently, stays silent, declines, or ends its session. */
 async function scripted(transport: InMemoryTransport, agentId: string, behaviour: Behaviour = 'answer') {
-  const client = transport.connect({ agentId, token: '' });
-  await client.join({ agentId, token: '', capabilities: { memoryBytes: 0, cores: 1, noiseImpl: 'js' }, baseSha256, versionHeld: 0 });
   const received: CoordinatorMessage[] = [];
-  const session: ClientSession = client.session({
-    message: (m) => {
-      received.push(m);
-      if (m.kind === 'ping') session.send({ kind: 'pong', nonce: m.nonce });
-      if (m.kind !== 'task') return;
-      const task = m.task;
-      const answer = (): void => {
-        const lossPlus = task.seeds.map(() => 2);
-        const lossMinus = task.seeds.map(() => 1);
-        const g = task.seeds.map(() => 1 / (2 * task.epsilon));
-        session.send({ kind: 'result', result: { round: task.round, attempt: task.attempt, seeds: task.seeds, g, lossPlus, lossMinus, sampleCount: 1 } });
-      };
-      if (behaviour === 'answer') answer();
-      else if (behaviour === 'decline') session.send({ kind: 'decline', decline: { round: task.round, attempt: task.attempt, reason: 'memory' } });
-      else if (behaviour === 'drop') session.end();
-      else if (typeof behaviour === 'function') behaviour(task, answer);
-    },
-    invalid: () => undefined,
-    closed: () => undefined,
+  const onMessage = (m: CoordinatorMessage): void => void received.push(m);
+  const { client } = await joinScriptedAgent(transport, { agentId, baseSha256, onMessage }, (task, session) => {
+    const answer = (): void => {
+      const lossPlus = task.seeds.map(() => 2);
+      const lossMinus = task.seeds.map(() => 1);
+      const g = task.seeds.map(() => 1 / (2 * task.epsilon));
+      session.send({ kind: 'result', result: { round: task.round, attempt: task.attempt, seeds: task.seeds, g, lossPlus, lossMinus, sampleCount: 1 } });
+    };
+    if (behaviour === 'answer') answer();
+    else if (behaviour === 'decline') session.send({ kind: 'decline', decline: { round: task.round, attempt: task.attempt, reason: 'memory' } });
+    else if (behaviour === 'drop') session.end();
+    else if (typeof behaviour === 'function') behaviour(task, answer);
   });
   return { client, received };
 }

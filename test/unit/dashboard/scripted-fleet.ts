@@ -7,6 +7,7 @@ import { UpdateLog } from '../../../shared/log/index.js';
 import { slabSha256 } from '../../../shared/model/index.js';
 import { noise } from '../../../shared/noise/index.js';
 import { InMemoryTransport, type ClientSession } from '../../../shared/transport/index.js';
+import { joinScriptedAgent } from '../../helpers/scripted-agent.js';
 
 export const base = new Float32Array(64).map((_, i) => i / 64);
 export const baseSha256 = slabSha256(base);
@@ -18,22 +19,13 @@ export interface ScriptedAgent {
 
 /** Joins and answers tasks: L+ − L− = sign·(1 + k/10) on the k-th task, so g's sign is `sign`. */
 export async function scriptedAgent(transport: InMemoryTransport, id: string, sign: 1 | -1): Promise<ScriptedAgent> {
-  const client = transport.connect({ agentId: id, token: '' });
-  await client.join({ agentId: id, token: '', capabilities: { memoryBytes: 0, cores: 1, noiseImpl: 'js' }, baseSha256, versionHeld: 0 });
   let k = 0;
-  const session: ClientSession = client.session({
-    message: (m) => {
-      if (m.kind === 'ping') session.send({ kind: 'pong', nonce: m.nonce });
-      if (m.kind !== 'task') return;
-      const { round, attempt, seeds, epsilon } = m.task;
-      const diff = sign * (1 + k++ / 10);
-      const lossPlus = seeds.map(() => 2 + diff / 2);
-      const lossMinus = seeds.map(() => 2 - diff / 2);
-      const g = seeds.map((_, i) => (lossPlus[i]! - lossMinus[i]!) / (2 * epsilon));
-      session.send({ kind: 'result', result: { round, attempt, seeds, g, lossPlus, lossMinus, sampleCount: 1 } });
-    },
-    invalid: () => undefined,
-    closed: () => undefined,
+  const { session } = await joinScriptedAgent(transport, { agentId: id, baseSha256 }, ({ round, attempt, seeds, epsilon }, session) => {
+    const diff = sign * (1 + k++ / 10);
+    const lossPlus = seeds.map(() => 2 + diff / 2);
+    const lossMinus = seeds.map(() => 2 - diff / 2);
+    const g = seeds.map((_, i) => (lossPlus[i]! - lossMinus[i]!) / (2 * epsilon));
+    session.send({ kind: 'result', result: { round, attempt, seeds, g, lossPlus, lossMinus, sampleCount: 1 } });
   });
   return { id, session };
 }

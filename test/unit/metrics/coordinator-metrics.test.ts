@@ -5,27 +5,19 @@ import { serveDashboard } from '../../../coordinator/dashboard/server.js';
 import { UpdateLog } from '../../../shared/log/index.js';
 import { slabSha256 } from '../../../shared/model/index.js';
 import { noise } from '../../../shared/noise/index.js';
-import { InMemoryTransport, type ClientSession } from '../../../shared/transport/index.js';
+import { InMemoryTransport } from '../../../shared/transport/index.js';
+import { joinScriptedAgent } from '../../helpers/scripted-agent.js';
 
 const base = new Float32Array(64).map((_, i) => i / 64);
 const baseSha256 = slabSha256(base);
 
 /** An agent that answers every task with consistent scalars, except a NaN scalar on its first task. */
 async function agent(transport: InMemoryTransport, agentId: string, poisonFirst: boolean): Promise<void> {
-  const client = transport.connect({ agentId, token: '' });
-  await client.join({ agentId, token: '', capabilities: { memoryBytes: 0, cores: 1, noiseImpl: 'js' }, baseSha256, versionHeld: 0 });
   let first = poisonFirst;
-  const session: ClientSession = client.session({
-    message: (m) => {
-      if (m.kind === 'ping') session.send({ kind: 'pong', nonce: m.nonce });
-      if (m.kind !== 'task') return;
-      const { round, attempt, seeds, epsilon } = m.task;
-      const g = seeds.map(() => 1 / (2 * epsilon));
-      session.send({ kind: 'result', result: { round, attempt, seeds, g: first ? g.map(() => Number.NaN) : g, lossPlus: seeds.map(() => 2), lossMinus: seeds.map(() => 1), sampleCount: 1 } });
-      first = false;
-    },
-    invalid: () => undefined,
-    closed: () => undefined,
+  await joinScriptedAgent(transport, { agentId, baseSha256 }, ({ round, attempt, seeds, epsilon }, session) => {
+    const g = seeds.map(() => 1 / (2 * epsilon));
+    session.send({ kind: 'result', result: { round, attempt, seeds, g: first ? g.map(() => Number.NaN) : g, lossPlus: seeds.map(() => 2), lossMinus: seeds.map(() => 1), sampleCount: 1 } });
+    first = false;
   });
 }
 
